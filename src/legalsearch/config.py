@@ -1,0 +1,260 @@
+"""Typed configuration: one frozen dataclass per pipeline stage, loaded from TOML.
+
+Every setting is declared once here, with its default and its help text (``setting(...)``); the README's
+configuration table is generated from and tested against these declarations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from legalsearch.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def setting(default: Any, help: str) -> Any:  # noqa: A002 - "help" reads best in declarations
+    """Declare one setting with its default and help text."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """Ingestion of the corpora."""
+
+    min_text_chars: int = setting(20, "Documents whose text is shorter than this are skipped as empty.")
+    index_annexes: bool = setting(
+        True, "Index law headings that are not sections but carry text (Anlage, Anhang, Muster) as type 'annex'."
+    )
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """German preprocessing (spaCy tokenizer, lookup lemmas, legal abbreviations, citations)."""
+
+    lemmatizer: Literal["spacy-lookup", "simplemma", "none"] = setting(
+        "spacy-lookup", "Lemmatizer: spaCy's lookup table from spacy-lookups-data, simplemma, or none."
+    )
+    lowercase: bool = setting(True, "Lowercase every token after lemmatisation.")
+    remove_stopwords: bool = setting(True, "Drop spaCy's German stopwords (and the project's legal ones).")
+    numbers: Literal["drop", "keep"] = setting(
+        "drop", "Bare numbers: drop them or keep them as tokens. Numbers inside citations are always kept."
+    )
+    citations: bool = setting(True, "Turn section citations ('§ 573 Abs. 2 BGB') into tokens such as '§573'.")
+    split_compounds: bool = setting(
+        True, "Add the parts of German compounds known to the vocabulary ('mietvertragskündigung' adds "
+        "'mietvertrag', 'kündigung')."
+    )
+    min_token_chars: int = setting(2, "Shorter tokens are dropped.")
+    batch_size: int = setting(2000, "Texts per batch handed to the tokenizer.")
+    n_process: int = setting(1, "Worker processes for preprocessing.")
+
+
+@dataclass(frozen=True)
+class PhrasesConfig:
+    """Multiword terms learned with gensim Phrases."""
+
+    enabled: bool = setting(True, "Learn multiword terms ('ordentliche_kündigung') and use them as tokens.")
+    min_count: int = setting(5, "A bigram must occur this often to become a phrase.")
+    threshold: float = setting(0.5, "NPMI score a bigram needs to become a phrase (-1..1).")
+    max_phrases: int = setting(50000, "Keep at most this many phrases, best scored first.")
+
+
+@dataclass(frozen=True)
+class KeywordsConfig:
+    """TF-IDF keyword extraction (scikit-learn)."""
+
+    top_k: int = setting(20, "Keywords kept per document.")
+    min_df: int = setting(2, "A term must occur in this many documents to be a keyword.")
+    max_df: float = setting(0.3, "Terms in more than this share of documents are no keywords.")
+    sublinear_tf: bool = setting(True, "Use 1 + log(tf) instead of raw counts.")
+    max_vocabulary: int = setting(200000, "Size cap of the corpus keyword vocabulary (most frequent kept).")
+
+
+@dataclass(frozen=True)
+class Word2VecConfig:
+    """word2vec training (gensim)."""
+
+    vector_size: int = setting(200, "Dimensions of the word vectors.")
+    window: int = setting(5, "Context window on each side.")
+    sg: bool = setting(True, "Skip-gram (true) or CBOW (false).")
+    epochs: int = setting(5, "Passes over the training text.")
+    min_count: int = setting(3, "Words seen fewer times are ignored.")
+    negative: int = setting(10, "Negative samples per positive one.")
+    sample: float = setting(1e-4, "Downsampling threshold for frequent words.")
+    alpha: float = setting(0.025, "Initial learning rate.")
+    seed: int = setting(42, "Random seed; with workers = 1 training repeats exactly.")
+    workers: int = setting(2, "Training threads.")
+
+
+@dataclass(frozen=True)
+class DocVectorsConfig:
+    """Document vectors from word vectors."""
+
+    weighting: Literal["tfidf", "keywords", "mean"] = setting(
+        "tfidf", "Average term vectors weighted by TF-IDF, only over the keywords, or unweighted."
+    )
+    empty: Literal["zero"] = setting(
+        "zero", "Documents without any known term get a zero vector: never recommended by vector, still "
+        "found lexically."
+    )
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """FAISS index over normalised document vectors (inner product = cosine)."""
+
+    type: Literal["auto", "flat", "hnsw", "ivfpq"] = setting(
+        "auto", "Index type; auto picks flat (exact) up to exact_max_docs, HNSW above."
+    )
+    exact_max_docs: int = setting(200000, "Largest collection that auto indexes exactly.")
+    hnsw_m: int = setting(32, "HNSW graph degree.")
+    hnsw_ef_construction: int = setting(80, "HNSW build-time search depth.")
+    hnsw_ef_search: int = setting(128, "HNSW query-time search depth.")
+    ivf_nlist: int = setting(0, "IVF lists; 0 means 4 * sqrt(n).")
+    ivf_nprobe: int = setting(16, "IVF lists searched per query.")
+    pq_m: int = setting(0, "Product-quantisation subvectors; 0 means vector_size / 4.")
+
+
+@dataclass(frozen=True)
+class LexicalConfig:
+    """The project's BM25 over its own German tokens (bm25s)."""
+
+    k1: float = setting(1.2, "BM25 term-frequency saturation.")
+    b: float = setting(0.75, "BM25 length normalisation.")
+    method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = setting("lucene", "BM25 variant.")
+    title_weight: int = setting(2, "How many times the section title is repeated in the indexed text.")
+    heading_path: bool = setting(True, "Index the heading path (Buch / Abschnitt / Titel) with the section.")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Hybrid search: query expansion and score fusion."""
+
+    expansion_terms: int = setting(5, "Related terms added per query term from the word2vec vocabulary.")
+    expansion_min_similarity: float = setting(0.55, "Expanded terms need at least this cosine similarity.")
+    expansion_weight: float = setting(0.3, "Weight of an expanded term relative to a query term.")
+    lexical_weight: float = setting(0.6, "Weight of the z-normalised lexical score in the fusion.")
+    embedding_weight: float = setting(0.4, "Weight of the z-normalised embedding score in the fusion.")
+    candidates: int = setting(1000, "Candidates taken from each retriever before fusion.")
+    snippet_chars: int = setting(240, "Length of result snippets.")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """All stages; each stage receives only its own part."""
+
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    phrases: PhrasesConfig = field(default_factory=PhrasesConfig)
+    keywords: KeywordsConfig = field(default_factory=KeywordsConfig)
+    word2vec: Word2VecConfig = field(default_factory=Word2VecConfig)
+    docvectors: DocVectorsConfig = field(default_factory=DocVectorsConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    lexical: LexicalConfig = field(default_factory=LexicalConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """The full config as plain data, as written to a model's manifest."""
+        return dataclasses.asdict(self)
+
+
+
+
+def _stage_types() -> dict[str, type]:
+    hints = get_type_hints(TrainConfig)
+    return {f.name: hints[f.name] for f in fields(TrainConfig)}
+
+
+def _check_value(section: str, name: str, expected: Any, value: Any) -> Any:
+    where = f"[{section}] {name}"
+    if get_origin(expected) is Literal:
+        allowed = get_args(expected)
+        if value not in allowed:
+            raise ConfigError(f"{where} = {value!r}: must be one of {', '.join(map(repr, allowed))}")
+        return value
+    if expected is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} = {value!r}: must be true or false")
+        return value
+    if expected is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} = {value!r}: must be an integer")
+        return value
+    if expected is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} = {value!r}: must be a number")
+        return float(value)
+    if expected is str and not isinstance(value, str):
+        raise ConfigError(f"{where} = {value!r}: must be a string")
+    return value
+
+
+def _build_stage(section: str, cls: type[T], values: dict[str, Any]) -> T:
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{section}] must be a table")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"[{section}] unknown setting(s): {', '.join(unknown)}")
+    checked = {k: _check_value(section, k, hints[k], v) for k, v in values.items()}
+    return cls(**checked)
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Build a TrainConfig from plain data (a parsed TOML file or a manifest's ``config``)."""
+    stages = _stage_types()
+    unknown = sorted(set(data) - set(stages))
+    if unknown:
+        raise ConfigError(f"unknown config section(s): {', '.join(unknown)}; known: {', '.join(stages)}")
+    return TrainConfig(**{name: _build_stage(name, cls, data.get(name, {})) for name, cls in stages.items()})
+
+
+def load_config(path: str | Path | None) -> TrainConfig:
+    """Load a TOML config file; ``None`` gives the defaults."""
+    if path is None:
+        return TrainConfig()
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {p}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
+    return config_from_dict(data)
+
+
+def describe_settings() -> list[tuple[str, str, Any, str]]:
+    """Every training setting as (section, name, default, help), for docs and ``--help``."""
+    rows = []
+    for section, cls in _stage_types().items():
+        for f in fields(cls):
+            rows.append((section, f.name, f.default, f.metadata.get("help", "")))
+    return rows
+
+
+class ServiceSettings(BaseSettings):
+    """Settings of the HTTP service and the CLI, read from ``LEGALSEARCH_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="LEGALSEARCH_", env_file=None, frozen=True)
+
+    models_dir: Path = Field(Path("models"), description="Folder of model versions; 'current' names the one in use.")
+    api_keys: list[str] = Field(
+        default_factory=list,
+        description="Accepted X-API-Key values (JSON list). Empty: no key needed. /livez and /readyz stay open.",
+    )
+    max_body_bytes: int = Field(1_048_576, description="Largest request body accepted; larger ones get 413.")
+    max_text_chars: int = Field(20_000, description="Longest text or query accepted; longer ones get 413.")
+    watch_interval_s: float = Field(
+        2.0, description="How often the server checks whether models/current moved; 0 turns watching off."
+    )
+    faiss_threads: int = Field(1, description="FAISS OpenMP threads per worker, so workers do not fight over cores.")
+    log_level: str = Field("info", description="Log level of the service.")

@@ -1,0 +1,64 @@
+"""The package's own exceptions; the API and the CLI map them to HTTP and exit codes."""
+
+from __future__ import annotations
+
+
+class LegalSearchError(Exception):
+    """Base class of every error legalsearch raises on purpose."""
+
+    #: process exit code used by the CLI
+    exit_code: int = 1
+
+
+class ConfigError(LegalSearchError):
+    """A configuration file or setting is invalid."""
+
+    exit_code = 2
+
+
+class CorpusError(LegalSearchError):
+    """A corpus cannot be read at all (missing path, unknown format, nothing usable in it)."""
+
+    exit_code = 3
+
+
+class ArtifactError(LegalSearchError):
+    """A model folder is missing, incomplete or damaged (hash or count mismatch)."""
+
+    exit_code = 4
+
+
+class NoModelError(ArtifactError):
+    """No model has been trained or selected yet."""
+
+
+class UnknownDocumentError(LegalSearchError):
+    """None of the given document ids is in the model."""
+
+    exit_code = 5
+
+    def __init__(self, ids: list[str] | str) -> None:
+        self.ids = [ids] if isinstance(ids, str) else list(ids)
+        super().__init__(f"unknown document id(s): {', '.join(self.ids)}")
+
+
+class UnknownTermError(LegalSearchError):
+    """A term is not in the model's vocabulary."""
+
+    exit_code = 5
+
+    def __init__(self, term: str) -> None:
+        self.term = term
+        super().__init__(f"unknown term: {term!r} is not in the model's vocabulary")
+
+
+class EmptyQueryError(LegalSearchError):
+    """A query has no usable term after preprocessing (empty, stopwords or numbers only)."""
+
+    exit_code = 6
+
+
+class InvalidRequestError(LegalSearchError):
+    """A request is well-formed but asks for something impossible (bad filter, bad range)."""
+
+    exit_code = 2
