@@ -1,0 +1,406 @@
+"""The model folder: versioned, hashed, written atomically, verified on load, selected by ``current``.
+
+Layout::
+
+    models/
+      20261128-151200-a1b2c3/      one trained model (immutable once committed)
+        manifest.json              schema, versions, config, counts, sha256 + size of every other file
+        ...                        the stages' artifacts
+      current -> 20261128-151200-a1b2c3   relative symlink, swapped atomically
+      .tmp-<version>/              a run in progress (never read; removed when the run fails)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import Any
+
+import legalsearch
+from legalsearch.errors import ArtifactError, NoModelError
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+#: manifest schema versions this code can read
+SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
+
+MANIFEST_NAME = "manifest.json"
+CURRENT_NAME = "current"
+TMP_PREFIX = ".tmp-"
+
+#: fields commit() owns; callers must not overwrite them through ``manifest``
+_RESERVED_FIELDS = frozenset(
+    {"schema_version", "package_version", "git_sha", "version", "created_at", "counts", "files"}
+)
+#: fields update_manifest() must never change, or the hashes would no longer mean anything
+_FROZEN_FIELDS = frozenset({"schema_version", "version", "files"})
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """One model version as listed by :func:`list_models`."""
+
+    version: str
+    path: Path
+    created_at: str
+    documents: int
+    vocabulary: int
+    current: bool
+
+
+def new_version_name() -> str:
+    """A sortable, unique version name: ``YYYYMMDD-HHMMSS-<6 hex>`` (UTC)."""
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _git_sha() -> str:
+    """Commit of the repository the package runs from, or "unknown" (never fails)."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    sha = out.stdout.strip()
+    return sha if out.returncode == 0 and len(sha) == 40 else "unknown"
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars and paths end up in manifests (timings, sizes, config); keep them readable
+    if isinstance(value, Path):
+        return str(value)
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # some filesystems do not allow opening directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    try:
+        text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise ArtifactError(f"cannot write {path}: manifest is not JSON serialisable: {exc}") from exc
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def _point_current(models_dir: Path, version: str) -> None:
+    """Atomically make ``models_dir/current`` a relative symlink to ``version``."""
+    link = models_dir / CURRENT_NAME
+    if link.exists() and not link.is_symlink():
+        raise ArtifactError(f"{link} exists and is not a symlink; remove it so it can name the current model")
+    tmp = models_dir / f".{CURRENT_NAME}-{secrets.token_hex(4)}"
+    try:
+        os.symlink(version, tmp)
+        os.replace(tmp, link)
+    except OSError as exc:
+        raise ArtifactError(f"cannot point {link} at {version}: {exc}") from exc
+    finally:
+        if tmp.is_symlink():
+            tmp.unlink()
+    _fsync_dir(models_dir)
+    logger.info("current model is now %s", version)
+
+
+def _check_version_name(version: str) -> None:
+    if (
+        not version
+        or version in (".", "..", CURRENT_NAME)
+        or version.startswith(".")
+        or "/" in version
+        or "\\" in version
+        or "\x00" in version
+    ):
+        raise ArtifactError(f"invalid model version name: {version!r}")
+
+
+class ModelWriter:
+    """Writes one model version into a temporary folder and publishes it only on :meth:`commit`.
+
+    Use as a context manager; leaving the block with an exception (or without committing) deletes the
+    temporary folder, so a failed run leaves nothing half-written and never moves ``current``.
+    """
+
+    def __init__(self, models_dir: Path, version: str | None = None) -> None:
+        self.models_dir = Path(models_dir)
+        self.version = version if version is not None else new_version_name()
+        _check_version_name(self.version)
+        self.final_path = self.models_dir / self.version
+        self.path = self.models_dir / f"{TMP_PREFIX}{self.version}"
+        if self.final_path.exists():
+            raise ArtifactError(f"model version {self.version} already exists in {self.models_dir}")
+        try:
+            self.models_dir.mkdir(parents=True, exist_ok=True)
+            self.path.mkdir()
+        except FileExistsError as exc:
+            raise ArtifactError(f"{self.path} exists: another run with version {self.version}?") from exc
+        except OSError as exc:
+            raise ArtifactError(f"cannot create {self.path}: {exc}") from exc
+        self._committed = False
+
+    def __enter__(self) -> ModelWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._committed:
+            self.abort()
+
+    def abort(self) -> None:
+        """Remove the temporary folder (idempotent)."""
+        if self.path.exists():
+            shutil.rmtree(self.path, ignore_errors=True)
+            logger.info("discarded unfinished model %s", self.version)
+
+    def _file_entries(self) -> dict[str, dict[str, Any]]:
+        files: dict[str, dict[str, Any]] = {}
+        for p in sorted(self.path.rglob("*")):
+            rel = p.relative_to(self.path).as_posix()
+            if rel == MANIFEST_NAME:
+                continue
+            if p.is_symlink():
+                raise ArtifactError(f"{p}: symlinks are not allowed inside a model folder")
+            if p.is_file():
+                fd = os.open(p, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                files[rel] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+        return files
+
+    def commit(self, manifest: dict[str, Any], counts: dict[str, int], make_current: bool = True) -> Path:
+        """Hash every file, write manifest.json, publish the folder as ``models_dir/<version>``.
+
+        ``manifest`` holds the caller's fields (config, corpus_hash, timings, sizes...); ``counts`` the
+        sizes shown by :func:`list_models` ("documents", "vocabulary", ...). Returns the final path.
+        """
+        if self._committed:
+            raise ArtifactError(f"model {self.version} is already committed")
+        if not self.path.is_dir():
+            raise ArtifactError(f"{self.path} vanished before commit")
+        clash = sorted(_RESERVED_FIELDS & set(manifest))
+        if clash:
+            raise ArtifactError(f"manifest field(s) {', '.join(clash)} are written by commit() itself")
+        data: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "package_version": legalsearch.__version__,
+            "git_sha": _git_sha(),
+            "version": self.version,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "counts": dict(counts),
+            "files": self._file_entries(),
+            **manifest,
+        }
+        _write_json_atomic(self.path / MANIFEST_NAME, data)
+        _fsync_dir(self.path)
+        if self.final_path.exists():
+            raise ArtifactError(f"model version {self.version} appeared in {self.models_dir} during the run")
+        try:
+            os.rename(self.path, self.final_path)
+        except OSError as exc:
+            raise ArtifactError(f"cannot publish {self.path} as {self.final_path}: {exc}") from exc
+        self._committed = True
+        _fsync_dir(self.models_dir)
+        logger.info("committed model %s (%d files)", self.version, len(data["files"]))
+        if make_current:
+            _point_current(self.models_dir, self.version)
+        return self.final_path
+
+
+def read_manifest(model_dir: Path) -> dict[str, Any]:
+    """The parsed manifest.json of a model folder; ArtifactError when missing or invalid."""
+    path = Path(model_dir) / MANIFEST_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"{model_dir}: {MANIFEST_NAME} is missing (not a model, or unfinished)") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{model_dir}: cannot read {MANIFEST_NAME}: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{model_dir}: {MANIFEST_NAME} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{model_dir}: {MANIFEST_NAME} must hold a JSON object")
+    return data
+
+
+def verify_model(model_dir: Path, check_hashes: bool = True) -> dict[str, Any]:
+    """Check the manifest, its schema version and every listed file (presence, size, sha256).
+
+    Raises ArtifactError naming the file and what is wrong; returns the manifest.
+    """
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    schema = manifest.get("schema_version")
+    if schema not in SUPPORTED_SCHEMA_VERSIONS:
+        raise ArtifactError(
+            f"{model_dir}: unsupported manifest schema_version {schema!r}; this legalsearch "
+            f"({legalsearch.__version__}) reads {sorted(SUPPORTED_SCHEMA_VERSIONS)}: retrain the model"
+        )
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise ArtifactError(f"{model_dir}: {MANIFEST_NAME} has no 'files' table")
+    for rel, entry in files.items():
+        pure = PurePosixPath(rel)
+        if pure.is_absolute() or ".." in pure.parts or not isinstance(entry, dict):
+            raise ArtifactError(f"{model_dir}: invalid file entry {rel!r} in {MANIFEST_NAME}")
+        path = model_dir / pure
+        if not path.is_file():
+            raise ArtifactError(f"{model_dir}: file {rel} is missing")
+        size = path.stat().st_size
+        expected_size = entry.get("bytes")
+        if size != expected_size:
+            raise ArtifactError(
+                f"{model_dir}: file {rel} has {size} bytes, the manifest says {expected_size} "
+                "(truncated or replaced)"
+            )
+        if check_hashes:
+            actual = sha256_file(path)
+            if actual != entry.get("sha256"):
+                raise ArtifactError(
+                    f"{model_dir}: file {rel} is corrupted or modified: sha256 {actual[:12]}… does not match "
+                    f"the manifest's {str(entry.get('sha256'))[:12]}…"
+                )
+    return manifest
+
+
+def current_version(models_dir: Path) -> str | None:
+    """The version ``models_dir/current`` points at (a readlink, no verification), or None."""
+    try:
+        target = os.readlink(Path(models_dir) / CURRENT_NAME)
+    except OSError:
+        return None
+    return PurePosixPath(target).name or None
+
+
+def resolve_model_dir(models_dir: Path, version: str | None = None) -> Path:
+    """The real folder of a model version; ``None`` means the one ``current`` points at."""
+    models_dir = Path(models_dir)
+    if version is None or version == CURRENT_NAME:
+        link = models_dir / CURRENT_NAME
+        if not link.is_symlink() and not link.exists():
+            raise NoModelError(f"no model in {models_dir}: run `legalsearch train` first")
+        target = link.resolve()
+        if not target.is_dir():
+            raise ArtifactError(f"{link} points at {current_version(models_dir)!r}, which does not exist")
+        return target
+    _check_version_name(version)
+    path = models_dir / version
+    if not path.is_dir():
+        known = [m.version for m in list_models(models_dir)] if models_dir.is_dir() else []
+        raise ArtifactError(
+            f"unknown model version {version!r} in {models_dir}; known: {', '.join(known) or 'none'}"
+        )
+    return path.resolve()
+
+
+def set_current(models_dir: Path, version: str) -> None:
+    """Point ``current`` at ``version`` atomically, after verifying that model completely."""
+    models_dir = Path(models_dir)
+    path = resolve_model_dir(models_dir, version)
+    verify_model(path)
+    _point_current(models_dir, path.name)
+
+
+def list_models(models_dir: Path) -> list[ModelInfo]:
+    """Every committed model version, newest first; unfinished ``.tmp-*`` folders are ignored."""
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        return []
+    cur = current_version(models_dir)
+    infos: list[ModelInfo] = []
+    for entry in models_dir.iterdir():
+        hidden = entry.name.startswith(".") or entry.name == CURRENT_NAME
+        if hidden or entry.is_symlink() or not entry.is_dir():
+            continue
+        try:
+            manifest = read_manifest(entry)
+        except ArtifactError as exc:
+            logger.warning("skipping %s: %s", entry, exc)
+            continue
+        raw_counts = manifest.get("counts")
+        counts: dict[str, Any] = raw_counts if isinstance(raw_counts, dict) else {}
+        infos.append(
+            ModelInfo(
+                version=entry.name,
+                path=entry,
+                created_at=str(manifest.get("created_at", "")),
+                documents=int(counts.get("documents", 0)),
+                vocabulary=int(counts.get("vocabulary", 0)),
+                current=entry.name == cur,
+            )
+        )
+    infos.sort(key=lambda m: (m.created_at, m.version), reverse=True)
+    return infos
+
+
+def update_manifest(model_dir: Path, **fields: Any) -> None:
+    """Add or replace manifest fields (e.g. evaluation scores), rewriting manifest.json atomically.
+
+    manifest.json is not listed in its own "files", so this keeps the model verifiable; the fields that
+    make verification meaningful (schema_version, version, files) cannot be changed.
+    """
+    frozen = sorted(_FROZEN_FIELDS & set(fields))
+    if frozen:
+        raise ArtifactError(f"manifest field(s) {', '.join(frozen)} cannot be updated")
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    manifest.update(fields)
+    _write_json_atomic(model_dir / MANIFEST_NAME, manifest)
