@@ -1,0 +1,256 @@
+"""Stage: multiword terms (gensim Phrases) and TF-IDF keyword extraction (scikit-learn).
+
+Entry points: ``learn_phrases`` finds multiword legal terms ("ordentliche_kündigung"); ``extract_keywords``
+weights every document's terms by TF-IDF, keeps its top keywords and the corpus keyword vocabulary.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from gensim.models.phrases import Phrases
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from legalsearch.config import KeywordsConfig, PhrasesConfig
+from legalsearch.errors import ArtifactError, CorpusError
+from legalsearch.types import Keyword
+
+log = logging.getLogger(__name__)
+
+PHRASE_JOINER = "_"
+
+
+@dataclass(frozen=True)
+class PhraseModel:
+    """Learned bigram phrases; ``apply`` joins them greedily left to right, as gensim's Phraser does."""
+
+    scores: Mapping[tuple[str, str], float]
+
+    def apply(self, tokens: Sequence[str]) -> list[str]:
+        """Replace every known bigram by one joined token."""
+        if not self.scores:
+            return list(tokens)
+        out: list[str] = []
+        i, n = 0, len(tokens)
+        while i < n:
+            if i + 1 < n and (tokens[i], tokens[i + 1]) in self.scores:
+                out.append(tokens[i] + PHRASE_JOINER + tokens[i + 1])
+                i += 2
+            else:
+                out.append(tokens[i])
+                i += 1
+        return out
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def save(self, path: Path) -> None:
+        """Write as TSV (first, second, score), best first: readable and diffable."""
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
+            for (a, b), score in sorted(self.scores.items(), key=lambda kv: (-kv[1], kv[0])):
+                writer.writerow([a, b, f"{score:.6f}"])
+
+    @classmethod
+    def load(cls, path: Path) -> PhraseModel:
+        """Read a TSV written by ``save``."""
+        scores: dict[tuple[str, str], float] = {}
+        try:
+            with path.open(encoding="utf-8", newline="") as fh:
+                for row in csv.reader(fh, delimiter="\t"):
+                    scores[(row[0], row[1])] = float(row[2])
+        except (OSError, IndexError, ValueError) as exc:
+            raise ArtifactError(f"phrase file {path} is unreadable: {exc}") from exc
+        return cls(scores)
+
+
+def learn_phrases(sentences: Iterable[Sequence[str]], config: PhrasesConfig) -> PhraseModel:
+    """Learn multiword terms from token lists with gensim Phrases (NPMI scoring)."""
+    if not config.enabled:
+        return PhraseModel({})
+    phrases = Phrases(
+        sentences,
+        min_count=config.min_count,
+        threshold=config.threshold,
+        scoring="npmi",
+        delimiter=PHRASE_JOINER,
+        progress_per=10**9,  # gensim's own progress logging is noise beside our progress bars
+    )
+    found: dict[tuple[str, str], float] = {}
+    for phrase, score in phrases.export_phrases().items():
+        parts = phrase.split(PHRASE_JOINER)
+        if len(parts) == 2:
+            found[(parts[0], parts[1])] = float(score)
+    best = sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))[: config.max_phrases]
+    log.info("learned %d phrases (of %d candidates)", len(best), len(found))
+    return PhraseModel(dict(best))
+
+
+@dataclass(frozen=True)
+class KeywordModel:
+    """The corpus keyword vocabulary with document frequencies and idf, and the config that made it."""
+
+    vocabulary: tuple[str, ...]
+    df: np.ndarray
+    idf: np.ndarray
+    n_docs: int
+    sublinear_tf: bool
+    term_index: Mapping[str, int]
+
+    @classmethod
+    def from_arrays(
+        cls, vocabulary: Sequence[str], df: np.ndarray, idf: np.ndarray, n_docs: int, sublinear_tf: bool
+    ) -> KeywordModel:
+        """Build with the term index derived from the vocabulary order."""
+        vocab = tuple(vocabulary)
+        return cls(vocab, df, idf, n_docs, sublinear_tf, {t: i for i, t in enumerate(vocab)})
+
+    def weigh(self, tokens: Iterable[str], top_k: int | None = None) -> list[Keyword]:
+        """TF-IDF keywords of an unseen text's tokens, L2-normalised like the documents', best first."""
+        counts = Counter(t for t in tokens if t in self.term_index)
+        if not counts:
+            return []
+        weights = {}
+        for term, tf in counts.items():
+            tfw = 1.0 + math.log(tf) if self.sublinear_tf else float(tf)
+            weights[term] = tfw * float(self.idf[self.term_index[term]])
+        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+        ranked = sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))
+        if top_k is not None:
+            ranked = ranked[:top_k]
+        return [Keyword(term, w / norm) for term, w in ranked]
+
+    def save(self, path: Path) -> None:
+        """Write the vocabulary as TSV: term, document frequency, idf."""
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            fh.write(f"#n_docs={self.n_docs}\tsublinear_tf={int(self.sublinear_tf)}\n")
+            for term, df, idf in zip(self.vocabulary, self.df.tolist(), self.idf.tolist(), strict=True):
+                fh.write(f"{term}\t{df}\t{idf:.8f}\n")
+
+    @classmethod
+    def load(cls, path: Path) -> KeywordModel:
+        """Read a vocabulary written by ``save``."""
+        try:
+            with path.open(encoding="utf-8") as fh:
+                header = fh.readline().rstrip("\n").lstrip("#").split("\t")
+                meta = dict(item.split("=", 1) for item in header)
+                terms, dfs, idfs = [], [], []
+                for line in fh:
+                    term, df, idf = line.rstrip("\n").split("\t")
+                    terms.append(term)
+                    dfs.append(int(df))
+                    idfs.append(float(idf))
+        except (OSError, ValueError, KeyError) as exc:
+            raise ArtifactError(f"keyword vocabulary {path} is unreadable: {exc}") from exc
+        return cls.from_arrays(
+            terms,
+            np.asarray(dfs, dtype=np.int64),
+            np.asarray(idfs, dtype=np.float32),
+            int(meta["n_docs"]),
+            meta["sublinear_tf"] == "1",
+        )
+
+
+@dataclass(frozen=True)
+class DocumentKeywords:
+    """Each document's top keywords as CSR arrays (row i: ``terms[indptr[i]:indptr[i+1]]``), best first."""
+
+    indptr: np.ndarray
+    terms: np.ndarray
+    weights: np.ndarray
+
+    def of(self, row: int, vocabulary: Sequence[str]) -> list[Keyword]:
+        """Keywords of one document row."""
+        lo, hi = int(self.indptr[row]), int(self.indptr[row + 1])
+        return [
+            Keyword(vocabulary[int(t)], float(w))
+            for t, w in zip(self.terms[lo:hi], self.weights[lo:hi], strict=True)
+        ]
+
+    def save(self, folder: Path) -> None:
+        """Write the three arrays as .npy files."""
+        np.save(folder / "keywords_indptr.npy", self.indptr)
+        np.save(folder / "keywords_terms.npy", self.terms)
+        np.save(folder / "keywords_weights.npy", self.weights)
+
+    @classmethod
+    def load(cls, folder: Path, mmap: bool = True) -> DocumentKeywords:
+        """Load the arrays, memory-mapped so that server workers share them."""
+        mode = "r" if mmap else None
+        return cls(
+            np.load(folder / "keywords_indptr.npy", mmap_mode=mode),
+            np.load(folder / "keywords_terms.npy", mmap_mode=mode),
+            np.load(folder / "keywords_weights.npy", mmap_mode=mode),
+        )
+
+
+@dataclass(frozen=True)
+class KeywordResult:
+    """What ``extract_keywords`` returns: vocabulary, per-document keywords and the full TF-IDF matrix."""
+
+    model: KeywordModel
+    documents: DocumentKeywords
+    tfidf: sp.csr_matrix
+
+
+def _identity(tokens: list[str]) -> list[str]:
+    return tokens
+
+
+def extract_keywords(documents: Iterable[list[str]], config: KeywordsConfig) -> KeywordResult:
+    """TF-IDF over token lists: the keyword vocabulary, each document's top keywords, the weight matrix."""
+    vectorizer = TfidfVectorizer(
+        analyzer=_identity,
+        lowercase=False,
+        min_df=config.min_df,
+        max_df=config.max_df,
+        sublinear_tf=config.sublinear_tf,
+        max_features=config.max_vocabulary,
+        norm="l2",
+        dtype=np.float32,
+    )
+    try:
+        matrix = vectorizer.fit_transform(documents)
+    except ValueError as exc:  # sklearn: "After pruning, no terms remain" and the like
+        raise CorpusError(f"keyword extraction found no usable terms: {exc}") from exc
+    tfidf = sp.csr_matrix(matrix, dtype=np.float32)
+    vocabulary = vectorizer.get_feature_names_out().tolist()
+    df = np.asarray((tfidf > 0).sum(axis=0)).ravel().astype(np.int64)
+    model = KeywordModel.from_arrays(
+        vocabulary, df, vectorizer.idf_.astype(np.float32), tfidf.shape[0], config.sublinear_tf
+    )
+    return KeywordResult(model, top_keywords(tfidf, config.top_k), tfidf)
+
+
+def top_keywords(tfidf: sp.csr_matrix, top_k: int) -> DocumentKeywords:
+    """Per row, the ``top_k`` largest weights, ties broken by term index for repeatable output."""
+    indptr = [0]
+    terms: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
+    for row in range(tfidf.shape[0]):
+        lo, hi = tfidf.indptr[row], tfidf.indptr[row + 1]
+        cols, vals = tfidf.indices[lo:hi], tfidf.data[lo:hi]
+        order = np.lexsort((cols, -vals))[:top_k]
+        terms.append(cols[order].astype(np.int32))
+        weights.append(vals[order].astype(np.float32))
+        indptr.append(indptr[-1] + len(order))
+    return DocumentKeywords(
+        np.asarray(indptr, dtype=np.int64),
+        np.concatenate(terms) if terms else np.zeros(0, np.int32),
+        np.concatenate(weights) if weights else np.zeros(0, np.float32),
+    )
+
+
+def iter_token_lines(path: Path) -> Iterator[list[str]]:
+    """Stream token lists from a cache file (one document per line, tokens separated by spaces)."""
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            yield line.split()
