@@ -1,0 +1,150 @@
+"""Stage: word2vec training (gensim) and related-term lookups over the keyword vocabulary.
+
+Entry points: ``train_word2vec`` trains on a token file and returns L2-normalised KeyedVectors;
+``similar_terms`` suggests related terms (thesaurus), optionally by the intersection method over several models.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from gensim.models import KeyedVectors, Word2Vec
+from gensim.models.callbacks import CallbackAny2Vec
+
+from legalsearch.config import Word2VecConfig
+from legalsearch.errors import ArtifactError, CorpusError, UnknownTermError
+from legalsearch.types import SimilarTerm
+
+log = logging.getLogger(__name__)
+
+VECTORS_FILE = "vectors.kv"
+
+
+def stable_hash(text: str) -> int:
+    """A hash that does not depend on PYTHONHASHSEED, so that seeded training repeats across processes."""
+    return zlib.crc32(text.encode("utf-8"))
+
+
+class _EpochCallback(CallbackAny2Vec):  # type: ignore[misc]
+    def __init__(self, on_epoch: Callable[[int], None]) -> None:
+        self.epoch = 0
+        self.on_epoch = on_epoch
+
+    def on_epoch_end(self, model: Word2Vec) -> None:
+        self.epoch += 1
+        self.on_epoch(self.epoch)
+
+
+def train_word2vec(
+    corpus_file: Path,
+    config: Word2VecConfig,
+    on_epoch: Callable[[int], None] | None = None,
+) -> KeyedVectors:
+    """Train word2vec on a file of token lines (gensim's fast ``corpus_file`` mode); return normalised vectors."""
+    if not corpus_file.exists() or corpus_file.stat().st_size == 0:
+        raise CorpusError(f"no training text for word2vec in {corpus_file}")
+    callbacks = [_EpochCallback(on_epoch)] if on_epoch else []
+    try:
+        model = Word2Vec(
+            corpus_file=str(corpus_file),
+            vector_size=config.vector_size,
+            window=config.window,
+            sg=int(config.sg),
+            epochs=config.epochs,
+            min_count=config.min_count,
+            negative=config.negative,
+            sample=config.sample,
+            alpha=config.alpha,
+            seed=config.seed,
+            workers=config.workers,
+            hashfxn=stable_hash,
+            callbacks=callbacks,
+        )
+    except RuntimeError as exc:  # gensim: "you must first build vocabulary before training the model"
+        raise CorpusError(f"word2vec could not train: {exc} (is min_count too high for this corpus?)") from exc
+    kv: KeyedVectors = model.wv
+    normalise(kv)
+    log.info("word2vec: %d terms x %d dimensions", len(kv), kv.vector_size)
+    return kv
+
+
+def normalise(kv: KeyedVectors) -> None:
+    """Replace the vectors by their unit-length versions in place (cosine = dot product from here on)."""
+    norms = np.linalg.norm(kv.vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    kv.vectors = (kv.vectors / norms).astype(np.float32)
+    kv.norms = None
+    kv.fill_norms(force=True)
+
+
+def save_vectors(kv: KeyedVectors, folder: Path) -> None:
+    """Save in gensim's native KeyedVectors format (the array as a separate .npy, so it can be memory-mapped)."""
+    kv.save(str(folder / VECTORS_FILE), sep_limit=0)
+
+
+def load_vectors(folder: Path, mmap: bool = True) -> KeyedVectors:
+    """Load KeyedVectors, memory-mapped so that several server workers share one copy."""
+    path = folder / VECTORS_FILE
+    try:
+        kv = KeyedVectors.load(str(path), mmap="r" if mmap else None)
+    except (OSError, ValueError, EOFError) as exc:
+        raise ArtifactError(f"word vectors {path} are unreadable: {exc}") from exc
+    if not isinstance(kv, KeyedVectors):
+        raise ArtifactError(f"{path} does not hold KeyedVectors")
+    return kv
+
+
+def _neighbours(
+    kv: KeyedVectors, term: str, pool: int, allowed: Collection[str] | None
+) -> list[tuple[str, float]]:
+    if term not in kv.key_to_index:
+        raise UnknownTermError(term)
+    query = kv.vectors[kv.key_to_index[term]]
+    sims = kv.vectors @ query
+    sims[kv.key_to_index[term]] = -np.inf
+    order = np.argsort(-sims, kind="stable")
+    found: list[tuple[str, float]] = []
+    for idx in order:
+        word = kv.index_to_key[int(idx)]
+        if allowed is not None and word not in allowed:
+            continue
+        found.append((word, float(sims[idx])))
+        if len(found) >= pool:
+            break
+    return found
+
+
+def similar_terms(
+    kv: KeyedVectors | Sequence[KeyedVectors],
+    term: str,
+    k: int = 10,
+    allowed: Collection[str] | None = None,
+    pool: int = 50,
+) -> list[SimilarTerm]:
+    """Related terms by cosine similarity; with several models, the intersection method.
+
+    The intersection method keeps only neighbours that every model (trained with a different seed) has among
+    its ``pool`` nearest, scored by their mean similarity: unstable, seed-dependent neighbours drop out.
+    ``allowed`` restricts suggestions, e.g. to the keyword vocabulary.
+    """
+    models = [kv] if isinstance(kv, KeyedVectors) else list(kv)
+    if not models:
+        raise ArtifactError("no word vectors to look terms up in")
+    if len(models) == 1:
+        return [SimilarTerm(w, s) for w, s in _neighbours(models[0], term, k, allowed)]
+    per_model = [dict(_neighbours(m, term, pool, allowed)) for m in models]
+    common = set(per_model[0]).intersection(*per_model[1:])
+    scored = sorted(
+        ((w, float(np.mean([p[w] for p in per_model]))) for w in common), key=lambda ws: (-ws[1], ws[0])
+    )
+    return [SimilarTerm(w, s) for w, s in scored[:k]]
+
+
+def train_seed_variants(corpus_file: Path, config: Word2VecConfig, seeds: Sequence[int]) -> list[KeyedVectors]:
+    """Train one model per seed, for the intersection method."""
+    return [train_word2vec(corpus_file, replace(config, seed=seed)) for seed in seeds]
