@@ -1,0 +1,80 @@
+"""Stage: document vectors as TF-IDF-weighted averages of word vectors.
+
+Rule for documents with no known term: their vector is all zeros. A zero vector has inner product 0 with
+every query, so such documents never rank by embedding, yet they stay indexed and reachable lexically.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from gensim.models import KeyedVectors
+
+from legalsearch.config import DocVectorsConfig
+
+log = logging.getLogger(__name__)
+
+
+def term_matrix(vocabulary: Sequence[str], kv: KeyedVectors) -> np.ndarray:
+    """One row per vocabulary term: its unit word vector, or zeros where word2vec does not know it."""
+    matrix = np.zeros((len(vocabulary), kv.vector_size), dtype=np.float32)
+    for i, term in enumerate(vocabulary):
+        idx = kv.key_to_index.get(term)
+        if idx is not None:
+            matrix[i] = kv.vectors[idx]
+    return matrix
+
+
+def normalise_rows(vectors: np.ndarray) -> np.ndarray:
+    """L2-normalise each row; zero rows stay zero."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (vectors / norms).astype(np.float32)
+
+
+def document_vectors(
+    tfidf: sp.csr_matrix,
+    vocabulary: Sequence[str],
+    kv: KeyedVectors,
+    config: DocVectorsConfig,
+    top_k: int | None = None,
+) -> np.ndarray:
+    """Weighted averages of term vectors, one unit-length row per document (zeros when no term is known)."""
+    weights = tfidf.astype(np.float32)
+    if config.weighting == "mean":
+        weights = weights.copy()
+        weights.data[:] = 1.0
+    elif config.weighting == "keywords" and top_k is not None:
+        weights = _keep_top(weights, top_k)
+    vectors = np.asarray(weights @ term_matrix(vocabulary, kv), dtype=np.float32)
+    vectors = normalise_rows(vectors)
+    empty = int((np.abs(vectors).sum(axis=1) == 0).sum())
+    if empty:
+        log.info("%d of %d documents have no known term: zero vectors", empty, vectors.shape[0])
+    return vectors
+
+
+def _keep_top(matrix: sp.csr_matrix, top_k: int) -> sp.csr_matrix:
+    matrix = matrix.tocsr(copy=True)
+    for row in range(matrix.shape[0]):
+        lo, hi = matrix.indptr[row], matrix.indptr[row + 1]
+        if hi - lo > top_k:
+            vals = matrix.data[lo:hi]
+            cut = np.sort(vals)[-top_k]
+            vals[vals < cut] = 0.0
+    matrix.eliminate_zeros()
+    return matrix
+
+
+def text_vector(term_weights: Mapping[str, float], kv: KeyedVectors) -> np.ndarray:
+    """The unit vector of a weighted bag of terms (a query, keywords); zeros when none is known."""
+    vec = np.zeros(kv.vector_size, dtype=np.float32)
+    for term, weight in term_weights.items():
+        idx = kv.key_to_index.get(term)
+        if idx is not None:
+            vec += weight * kv.vectors[idx]
+    norm = float(np.linalg.norm(vec))
+    return vec / norm if norm > 0 else vec
