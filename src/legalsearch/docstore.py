@@ -1,0 +1,168 @@
+"""The indexed documents inside a model folder: texts by row, and metadata columns for filtering.
+
+Row *i* here is row *i* of the FAISS index and of ``ids.txt``. Texts stay on disk (memory-mapped JSON Lines
+with an offsets array); metadata is kept as one integer code array per field, so that filters run as numpy
+comparisons before ranking and server workers share the pages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mmap
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from legalsearch.errors import ArtifactError, InvalidRequestError
+from legalsearch.types import Document, Scalar
+
+DOCS_FILE = "documents.jsonl"
+OFFSETS_FILE = "documents_offsets.npy"
+TEXT_HASH_FILE = "documents_texthash.npy"
+FACETS_DIR = "facets"
+FACET_VALUES = "values.json"
+#: fields every document has, filterable like metadata
+BUILTIN_FIELDS = ("type",)
+
+
+def text_fingerprint(text: str) -> int:
+    """A 63-bit hash of a text with case, whitespace and digits ignored: equal for near-identical sections
+    such as the many "Inkrafttreten" clauses that differ only in a date."""
+    norm = re.sub(r"[\d\s]+", " ", text.lower()).strip()
+    return int.from_bytes(hashlib.blake2b(norm.encode("utf-8"), digest_size=8).digest(), "little") >> 1
+
+
+def write_documents(documents: Iterable[Document], folder: Path) -> int:
+    """Write documents in row order, with byte offsets and per-field metadata codes; returns the count."""
+    offsets = [0]
+    hashes: list[int] = []
+    columns: dict[str, list[Scalar]] = {}
+    n = 0
+    with (folder / DOCS_FILE).open("wb") as fh:
+        for doc in documents:
+            record = {"id": doc.id, "title": doc.title, "type": doc.type, "text": doc.text,
+                      "metadata": dict(doc.metadata)}
+            line = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
+            fh.write(line)
+            offsets.append(offsets[-1] + len(line))
+            hashes.append(text_fingerprint(doc.text))
+            fields = {"type": doc.type, **doc.metadata}
+            for key in set(columns) | set(fields):
+                columns.setdefault(key, [None] * n).append(fields.get(key))
+            n += 1
+    np.save(folder / OFFSETS_FILE, np.asarray(offsets, dtype=np.int64))
+    np.save(folder / TEXT_HASH_FILE, np.asarray(hashes, dtype=np.int64))
+    facets = folder / FACETS_DIR
+    facets.mkdir(exist_ok=True)
+    values: dict[str, list[Scalar]] = {}
+    for i, (key, column) in enumerate(sorted(columns.items())):
+        uniques = sorted({v for v in column if v is not None}, key=lambda v: (type(v).__name__, v))
+        code_of = {v: c for c, v in enumerate(uniques)}
+        codes = np.asarray([code_of[v] if v is not None else -1 for v in column], dtype=np.int32)
+        np.save(facets / f"{i:03d}.npy", codes)
+        values[key] = uniques
+    (facets / FACET_VALUES).write_text(
+        json.dumps({"fields": sorted(columns), "values": values}, ensure_ascii=False), encoding="utf-8"
+    )
+    return n
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """An inclusive range over ISO date strings; either end may be open."""
+
+    start: str | None = None
+    end: str | None = None
+
+    def contains(self, value: Scalar) -> bool:
+        """Whether an ISO date (string) falls inside."""
+        if not isinstance(value, str):
+            return False
+        return (self.start is None or value >= self.start) and (self.end is None or value <= self.end)
+
+
+FilterValue = Scalar | DateRange | Sequence[Scalar]
+
+
+class DocumentStore:
+    """Read access to a model's documents by row; filters over metadata."""
+
+    def __init__(self, folder: Path, mmap_texts: bool = True) -> None:
+        try:
+            self._offsets = np.load(folder / OFFSETS_FILE, mmap_mode="r")
+            self.text_hashes: np.ndarray = np.load(folder / TEXT_HASH_FILE, mmap_mode="r")
+            self._fh = (folder / DOCS_FILE).open("rb")
+            self._buf: mmap.mmap | bytes = (
+                mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ) if mmap_texts else self._fh.read()
+            )
+            meta = json.loads((folder / FACETS_DIR / FACET_VALUES).read_text(encoding="utf-8"))
+            self.fields: tuple[str, ...] = tuple(meta["fields"])
+            self._values: dict[str, list[Scalar]] = meta["values"]
+            self._codes = {
+                key: np.load(folder / FACETS_DIR / f"{i:03d}.npy", mmap_mode="r")
+                for i, key in enumerate(self.fields)
+            }
+        except (OSError, ValueError, KeyError) as exc:
+            raise ArtifactError(f"document store in {folder} is unreadable: {exc}") from exc
+        self._code_of = {k: {_key(v): c for c, v in enumerate(vals)} for k, vals in self._values.items()}
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def record(self, row: int) -> dict[str, Any]:
+        """The stored JSON record of one row."""
+        lo, hi = int(self._offsets[row]), int(self._offsets[row + 1])
+        data: dict[str, Any] = json.loads(self._buf[lo:hi])
+        return data
+
+    def get(self, row: int) -> Document:
+        """The document at a row."""
+        r = self.record(row)
+        return Document(id=r["id"], text=r["text"], title=r["title"], type=r["type"], metadata=r["metadata"])
+
+    def iter_documents(self) -> Iterable[Document]:
+        """Every document in row order."""
+        for row in range(len(self)):
+            yield self.get(row)
+
+    def field_value(self, field: str, row: int) -> Scalar:
+        """One metadata value of one row, from the code arrays (no JSON parsing)."""
+        codes = self._codes.get(field)
+        if codes is None:
+            return None
+        code = int(codes[row])
+        return None if code < 0 else self._values[field][code]
+
+    def filter_rows(self, filters: Mapping[str, FilterValue]) -> np.ndarray:
+        """Sorted rows whose metadata match every filter: equality, any of a list, or a date range."""
+        mask = np.ones(len(self), dtype=bool)
+        for field, wanted in filters.items():
+            codes = self._codes.get(field)
+            if codes is None:
+                raise InvalidRequestError(
+                    f"unknown filter field {field!r}; filterable fields: {', '.join(self.fields)}"
+                )
+            values = self._values[field]
+            if isinstance(wanted, DateRange):
+                ok = [c for c, v in enumerate(values) if wanted.contains(v)]
+            else:
+                options = wanted if isinstance(wanted, list | tuple) else [wanted]
+                ok = [self._code_of[field][_key(v)] for v in options if _key(v) in self._code_of[field]]
+            mask &= np.isin(codes, np.asarray(ok, dtype=np.int32))
+        return np.flatnonzero(mask).astype(np.int64)
+
+    def close(self) -> None:
+        """Release the file handle and mapping."""
+        if isinstance(self._buf, mmap.mmap):
+            self._buf.close()
+        self._fh.close()
+
+
+def _key(value: Any) -> tuple[str, Any]:
+    # JSON round trips turn 1 and True alike into distinct types; keep type in the key so "1" != 1
+    return (type(value).__name__, value)
