@@ -1,0 +1,346 @@
+"""The training pipeline: the only module that chains the stages.
+
+corpus -> documents -> tokens (cached) -> phrases -> keywords (TF-IDF) -> word2vec -> document vectors
+-> FAISS index + BM25 index -> model folder (written aside, renamed into place, then ``current`` moves).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import resource
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from legalsearch import docstore
+from legalsearch.config import TrainConfig
+from legalsearch.corpus import IngestReport, read_documents, read_extra_text
+from legalsearch.docvectors import document_vectors
+from legalsearch.embeddings import save_vectors, train_word2vec
+from legalsearch.errors import CorpusError
+from legalsearch.index import build_index, choose_index_type, write_index
+from legalsearch.keywords import PhraseModel, extract_keywords, iter_token_lines, learn_phrases
+from legalsearch.lexical import build_lexical_index, save_lexical_index
+from legalsearch.model import ModelWriter
+from legalsearch.text import Preprocessor
+from legalsearch.types import Document
+
+log = logging.getLogger(__name__)
+
+FIELD_SEP = "\t"
+TOKENS_DOCS = "docs.tokens"
+TOKENS_EXTRA = "extra.tokens"
+PHRASES_FILE = "phrases.tsv"
+VOCABULARY_FILE = "vocabulary.tsv"
+DOCVECTORS_FILE = "docvectors.npy"
+LEXICAL_DIR = "lexical"
+DONE = "COMPLETE"
+
+
+@dataclass(frozen=True)
+class StageStats:
+    """Time, throughput and peak memory of one stage."""
+
+    name: str
+    seconds: float
+    items: int
+    unit: str
+    peak_rss_mb: float
+
+    @property
+    def per_second(self) -> float:
+        """Items per second."""
+        return self.items / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced."""
+
+    version: str
+    path: Path
+    manifest: dict[str, Any]
+    stages: tuple[StageStats, ...]
+    report: IngestReport
+
+
+@dataclass
+class _Timer:
+    stages: list[StageStats] = field(default_factory=list)
+
+    @contextmanager
+    def stage(self, name: str, unit: str) -> Iterator[list[int]]:
+        counter = [0]
+        start = time.perf_counter()
+        log.info("stage %s: started", name)
+        yield counter
+        stats = StageStats(name, time.perf_counter() - start, counter[0], unit, peak_rss_mb())
+        self.stages.append(stats)
+        log.info("stage %s: %.1f s, %d %s (%.0f/s), peak %.0f MB", name, stats.seconds, stats.items, unit,
+                 stats.per_second, stats.peak_rss_mb)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (and finished children) so far, in MB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024.0
+
+
+def _hash_documents(documents: Sequence[Document]) -> str:
+    digest = hashlib.sha256()
+    for doc in documents:
+        record = [doc.id, doc.title, doc.type, doc.text, sorted(doc.metadata.items())]
+        digest.update(json.dumps(record, ensure_ascii=False).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def corpus_hash(documents: Sequence[Document], extra_lines_digest: str) -> str:
+    """Hash of everything the model is trained on: every document field and the extra text."""
+    return hashlib.sha256(f"{_hash_documents(documents)}:{extra_lines_digest}".encode()).hexdigest()
+
+
+def _hash_extra(paths: Sequence[Path]) -> tuple[str, int]:
+    # Hashing the lines we would read (not the files) makes the key independent of compression and paths.
+    digest = hashlib.sha256()
+    count = 0
+    for line in read_extra_text(paths, IngestReport()):
+        digest.update(line.encode("utf-8"))
+        digest.update(b"\n")
+        count += 1
+    return digest.hexdigest(), count
+
+
+def lexical_fields(doc: Document) -> tuple[str, str, str]:
+    """The three texts preprocessed per document: title, heading path, body."""
+    heading = doc.metadata.get("heading_path")
+    return doc.title, heading if isinstance(heading, str) else "", doc.text
+
+
+def _fields_of(line: str) -> tuple[list[str], list[str], list[str]]:
+    title, heading, text = line.rstrip("\n").split(FIELD_SEP)
+    return title.split(), heading.split(), text.split()
+
+
+def _preprocess_cached(
+    documents: Sequence[Document],
+    extra_paths: Sequence[Path],
+    preprocessor: Preprocessor,
+    folder: Path,
+    progress: bool,
+    counter: list[int],
+) -> None:
+    if (folder / DONE).exists():
+        log.info("preprocessing: using cached tokens in %s", folder)
+        counter[0] = int((folder / DONE).read_text())
+        return
+    tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+
+    def texts() -> Iterator[str]:
+        for doc in documents:
+            yield from lexical_fields(doc)
+
+    tokens = 0
+    with (tmp / TOKENS_DOCS).open("w", encoding="utf-8") as out:
+        stream = preprocessor.pipe(texts())
+        bar = tqdm(total=len(documents), desc="preprocess documents", unit="doc", disable=not progress)
+        for _ in documents:
+            parts = [next(stream), next(stream), next(stream)]
+            tokens += sum(len(p) for p in parts)
+            out.write(FIELD_SEP.join(" ".join(p) for p in parts) + "\n")
+            bar.update()
+        bar.close()
+    with (tmp / TOKENS_EXTRA).open("w", encoding="utf-8") as out:
+        bar = tqdm(desc="preprocess extra text", unit="line", disable=not progress or not extra_paths)
+        for toks in preprocessor.pipe(read_extra_text(extra_paths, IngestReport())):
+            tokens += len(toks)
+            if toks:
+                out.write(" ".join(toks) + "\n")
+            bar.update()
+        bar.close()
+    (tmp / DONE).write_text(str(tokens))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    counter[0] = tokens
+
+
+def _phrase_sentences(token_dir: Path) -> Iterator[list[str]]:
+    for line in (token_dir / TOKENS_DOCS).open(encoding="utf-8"):
+        yield from _fields_of(line)
+    yield from iter_token_lines(token_dir / TOKENS_EXTRA)
+
+
+def _write_training_text(token_dir: Path, phrases: PhraseModel, out_path: Path) -> int:
+    """Write phrased tokens: first one line per document (all fields), then the extra text; returns words."""
+    words = 0
+    with out_path.open("w", encoding="utf-8") as out:
+        for line in (token_dir / TOKENS_DOCS).open(encoding="utf-8"):
+            toks: list[str] = []
+            for part in _fields_of(line):
+                toks.extend(phrases.apply(part))
+            words += len(toks)
+            out.write(" ".join(toks) + "\n")
+        for toks in iter_token_lines(token_dir / TOKENS_EXTRA):
+            phrased = phrases.apply(toks)
+            words += len(phrased)
+            out.write(" ".join(phrased) + "\n")
+    return words
+
+
+def _lexical_tokens(token_dir: Path, title_weight: int, heading_path: bool) -> Iterator[list[str]]:
+    for line in (token_dir / TOKENS_DOCS).open(encoding="utf-8"):
+        title, heading, text = _fields_of(line)
+        yield title * title_weight + (heading if heading_path else []) + text
+
+
+def _first_lines(path: Path, n: int) -> Iterator[list[str]]:
+    with path.open(encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            if i >= n:
+                break
+            yield line.split()
+
+
+def train(
+    corpus: Sequence[str | Path],
+    config: TrainConfig,
+    models_dir: Path,
+    extra_text: Sequence[str | Path] = (),
+    cache_dir: Path | None = None,
+    make_current: bool = True,
+    progress: bool = True,
+    on_stage: Callable[[StageStats], None] | None = None,
+) -> TrainResult:
+    """Train a model from corpora and write it as a new version folder under ``models_dir``."""
+    if not corpus:
+        raise CorpusError("no corpus given: pass at least one --corpus path")
+    timer = _Timer()
+    cache_dir = cache_dir or models_dir.parent / "cache"
+    extra_paths = [Path(p) for p in extra_text]
+    report = IngestReport()
+    started = time.perf_counter()
+
+    with timer.stage("ingest", "documents") as count:
+        documents = list(
+            tqdm(read_documents([Path(p) for p in corpus], config.corpus, report),
+                 desc="ingest", unit="doc", disable=not progress)
+        )
+        count[0] = len(documents)
+        if not documents:
+            raise CorpusError(f"no usable document in {', '.join(map(str, corpus))}: {report.summary()}")
+        extra_digest, extra_lines = _hash_extra(extra_paths)
+        chash = corpus_hash(documents, extra_digest)
+    log.info("ingest: %s", report.summary())
+
+    preprocessor = Preprocessor(config.preprocess)
+    key = hashlib.sha256(f"{chash}:{preprocessor.fingerprint}".encode()).hexdigest()[:24]
+    token_dir = cache_dir / "tokens" / key
+    with timer.stage("preprocess", "tokens") as count:
+        _preprocess_cached(documents, extra_paths, preprocessor, token_dir, progress, count)
+
+    with ModelWriter(models_dir) as writer:
+        out = writer.path
+        with timer.stage("phrases", "phrases") as count:
+            phrases = learn_phrases(_phrase_sentences(token_dir), config.phrases)
+            phrases.save(out / PHRASES_FILE)
+            count[0] = len(phrases)
+
+        phrase_key = hashlib.sha256(json.dumps(asdict(config.phrases), sort_keys=True).encode()).hexdigest()[:12]
+        train_file = token_dir / f"train-{phrase_key}.txt"
+        train_words = _write_training_text(token_dir, phrases, train_file)
+
+        with timer.stage("keywords", "documents") as count:
+            kw = extract_keywords(
+                tqdm(_first_lines(train_file, len(documents)), total=len(documents), desc="keywords",
+                     unit="doc", disable=not progress),
+                config.keywords,
+            )
+            kw.model.save(out / VOCABULARY_FILE)
+            kw.documents.save(out)
+            count[0] = len(documents)
+
+        with timer.stage("word2vec", "words") as count:
+            bar = tqdm(total=config.word2vec.epochs, desc="word2vec", unit="epoch", disable=not progress)
+            kv = train_word2vec(train_file, config.word2vec, on_epoch=lambda _e: bar.update())
+            bar.close()
+            save_vectors(kv, out)
+            count[0] = train_words * config.word2vec.epochs
+
+        with timer.stage("docvectors", "documents") as count:
+            vectors = document_vectors(kw.tfidf, kw.model.vocabulary, kv, config.docvectors, config.keywords.top_k)
+            np.save(out / DOCVECTORS_FILE, vectors)
+            count[0] = vectors.shape[0]
+            empty_docs = int((np.abs(vectors).sum(axis=1) == 0).sum())
+
+        with timer.stage("index", "documents") as count:
+            index_type = choose_index_type(len(documents), config.index)
+            index = build_index(vectors, config.index)
+            write_index(index, [d.id for d in documents], out)
+            count[0] = len(documents)
+
+        with timer.stage("lexical", "documents") as count:
+            lexical = build_lexical_index(
+                _lexical_tokens(token_dir, config.lexical.title_weight, config.lexical.heading_path),
+                config.lexical,
+            )
+            (out / LEXICAL_DIR).mkdir()
+            save_lexical_index(lexical, out / LEXICAL_DIR)
+            count[0] = len(documents)
+
+        with timer.stage("documents", "documents") as count:
+            count[0] = docstore.write_documents(documents, out)
+
+        total = time.perf_counter() - started
+        counts = {
+            "documents": len(documents),
+            "vocabulary": len(kw.model.vocabulary),
+            "word_vectors": len(kv),
+            "phrases": len(phrases),
+            "empty_document_vectors": empty_docs,
+        }
+        manifest = {
+            "config": config.to_dict(),
+            "corpus_hash": chash,
+            "corpus": {
+                "paths": [str(p) for p in corpus],
+                "extra_text": [str(p) for p in extra_paths],
+                "extra_lines": extra_lines,
+                "read": report.documents,
+                "skipped": report.reasons(),
+            },
+            "index_type": index_type,
+            "vector_size": kv.vector_size,
+            "training_words": train_words,
+            "timings": {
+                s.name: {"seconds": round(s.seconds, 3), "items": s.items, "unit": s.unit,
+                         "per_second": round(s.per_second, 1), "peak_rss_mb": round(s.peak_rss_mb, 1)}
+                for s in timer.stages
+            },
+            "total_seconds": round(total, 3),
+            "evaluation": {},
+        }
+        path = writer.commit(manifest, counts, make_current=make_current)
+    final = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    if on_stage:
+        for s in timer.stages:
+            on_stage(s)
+    return TrainResult(path.name, path, final, tuple(timer.stages), report)
+
+
+def iter_stage_rows(stages: Iterable[StageStats]) -> Iterator[tuple[str, str, str, str]]:
+    """Rows for a summary table: stage, seconds, throughput, peak memory."""
+    for s in stages:
+        yield s.name, f"{s.seconds:.1f}", f"{s.per_second:,.0f} {s.unit}/s", f"{s.peak_rss_mb:,.0f} MB"
