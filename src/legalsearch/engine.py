@@ -1,0 +1,121 @@
+"""A trained model loaded once, verified, and shared by the API, the CLI and notebooks."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gensim.models import KeyedVectors
+
+from legalsearch.config import TrainConfig, config_from_dict
+from legalsearch.docstore import DocumentStore
+from legalsearch.embeddings import load_vectors
+from legalsearch.errors import ArtifactError, UnknownDocumentError
+from legalsearch.index import LoadedIndex, load_index
+from legalsearch.keywords import DocumentKeywords, KeywordModel, PhraseModel
+from legalsearch.lexical import LexicalIndex, load_lexical_index
+from legalsearch.model import resolve_model_dir, verify_model
+from legalsearch.pipeline import DOCVECTORS_FILE, LEXICAL_DIR, PHRASES_FILE, VOCABULARY_FILE
+from legalsearch.text import Preprocessor
+from legalsearch.types import Document, Keyword
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """Every artifact of one model version, loaded (large arrays memory-mapped) and cross-checked."""
+
+    path: Path
+    manifest: dict[str, Any]
+    config: TrainConfig
+    documents: DocumentStore
+    index: LoadedIndex
+    lexical: LexicalIndex
+    vectors: KeyedVectors
+    keyword_model: KeywordModel
+    doc_keywords: DocumentKeywords
+    phrases: PhraseModel
+    docvectors: np.ndarray
+    preprocessor: Preprocessor
+
+    @property
+    def version(self) -> str:
+        """The model version (its folder name)."""
+        return str(self.manifest["version"])
+
+    @classmethod
+    def load(cls, path: str | Path, verify: bool = True, mmap: bool = True) -> Model:
+        """Load a model folder (or the ``current`` one of a models folder); refuse a damaged one."""
+        folder = Path(path)
+        if not (folder / "manifest.json").exists() and (folder / "current").exists():
+            folder = resolve_model_dir(folder)
+        manifest = verify_model(folder, check_hashes=verify)
+        config = config_from_dict(manifest["config"])
+        try:
+            docvectors = np.load(folder / DOCVECTORS_FILE, mmap_mode="r" if mmap else None)
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"document vectors in {folder} are unreadable: {exc}") from exc
+        model = cls(
+            path=folder,
+            manifest=manifest,
+            config=config,
+            documents=DocumentStore(folder),
+            index=load_index(folder, mmap=mmap),
+            lexical=load_lexical_index(folder / LEXICAL_DIR, mmap=mmap),
+            vectors=load_vectors(folder, mmap=mmap),
+            keyword_model=KeywordModel.load(folder / VOCABULARY_FILE),
+            doc_keywords=DocumentKeywords.load(folder, mmap=mmap),
+            phrases=PhraseModel.load(folder / PHRASES_FILE),
+            docvectors=docvectors,
+            preprocessor=Preprocessor(config.preprocess),
+        )
+        model._check_counts()
+        log.info("loaded model %s (%d documents)", model.version, len(model.documents))
+        return model
+
+    def _check_counts(self) -> None:
+        expected = int(self.manifest.get("counts", {}).get("documents", -1))
+        found = {
+            "ids.txt": len(self.index.ids),
+            "documents.jsonl": len(self.documents),
+            "docvectors.npy": int(self.docvectors.shape[0]),
+            "lexical index": int(self.lexical.n_docs),
+            "keywords": len(self.doc_keywords.indptr) - 1,
+        }
+        wrong = {name: n for name, n in found.items() if n != expected}
+        if wrong:
+            detail = ", ".join(f"{name} has {n}" for name, n in wrong.items())
+            raise ArtifactError(f"model {self.path} is inconsistent: manifest says {expected} documents, {detail}")
+        for row in {0, expected // 2, expected - 1}:
+            if expected and self.documents.record(row)["id"] != self.index.ids[row]:
+                raise ArtifactError(f"model {self.path}: row {row} of documents.jsonl and ids.txt disagree")
+
+    @cached_property
+    def keyword_terms(self) -> frozenset[str]:
+        """The corpus keyword vocabulary as a set."""
+        return frozenset(self.keyword_model.vocabulary)
+
+    def row_of(self, doc_id: str) -> int:
+        """The row of a document id; UnknownDocumentError when absent."""
+        row = self.index.rows.get(doc_id)
+        if row is None:
+            raise UnknownDocumentError(doc_id)
+        return row
+
+    def document(self, doc_id: str) -> Document:
+        """One document by id."""
+        return self.documents.get(self.row_of(doc_id))
+
+    def keywords(self, doc_id: str, k: int | None = None) -> list[Keyword]:
+        """A document's TF-IDF keywords, best first."""
+        kws = self.doc_keywords.of(self.row_of(doc_id), self.keyword_model.vocabulary)
+        return kws[:k] if k is not None else kws
+
+    def close(self) -> None:
+        """Release file handles (memory maps go with the object)."""
+        self.documents.close()

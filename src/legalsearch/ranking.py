@@ -1,0 +1,358 @@
+"""Stage at query time: recommendations, hybrid search, related terms, snippets and explanations.
+
+Everything here reads a loaded ``Model``; nothing touches files per request.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from legalsearch.docstore import FilterValue
+from legalsearch.docvectors import text_vector
+from legalsearch.embeddings import similar_terms as _similar_terms
+from legalsearch.engine import Model
+from legalsearch.errors import EmptyQueryError, InvalidRequestError, UnknownDocumentError
+from legalsearch.index import search_index
+from legalsearch.keywords import PHRASE_JOINER
+from legalsearch.types import Keyword, Recommendation, SearchHit, SimilarTerm
+
+
+@dataclass(frozen=True)
+class ExpandedTerm:
+    """A term added to a query from the word2vec neighbourhood of a query term."""
+
+    term: str
+    source: str
+    similarity: float
+    weight: float
+
+
+@dataclass(frozen=True)
+class RecommendResult:
+    """Recommendations, the request ids that were not known, and the model version that answered."""
+
+    results: tuple[Recommendation, ...]
+    ignored_ids: tuple[str, ...]
+    model: str
+    keywords: tuple[Keyword, ...]
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Hybrid search hits with the query's own and expanded terms."""
+
+    hits: tuple[SearchHit, ...]
+    query_terms: tuple[str, ...]
+    expanded_terms: tuple[ExpandedTerm, ...]
+    model: str
+
+
+@dataclass(frozen=True)
+class QueryAnalysis:
+    """A text as the model sees it: lexical tokens, phrased tokens and TF-IDF keywords."""
+
+    tokens: tuple[str, ...]
+    phrased: tuple[str, ...]
+    keywords: tuple[Keyword, ...]
+
+
+def analyze_text(model: Model, text: str) -> QueryAnalysis:
+    """Preprocess a text like the corpus; EmptyQueryError when nothing usable is left."""
+    if not text or not text.strip():
+        raise EmptyQueryError("the text is empty")
+    tokens = model.preprocessor.tokens(text)
+    if not tokens:
+        raise EmptyQueryError("the text has no usable term: only stopwords, numbers or punctuation")
+    phrased = model.phrases.apply(tokens)
+    keywords = model.keyword_model.weigh(phrased)
+    return QueryAnalysis(tuple(tokens), tuple(phrased), tuple(keywords))
+
+
+def _allowed_rows(model: Model, filters: Mapping[str, FilterValue] | None, exclude_rows: Iterable[int]) -> (
+    np.ndarray | None
+):
+    excluded = np.fromiter(exclude_rows, dtype=np.int64)
+    if not filters and excluded.size == 0:
+        return None
+    rows = model.documents.filter_rows(filters) if filters else np.arange(len(model.documents), dtype=np.int64)
+    if excluded.size:
+        rows = rows[~np.isin(rows, excluded)]
+    return rows
+
+
+def _explain(model: Model, row: int, request: Mapping[str, float], limit: int = 8) -> tuple[Keyword, ...]:
+    shared = [
+        Keyword(kw.term, round(kw.weight * request[kw.term], 6))
+        for kw in model.doc_keywords.of(row, model.keyword_model.vocabulary)
+        if kw.term in request
+    ]
+    shared.sort(key=lambda k: (-k.weight, k.term))
+    return tuple(shared[:limit])
+
+
+def snippet(model: Model, text: str, terms: Iterable[str], chars: int) -> tuple[str, tuple[str, ...]]:
+    """The passage of ``text`` with most query terms, matches wrapped in <mark>; and the terms matched."""
+    wanted = set(terms)
+    head = text[: max(chars * 12, 3000)]
+    spans = model.preprocessor.token_spans(head)
+    hits = [s for s in spans if wanted.intersection(s.tokens)]
+    matched = tuple(sorted({t for s in hits for t in s.tokens if t in wanted}))
+    if not hits:
+        cut = text[:chars]
+        return html.escape(cut + ("…" if len(text) > chars else "")), matched
+    # the window start that covers most hits within `chars`
+    starts = [s.start for s in hits]
+    best_start, best_count = starts[0], 0
+    for i, start in enumerate(starts):
+        count = sum(1 for s in starts[i:] if s < start + chars)
+        if count > best_count:
+            best_start, best_count = start, count
+    lo = max(0, best_start - chars // 4)
+    # begin at a word boundary
+    if lo > 0:
+        space = head.rfind(" ", 0, lo)
+        lo = space + 1 if space >= 0 else lo
+    hi = min(len(text), lo + chars)
+    out: list[str] = ["…" if lo > 0 else ""]
+    pos = lo
+    for s in hits:
+        if s.start < lo or s.end > hi:
+            continue
+        out.append(html.escape(text[pos : s.start]))
+        out.append(f"<mark>{html.escape(text[s.start : s.end])}</mark>")
+        pos = s.end
+    out.append(html.escape(text[pos:hi]))
+    out.append("…" if hi < len(text) else "")
+    return "".join(out), matched
+
+
+def _collapse(model: Model, rows: Sequence[int]) -> list[int]:
+    """Keep the first of each group of near-identical texts (same fingerprint, see docstore)."""
+    seen: set[int] = set()
+    kept: list[int] = []
+    for row in rows:
+        fingerprint = int(model.documents.text_hashes[row])
+        if fingerprint not in seen:
+            seen.add(fingerprint)
+            kept.append(row)
+    return kept
+
+
+def recommend(
+    model: Model,
+    positive: Sequence[str] = (),
+    negative: Sequence[str] = (),
+    text: str | None = None,
+    keywords: Sequence[str] = (),
+    k: int = 10,
+    offset: int = 0,
+    filters: Mapping[str, FilterValue] | None = None,
+    exclude: Sequence[str] = (),
+    collapse: bool = True,
+) -> RecommendResult:
+    """Documents related to seed documents, a text, or keywords; seeds and excluded ids never come back."""
+    if k < 1 or offset < 0:
+        raise InvalidRequestError("k must be at least 1 and offset at least 0")
+    given = sum(bool(x) for x in (positive, text, keywords))
+    if given != 1:
+        raise InvalidRequestError("give exactly one of: positive document ids, text, keywords")
+    ignored: list[str] = []
+    seed_rows: list[int] = []
+    request: dict[str, float] = {}
+    if positive:
+        pos_rows = [model.index.rows[i] for i in positive if i in model.index.rows]
+        neg_rows = [model.index.rows[i] for i in negative if i in model.index.rows]
+        ignored = [i for i in [*positive, *negative] if i not in model.index.rows]
+        if not pos_rows:
+            raise UnknownDocumentError(list(positive))
+        seed_rows = pos_rows + neg_rows
+        query = np.asarray(model.docvectors[pos_rows], dtype=np.float32).mean(axis=0)
+        if neg_rows:
+            query = query - 0.5 * np.asarray(model.docvectors[neg_rows], dtype=np.float32).mean(axis=0)
+        for row in pos_rows:
+            for kw in model.doc_keywords.of(row, model.keyword_model.vocabulary):
+                request[kw.term] = request.get(kw.term, 0.0) + kw.weight / len(pos_rows)
+    else:
+        if text is not None:
+            analysis = analyze_text(model, text)
+            weights = {kw.term: kw.weight for kw in analysis.keywords}
+        else:
+            analysis = analyze_text(model, " ".join(keywords))
+            weights = {t: 1.0 for t in analysis.phrased if t in model.vectors.key_to_index}
+        request = {kw.term: kw.weight for kw in analysis.keywords} or dict(weights)
+        query = text_vector(weights, model.vectors)
+    norm = float(np.linalg.norm(query))
+    if norm == 0:
+        raise EmptyQueryError("none of the request's terms is known to the model")
+    query = (query / norm).astype(np.float32)
+    exclude_rows = set(seed_rows) | {model.index.rows[i] for i in exclude if i in model.index.rows}
+    allowed = _allowed_rows(model, filters, exclude_rows)
+    if allowed is not None and allowed.size == 0:
+        return RecommendResult((), tuple(ignored), model.version, ())
+    want = offset + k
+    fetch = want * 2 + len(exclude_rows) + 10
+    hits = search_index(model.index, query[None, :], fetch, allowed_rows=allowed)
+    rows = [int(r) for r in hits.rows[0] if r >= 0 and int(r) not in exclude_rows]
+    scores = {int(r): float(s) for r, s in zip(hits.rows[0], hits.scores[0], strict=True)}
+    if collapse:
+        rows = _collapse(model, rows)
+    page = rows[offset:want]
+    chars = model.config.search.snippet_chars
+    results = []
+    for row in page:
+        doc = model.documents.get(row)
+        snip, _ = snippet(model, doc.text, request, chars)
+        results.append(Recommendation(
+            doc_id=doc.id, score=round(scores[row], 6), title=doc.title, type=doc.type,
+            metadata=doc.metadata, snippet=snip, keywords=_explain(model, row, request),
+        ))
+    req_kws = tuple(Keyword(t, w) for t, w in sorted(request.items(), key=lambda tw: (-tw[1], tw[0]))[:20])
+    return RecommendResult(tuple(results), tuple(ignored), model.version, req_kws)
+
+
+def expand_terms(model: Model, terms: Sequence[str]) -> list[ExpandedTerm]:
+    """Related terms for query terms, weighted by similarity, restricted to the keyword vocabulary."""
+    cfg = model.config.search
+    if cfg.expansion_terms <= 0:
+        return []
+    seen = set(terms)
+    out: list[ExpandedTerm] = []
+    for term in dict.fromkeys(terms):
+        if term not in model.vectors.key_to_index:
+            continue
+        for sim in _similar_terms(model.vectors, term, cfg.expansion_terms, allowed=model.keyword_terms):
+            if sim.score < cfg.expansion_min_similarity or sim.term in seen:
+                continue
+            seen.add(sim.term)
+            out.append(ExpandedTerm(sim.term, term, round(sim.score, 4), round(cfg.expansion_weight * sim.score, 4)))
+    return out
+
+
+def _zscore(values: np.ndarray) -> np.ndarray:
+    std = float(values.std())
+    return (values - float(values.mean())) / std if std > 0 else np.zeros_like(values)
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Ranked rows of one query before hits are built: fused, lexical and embedding scores per row."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+    lexical: np.ndarray
+    embedding: np.ndarray
+    analysis: QueryAnalysis
+    expanded_terms: tuple[ExpandedTerm, ...]
+
+
+def rank(
+    model: Model,
+    query: str,
+    k: int = 10,
+    filters: Mapping[str, FilterValue] | None = None,
+    expand: bool = True,
+    mode: str = "hybrid",
+) -> Ranking:
+    """The best ``k`` rows for a query (score desc, then row), as ``search`` serves them, without snippets."""
+    if k < 1:
+        raise InvalidRequestError("k must be at least 1")
+    if mode not in ("hybrid", "lexical", "embedding"):
+        raise InvalidRequestError(f"unknown search mode {mode!r}")
+    cfg = model.config.search
+    analysis = analyze_text(model, query)
+    expanded = tuple(expand_terms(model, analysis.phrased)) if expand else ()
+    empty = np.zeros(0, dtype=np.float64)
+    none = Ranking(np.zeros(0, dtype=np.int64), empty, empty, empty, analysis, expanded)
+    lex_terms: dict[str, float] = {}
+    for t in analysis.tokens:
+        lex_terms[t] = lex_terms.get(t, 0.0) + 1.0
+    for e in expanded:
+        for part in e.term.split(PHRASE_JOINER):
+            if model.lexical.has_term(part) and part not in lex_terms:
+                lex_terms[part] = e.weight
+    emb_terms = {kw.term: kw.weight for kw in analysis.keywords}
+    for e in expanded:
+        emb_terms[e.term] = emb_terms.get(e.term, 0.0) + e.weight * float(
+            model.keyword_model.idf[model.keyword_model.term_index[e.term]]
+        ) / max(1.0, float(np.mean(model.keyword_model.idf)))
+    allowed = _allowed_rows(model, filters, ())
+    n = len(model.documents)
+    if allowed is not None and allowed.size == 0:
+        return none
+    pool = min(n, max(cfg.candidates, k))
+
+    lex_scores = model.lexical.scores(lex_terms) if mode != "embedding" else np.zeros(n, np.float32)
+    if allowed is not None:
+        masked = np.full(n, -np.inf, dtype=np.float32)
+        masked[allowed] = lex_scores[allowed]
+        lex_scores_ranked = masked
+    else:
+        lex_scores_ranked = lex_scores
+    candidates: set[int] = set()
+    if mode != "embedding":
+        top = np.argpartition(-lex_scores_ranked, min(pool, n - 1))[:pool]
+        candidates.update(int(r) for r in top if np.isfinite(lex_scores_ranked[r]) and lex_scores_ranked[r] > 0)
+    qvec = text_vector(emb_terms, model.vectors)
+    if mode != "lexical" and float(np.linalg.norm(qvec)) > 0:
+        hits = search_index(model.index, qvec[None, :], pool, allowed_rows=allowed)
+        candidates.update(int(r) for r in hits.rows[0] if r >= 0)
+    if not candidates:
+        return none
+    rows = np.asarray(sorted(candidates), dtype=np.int64)
+    lex = lex_scores[rows].astype(np.float64)
+    emb = (np.asarray(model.docvectors[rows], dtype=np.float32) @ qvec).astype(np.float64)
+    if mode == "lexical":
+        fused = lex
+    elif mode == "embedding":
+        fused = emb
+    else:
+        fused = cfg.lexical_weight * _zscore(lex) + cfg.embedding_weight * _zscore(emb)
+    order = np.lexsort((rows, -fused))[:k]
+    return Ranking(rows[order], fused[order], lex[order], emb[order], analysis, expanded)
+
+
+def search(
+    model: Model,
+    query: str,
+    k: int = 10,
+    offset: int = 0,
+    filters: Mapping[str, FilterValue] | None = None,
+    expand: bool = True,
+    mode: str = "hybrid",
+) -> SearchResult:
+    """Hybrid retrieval: BM25 over expanded query terms fused with embedding similarity."""
+    if k < 1 or offset < 0:
+        raise InvalidRequestError("k must be at least 1 and offset at least 0")
+    cfg = model.config.search
+    ranked = rank(model, query, offset + k, filters, expand, mode)
+    analysis, expanded = ranked.analysis, ranked.expanded_terms
+    marked_terms = set(analysis.tokens) | {p for e in expanded for p in e.term.split(PHRASE_JOINER)}
+    request = {kw.term: kw.weight for kw in analysis.keywords}
+    hits_out = []
+    for i in range(offset, len(ranked.rows)):
+        row = int(ranked.rows[i])
+        doc = model.documents.get(row)
+        snip, matched = snippet(model, doc.text, marked_terms, cfg.snippet_chars)
+        hits_out.append(SearchHit(
+            doc_id=doc.id, score=round(float(ranked.scores[i]), 6), title=doc.title, type=doc.type,
+            metadata=doc.metadata, snippet=snip, matched_terms=matched,
+            lexical_score=round(float(ranked.lexical[i]), 6), embedding_score=round(float(ranked.embedding[i]), 6),
+            keywords=_explain(model, row, request),
+        ))
+    return SearchResult(tuple(hits_out), analysis.tokens, expanded, model.version)
+
+
+def similar_terms(model: Model, term: str, k: int = 10) -> list[SimilarTerm]:
+    """Related terms from the keyword vocabulary (a multiword term may be given with spaces or '_')."""
+    tokens = model.preprocessor.tokens(term)
+    if not tokens:
+        raise EmptyQueryError(f"{term!r} has no usable term after preprocessing")
+    key = PHRASE_JOINER.join(tokens) if len(tokens) > 1 else tokens[0]
+    if key not in model.vectors.key_to_index and len(tokens) == 1:
+        key = re.sub(r"\s+", PHRASE_JOINER, term.strip().lower())
+    return _similar_terms(model.vectors, key, k, allowed=model.keyword_terms)
