@@ -1,0 +1,302 @@
+"""The ``legalsearch`` command: train, serve, evaluate, and quick looks at a model.
+
+Package errors become a one-line reason on stderr and a non-zero exit code (see ``errors.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from legalsearch.config import ServiceSettings, load_config
+from legalsearch.errors import LegalSearchError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="legalsearch: search and recommendations for German legal content.",
+)
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEMO_CORPUS = Path("corpora/demo")
+DEMO_EXTRA = Path("corpora/demo/extra")
+
+ModelsOpt = Annotated[
+    Path | None,
+    typer.Option("--models-dir", help="Models folder (default: LEGALSEARCH_MODELS_DIR or ./models)."),
+]
+ModelOpt = Annotated[
+    Path | None, typer.Option("--model", help="A model version folder (default: the current model).")
+]
+
+
+def _models_dir(value: Path | None) -> Path:
+    return value if value is not None else ServiceSettings().models_dir
+
+
+def _fail_cleanly(func: F) -> F:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except LegalSearchError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _load(model: Path | None, models_dir: Path | None) -> Any:
+    from legalsearch.engine import Model
+    from legalsearch.model import resolve_model_dir
+
+    return Model.load(model if model is not None else resolve_model_dir(_models_dir(models_dir)))
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+@_fail_cleanly
+def train(
+    corpus: Annotated[
+        list[Path] | None,
+        typer.Option("--corpus", help="Corpus to index: law Markdown (.tar.gz or folder), JSON Lines. Repeatable."),
+    ] = None,
+    extra_text: Annotated[
+        list[Path] | None,
+        typer.Option("--extra-text", help="Plain text (.txt, .txt.gz, folder) for embeddings only. Repeatable."),
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML config (default: built-in).")] = None,
+    models_dir: ModelsOpt = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", help="Token cache (default: <models-dir>/../cache).")
+    ] = None,
+    no_current: Annotated[
+        bool, typer.Option("--no-current", help="Do not point models/current at the new model.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each stage.")] = False,
+) -> None:
+    """Train a model and write it as a new version under the models folder."""
+    from legalsearch.pipeline import iter_stage_rows
+    from legalsearch.pipeline import train as run_training
+
+    _logging(verbose)
+    corpora = list(corpus or [])
+    extras = list(extra_text or [])
+    if not corpora:
+        corpora, extras = [DEMO_CORPUS], extras or [DEMO_EXTRA]
+        typer.echo(f"no --corpus given: training on the demo corpus in {DEMO_CORPUS}", err=True)
+    result = run_training(
+        corpora, load_config(config), _models_dir(models_dir), extra_text=extras, cache_dir=cache_dir,
+        make_current=not no_current, progress=not quiet,
+    )
+    typer.echo(f"ingest: {result.report.summary()}")
+    typer.echo(f"{'stage':<12} {'seconds':>8}  {'throughput':>24}  {'peak memory':>12}")
+    for name, secs, rate, mem in iter_stage_rows(result.stages):
+        typer.echo(f"{name:<12} {secs:>8}  {rate:>24}  {mem:>12}")
+    counts = result.manifest["counts"]
+    size = sum(f["bytes"] for f in result.manifest["files"].values())
+    typer.echo(
+        f"model {result.version}: {counts['documents']:,} documents, {counts['vocabulary']:,} keywords, "
+        f"{counts['word_vectors']:,} word vectors, {counts['phrases']:,} phrases, "
+        f"{size / 2**20:,.1f} MiB, {result.manifest['total_seconds']:.1f} s -> {result.path}"
+    )
+
+
+@app.command()
+@_fail_cleanly
+def models(models_dir: ModelsOpt = None) -> None:
+    """List model versions; the current one is marked with '*'."""
+    from legalsearch.model import list_models
+
+    found = list_models(_models_dir(models_dir))
+    if not found:
+        typer.echo(f"no model in {_models_dir(models_dir)}: run `legalsearch train` first")
+        return
+    for info in found:
+        mark = "*" if info.current else " "
+        typer.echo(f"{mark} {info.version}  {info.created_at}  {info.documents:,} documents  "
+                   f"{info.vocabulary:,} keywords")
+
+
+@app.command()
+@_fail_cleanly
+def keywords(
+    doc_id: Annotated[str, typer.Argument(help="Document id, e.g. 'BGB § 573'.")],
+    k: Annotated[int, typer.Option("-k", help="How many.")] = 20,
+    model: ModelOpt = None,
+    models_dir: ModelsOpt = None,
+) -> None:
+    """The TF-IDF keywords of one document."""
+    m = _load(model, models_dir)
+    for kw in m.keywords(doc_id, k):
+        typer.echo(f"{kw.weight:.4f}  {kw.term}")
+
+
+@app.command("similar-terms")
+@_fail_cleanly
+def similar_terms(
+    term: Annotated[str, typer.Argument(help="A term, e.g. 'kündigung' or 'ordentliche kündigung'.")],
+    k: Annotated[int, typer.Option("-k", help="How many.")] = 10,
+    model: ModelOpt = None,
+    models_dir: ModelsOpt = None,
+) -> None:
+    """Related terms from the keyword vocabulary (thesaurus suggestions)."""
+    from legalsearch.ranking import similar_terms as lookup
+
+    for t in lookup(_load(model, models_dir), term, k):
+        typer.echo(f"{t.score:.4f}  {t.term}")
+
+
+@app.command()
+@_fail_cleanly
+def recommend(
+    doc_id: Annotated[str | None, typer.Argument(help="Seed document id, e.g. 'BGB § 573'.")] = None,
+    text: Annotated[str | None, typer.Option("--text", help="Recommend for a free text instead.")] = None,
+    k: Annotated[int, typer.Option("-k", help="How many.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    model: ModelOpt = None,
+    models_dir: ModelsOpt = None,
+) -> None:
+    """Documents related to a document or a text, with the shared keywords that explain them."""
+    from legalsearch.ranking import recommend as run
+
+    if (doc_id is None) == (text is None):
+        raise typer.BadParameter("give a DOC_ID or --text, not both")
+    m = _load(model, models_dir)
+    result = run(m, positive=[doc_id] if doc_id else [], text=text, k=k)
+    if as_json:
+        typer.echo(json.dumps([_plain(r) for r in result.results], ensure_ascii=False, indent=2))
+        return
+    for r in result.results:
+        why = ", ".join(kw.term for kw in r.keywords[:5])
+        typer.echo(f"{r.score:.3f}  {r.doc_id:<24} {r.title[:60]}")
+        if why:
+            typer.echo(f"       shares: {why}")
+
+
+@app.command()
+@_fail_cleanly
+def search(
+    query: Annotated[str, typer.Argument(help="A question or keywords.")],
+    k: Annotated[int, typer.Option("-k", help="How many.")] = 10,
+    model: ModelOpt = None,
+    models_dir: ModelsOpt = None,
+) -> None:
+    """Hybrid search (BM25 + embeddings with query expansion)."""
+    from legalsearch.ranking import search as run
+
+    result = run(_load(model, models_dir), query, k=k)
+    if result.expanded_terms:
+        typer.echo("expanded: " + ", ".join(f"{e.term} ({e.similarity:.2f})" for e in result.expanded_terms))
+    for h in result.hits:
+        typer.echo(f"{h.score:7.3f}  {h.doc_id:<24} {h.title[:60]}")
+
+
+@app.command("eval")
+@_fail_cleanly
+def eval_(
+    queries: Annotated[Path, typer.Option("--queries", help="JSON Lines {id, query, relevant: [doc ids]}.")],
+    model: ModelOpt = None,
+    models_dir: ModelsOpt = None,
+    filters: Annotated[
+        list[str] | None, typer.Option("--filter", help="Restrict the collection, FIELD=VALUE (e.g. law=BGB).")
+    ] = None,
+    mode: Annotated[
+        list[str] | None,
+        typer.Option("--mode", help="reference-bm25, lexical, embedding, hybrid (repeatable; default: all)."),
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", help="Write the scores as JSON here.")] = None,
+    split: Annotated[
+        str, typer.Option("--split", help="Queries to report on: test (default), tune (for fitting) or all.")
+    ] = "test",
+    no_manifest: Annotated[
+        bool, typer.Option("--no-manifest", help="Do not record the scores in the model's manifest.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each mode.")] = False,
+) -> None:
+    """Measure retrieval quality (nDCG@10, MRR@10, R@10, R@100) against the fixed reference BM25."""
+    from legalsearch.evaluate import MODES, evaluate, load_queries, parse_filters
+    from legalsearch.model import read_manifest, update_manifest
+
+    _logging(verbose)
+    if split not in ("tune", "test", "all"):
+        raise typer.BadParameter("--split must be tune, test or all")
+    m = _load(model, models_dir)
+    report = evaluate(
+        m, load_queries(queries), modes=mode or MODES, filters=parse_filters(filters or []),
+        split=split, progress=not quiet,  # type: ignore[arg-type]
+    )
+    typer.echo(report.table())
+    data = report.to_dict()
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        typer.echo(f"written to {output}")
+    if not no_manifest:
+        key = ",".join(sorted(filters or [])) or "all"
+        evaluation = dict(read_manifest(m.path).get("evaluation") or {})
+        evaluation[f"{queries.name}:{key}:{split}"] = data
+        update_manifest(m.path, evaluation=evaluation)
+
+
+@app.command()
+@_fail_cleanly
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", help="uvicorn worker processes.")] = 1,
+    models_dir: ModelsOpt = None,
+    train_if_missing: Annotated[
+        bool, typer.Option("--train-if-missing", help="Train on the demo corpus first when there is no model.")
+    ] = False,
+) -> None:
+    """Serve the HTTP API (FastAPI under uvicorn) from the current model."""
+    import os
+
+    import uvicorn
+
+    from legalsearch.model import current_version
+
+    directory = _models_dir(models_dir)
+    if train_if_missing and current_version(directory) is None:
+        typer.echo(f"no model in {directory}: training on the demo corpus first", err=True)
+        train(corpus=None, extra_text=None, config=None, models_dir=directory, cache_dir=None,
+              no_current=False, quiet=True, verbose=False)
+    os.environ["LEGALSEARCH_MODELS_DIR"] = str(directory)
+    uvicorn.run("legalsearch.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="info")
+
+
+def _plain(obj: Any) -> Any:
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return asdict(obj)
+    return obj
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point."""
+    app(args=list(argv) if argv is not None else sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()
