@@ -257,4 +257,20 @@ class ServiceSettings(BaseSettings):
         2.0, description="How often the server checks whether models/current moved; 0 turns watching off."
     )
     faiss_threads: int = Field(1, description="FAISS OpenMP threads per worker, so workers do not fight over cores.")
+    blas_threads: int = Field(
+        1, description="BLAS/OpenMP threads of numpy and scikit-learn per worker (threadpoolctl); 0 leaves them as is."
+    )
     log_level: str = Field("info", description="Log level of the service.")
+
+
+def settings_markdown() -> str:
+    """The README's configuration tables, generated from the declarations above (tested against the README)."""
+    lines = ["| section | key | default | meaning |", "|---|---|---|---|"]
+    for section, name, default, help_text in describe_settings():
+        shown = str(default).lower() if isinstance(default, bool) else repr(default).replace("'", '"')
+        lines.append(f"| `[{section}]` | `{name}` | `{shown}` | {help_text} |")
+    lines += ["", "| environment variable | default | meaning |", "|---|---|---|"]
+    for name, info in ServiceSettings.model_fields.items():
+        default = info.default_factory() if info.default_factory else info.default  # type: ignore[call-arg]
+        lines.append(f"| `LEGALSEARCH_{name.upper()}` | `{default}` | {info.description} |")
+    return "\n".join(lines)
