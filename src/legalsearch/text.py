@@ -1,0 +1,547 @@
+"""German preprocessing: spaCy's blank German tokenizer, lookup lemmas, legal abbreviations, citations.
+
+The rules and the reasons for them are documented in ``docs/preprocessing.md``. Everything that depends only
+on a word's surface form (lemma, case, stopword, number rule, compound parts) is computed once per distinct
+surface string and memoised, so the per-token cost after warm-up is one dict lookup; only citations and
+citation markers ("Abs. 2") look at their neighbours.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import multiprocessing
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata, resources
+from itertools import islice
+from multiprocessing.pool import AsyncResult
+from typing import Final, cast
+
+import spacy
+from catalogue import RegistryError
+from spacy.attrs import ORTH as ORTH_ATTR
+from spacy.symbols import ORTH
+from spacy.tokenizer import Tokenizer
+from spacy.tokens import Doc
+
+from legalsearch.config import PreprocessConfig
+from legalsearch.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+#: bump when a rule in this module changes the tokens it produces (part of the fingerprint)
+RULES_VERSION: Final = "1"
+
+_DATA_FILES: Final = (
+    "legal_abbreviations.txt",
+    "legal_stopwords.txt",
+    "stopword_exceptions.txt",
+    "compound_head_blocklist.txt",
+)
+
+#: shortest compound part (modifier or head)
+MIN_COMPOUND_PART: Final = 4
+#: memo dicts are cleared when they grow past this, so that memory stays bounded on huge corpora
+_MEMO_LIMIT: Final = 1_000_000
+
+_SECTION_NUMBER = re.compile(r"\d+[a-z]?")
+# bare numbers, ordinals ("12."), dates ("12.3.2017"), decimals ("1,5"), ranges ("2017/18")
+_NUMBER = re.compile(r"[\d][\d.,:/\-]*\.?|\d+[a-z]")
+_HAS_WORD_CHAR = re.compile(r"\w")
+_WHITESPACE = re.compile(r"\s+")
+_ROMAN = re.compile(r"(?:X{0,2})(?:IX|IV|V?I{0,3})")
+# a law abbreviation: letters only, at least two capitals ("BGB", "ArbGG", "DMietG", "AO")
+_LAW = re.compile(r"[A-ZÄÖÜ][A-Za-zÄÖÜäöüß]{0,14}")
+_LINKING_ELEMENTS: Final = ("es", "s", "en", "n")
+_STRIP_CHARS: Final = "-'’\u00ad.·"
+
+# words that start a citation
+_ARTICLE_WORDS: Final = frozenset({"Art", "Art.", "Artikel", "art.", "Art.-"})
+# citation markers: followed by a number they are part of a citation and dropped with their number
+_MARKERS: Final = frozenset(
+    {
+        "Abs.", "Abs", "Absatz", "Absatzes", "Absätze", "Absätzen", "Satz", "Satzes", "Sätze", "Sätzen", "S.",
+        "Nr.", "Nr", "Nrn.", "Nummer", "Nummern", "Halbsatz", "Halbs.", "Hs.", "Buchst.", "Buchstabe", "lit.",
+        "Alt.", "Alternative", "Var.", "Variante", "UAbs.", "Unterabs.", "Unterabsatz", "Rn.", "Rn", "Rdnr.",
+        "Rz.", "Tz.",
+    }
+)
+# continue a list inside a citation: "§§ 573, 574 BGB", "Abs. 1 und 2"
+_LIST_WORDS: Final = frozenset({",", "und", "oder", "bis", "sowie", "u."})
+_FOLLOWING: Final = frozenset({"f.", "ff.", "f", "ff"})
+
+
+class _Sentinel:
+    """Memo values that mean "look at the neighbours" instead of a token tuple."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+_CITE: Final = _Sentinel("CITE")
+_MARK: Final = _Sentinel("MARK")
+_Entry = tuple[str, ...] | _Sentinel
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSpan:
+    """A stretch of the input text and the normalised tokens it produced (for highlighting query terms)."""
+
+    start: int
+    end: int
+    surface: str
+    tokens: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Lexicon:
+    """The lemma table and the word lists derived from it; loaded once per process."""
+
+    lemmas: dict[str, str]
+    #: lowercase noun forms (inflected too) -> lowercase noun lemma: the compound head dictionary
+    nouns: dict[str, str]
+    #: lowercase forms of every word -> lowercase lemma: the compound modifier dictionary
+    words: dict[str, str]
+    #: lowercase lemmas; known words are not split into compounds
+    known_lemmas: frozenset[str]
+
+
+def _read_list(name: str) -> list[str]:
+    text = (resources.files("legalsearch") / "data" / name).read_text(encoding="utf-8")
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+@lru_cache(maxsize=1)
+def _data_digest() -> str:
+    h = hashlib.sha256()
+    for name in _DATA_FILES:
+        h.update(name.encode())
+        h.update((resources.files("legalsearch") / "data" / name).read_bytes())
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _lexicon() -> _Lexicon:
+    # the very file spaCy's Lookups("de", ["lemma_lookup"]) loads; read as plain data because spaCy's Table
+    # keeps only the hashes of its keys, and the compound dictionary needs the words themselves
+    try:
+        path = spacy.util.registry.lookups.get("de")["lemma_lookup"]
+        lemmas: dict[str, str] = dict(spacy.util.load_language_data(path))
+    except (ValueError, KeyError, OSError, RegistryError) as exc:
+        raise ConfigError(f"German lemma table unavailable (spacy-lookups-data installed?): {exc}") from exc
+    nouns: dict[str, str] = {}
+    words: dict[str, str] = {}
+    for form, lemma in lemmas.items():
+        low = lemma.lower()
+        words.setdefault(form.lower(), low)
+        words.setdefault(low, low)
+        if lemma[:1].isupper() and form[:1].isupper():
+            nouns.setdefault(form.lower(), low)
+            nouns.setdefault(low, low)
+    # lemmas win over inflected forms that happen to be spelled like another word's lemma
+    for lemma in set(lemmas.values()):
+        low = lemma.lower()
+        words[low] = low
+        if lemma[:1].isupper():
+            nouns[low] = low
+    known = frozenset(words.values())
+    logger.debug("lemma table: %d forms, %d nouns", len(lemmas), len(nouns))
+    return _Lexicon(lemmas=lemmas, nouns=nouns, words=words, known_lemmas=known)
+
+
+def _library_versions() -> dict[str, str]:
+    out = {}
+    for dist in ("spacy", "spacy-lookups-data", "simplemma"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "absent"
+    return out
+
+
+class Preprocessor:
+    """Turns German legal text into normalised tokens; build once, reuse for many texts."""
+
+    def __init__(self, config: PreprocessConfig) -> None:
+        """Build ``spacy.blank("de")`` with the legal abbreviations as special cases; no downloads."""
+        if config.min_token_chars < 1:
+            raise ConfigError(f"[preprocess] min_token_chars = {config.min_token_chars}: must be at least 1")
+        if config.batch_size < 1:
+            raise ConfigError(f"[preprocess] batch_size = {config.batch_size}: must be at least 1")
+        if config.n_process < 1:
+            raise ConfigError(f"[preprocess] n_process = {config.n_process}: must be at least 1")
+        self.config = config
+        self._nlp = spacy.blank("de")
+        self._tokenizer = cast(Tokenizer, self._nlp.tokenizer)
+        abbreviations = _read_list("legal_abbreviations.txt")
+        for abbr in abbreviations:
+            self._tokenizer.add_special_case(abbr, [{ORTH: abbr}])
+        # "§§" reads as one citation start; the default tokenizer would split it in two
+        self._tokenizer.add_special_case("§§", [{ORTH: "§§"}])
+        self._abbreviations = frozenset(abbreviations)
+        exceptions = set(_read_list("stopword_exceptions.txt"))
+        self._stopwords = frozenset(
+            (set(self._nlp.Defaults.stop_words) - exceptions) | set(_read_list("legal_stopwords.txt"))
+        )
+        self._blocked_heads = frozenset(_read_list("compound_head_blocklist.txt"))
+        self._lex = _lexicon()
+        self._simplemma = None
+        if config.lemmatizer == "simplemma":
+            import simplemma
+
+            self._simplemma = simplemma
+        self._memo: dict[str, _Entry] = {}
+        self._hash_memo: dict[int, _Entry] = {}
+        self._strings = self._nlp.vocab.strings
+        self._split_memo: dict[str, tuple[str, str, tuple[str, ...]] | None] = {}
+        self._fingerprint = self._compute_fingerprint()
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable hash of the token-affecting config, the rule data and the library versions."""
+        return self._fingerprint
+
+    def tokens(self, text: str) -> list[str]:
+        """The normalised tokens of one text."""
+        return self._tokens_of(self._tokenizer(text))
+
+    def pipe(self, texts: Iterable[str]) -> Iterator[list[str]]:
+        """Tokens of many texts, in order, streamed batch by batch (same result as ``tokens()``)."""
+        if self.config.n_process > 1:
+            yield from self._pipe_parallel(texts)
+            return
+        for doc in self._tokenizer.pipe(texts, batch_size=self.config.batch_size):
+            yield self._tokens_of(doc)
+
+    def token_spans(self, text: str) -> list[TokenSpan]:
+        """Surface stretches of ``text`` with the tokens each produced (stretches producing none left out)."""
+        doc = self._tokenizer(text)
+        words = [t.text for t in doc]
+        starts = [t.idx for t in doc]
+        spans: list[TokenSpan] = []
+        i, n = 0, len(words)
+        while i < n:
+            j, toks = self._step(words, i)
+            if toks:
+                start = starts[i]
+                end = starts[j - 1] + len(words[j - 1])
+                spans.append(TokenSpan(start, end, text[start:end], toks))
+            i = j
+        return spans
+
+    # ------------------------------------------------------------------ token loop
+
+    def _tokens_of(self, doc: Doc) -> list[str]:
+        # keyed by the tokenizer's orth hashes: reading them as one array avoids creating a Token object and a
+        # str per token, which costs more than everything else here; strings are made only on a memo miss
+        out: list[str] = []
+        memo = self._hash_memo
+        hashes: list[int] = doc.to_array(ORTH_ATTR).tolist()
+        words: list[str] | None = None
+        i, n = 0, len(hashes)
+        while i < n:
+            entry = memo.get(hashes[i])
+            if entry is None or entry.__class__ is _Sentinel:
+                if words is None:
+                    strings = self._strings
+                    words = [strings[h] for h in hashes]
+                if entry is None:
+                    entry = self._entry(words[i])
+                    if len(memo) >= _MEMO_LIMIT:
+                        memo.clear()
+                    memo[hashes[i]] = entry
+                    if entry.__class__ is not _Sentinel:
+                        out += entry  # type: ignore[arg-type]
+                        i += 1
+                        continue
+                i, toks = self._step(words, i)
+                out += toks
+                continue
+            out += entry  # type: ignore[arg-type]
+            i += 1
+        return out
+
+    def _step(self, words: Sequence[str], i: int) -> tuple[int, tuple[str, ...]]:
+        """Process the unit starting at ``words[i]``: returns the next index and the tokens produced."""
+        entry = self._entry(words[i])
+        if entry is _CITE:
+            cited = self._citation(words, i)
+            if cited is not None:
+                return cited
+            return i + 1, self._word(words[i].lstrip("§")) if words[i][0] == "§" else self._word(words[i])
+        if entry is _MARK:
+            if i + 1 < len(words) and self._is_part_number(words[i + 1]):
+                return self._skip_part_list(words, i + 2), ()
+            return i + 1, self._word(words[i])
+        return i + 1, entry  # type: ignore[return-value]
+
+    def _entry(self, word: str) -> _Entry:
+        memo = self._memo
+        entry = memo.get(word)
+        if entry is None:
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()
+            if word[:1] == "§" or (self.config.citations and word in _ARTICLE_WORDS):
+                entry = _CITE if self.config.citations else self._word(word.lstrip("§"))
+            elif word in _MARKERS:
+                entry = _MARK
+            else:
+                entry = self._word(word)
+            memo[word] = entry
+        return entry
+
+    # ------------------------------------------------------------------ citations
+
+    @staticmethod
+    def _is_part_number(word: str) -> bool:
+        # "2", "2a", a letter ("lit. f", "Buchst. a") or a roman numeral ("Alt. II")
+        return bool(_SECTION_NUMBER.fullmatch(word) or (len(word) == 1 and word.isalpha())
+                    or (word.isupper() and _ROMAN.fullmatch(word)))
+
+    def _skip_part_list(self, words: Sequence[str], j: int) -> int:
+        """Skip "und 2", ", 3" continuations after a marker's number."""
+        n = len(words)
+        while j + 1 < n and words[j] in _LIST_WORDS and self._is_part_number(words[j + 1]) \
+                and not _LAW.fullmatch(words[j + 1]):
+            j += 2
+        return j
+
+    def _citation(self, words: Sequence[str], i: int) -> tuple[int, tuple[str, ...]] | None:
+        """Parse "§ 573 Abs. 2 BGB", "§§ 573, 574 BGB", "§573b", "Art. 1 GG"; None if it is no citation."""
+        n = len(words)
+        first = words[i]
+        numbers: list[str] = []
+        if first[0] == "§":
+            prefix = "§"
+            rest = first.lstrip("§")
+            j = i + 1
+            while rest == "" and j < n and words[j] == "§":  # "§ §" from text that spaced the double sign
+                j += 1
+            if rest:
+                if not _SECTION_NUMBER.fullmatch(rest):
+                    return None
+                numbers.append(rest)
+        else:
+            prefix = "art"
+            j = i + 1
+            if first in ("Art", "art.") and j < n and words[j] == ".":
+                j += 1
+        if not numbers:
+            if j < n and _SECTION_NUMBER.fullmatch(words[j]):
+                numbers.append(words[j])
+                j += 1
+            else:
+                return None
+        law = ""
+        while j < n:
+            w = words[j]
+            if w in _MARKERS and j + 1 < n and self._is_part_number(words[j + 1]):
+                j = self._skip_part_list(words, j + 2)
+            elif w in _FOLLOWING:
+                j += 1
+            elif w in _LIST_WORDS and j + 1 < n and _SECTION_NUMBER.fullmatch(words[j + 1]):
+                numbers.append(words[j + 1])
+                j += 2
+            elif w in _LIST_WORDS and j + 2 < n and words[j + 1][:1] == "§" \
+                    and _SECTION_NUMBER.fullmatch(words[j + 2]) and prefix == "§":
+                # "§ 573 und § 574 BGB": one law for both
+                numbers.append(words[j + 2])
+                j += 3
+            else:
+                if self._is_law(w):
+                    law = w.lower()
+                    j += 1
+                    if law == "sgb" and j < n and words[j].isupper() and _ROMAN.fullmatch(words[j]):
+                        law += words[j].lower()  # "SGB V" -> "sgbv"
+                        j += 1
+                break
+        toks: list[str] = []
+        for num in numbers:
+            tok = f"{prefix}{num}"
+            toks.append(tok)
+            if law:
+                toks.append(f"{tok}@{law}")
+        return j, tuple(dict.fromkeys(toks))
+
+    def _is_law(self, word: str) -> bool:
+        if word in self._abbreviations or not _LAW.fullmatch(word):
+            return False
+        return sum(c.isupper() for c in word) >= 2
+
+    # ------------------------------------------------------------------ words
+
+    def _word(self, word: str) -> tuple[str, ...]:
+        """Tokens of one word, independent of its neighbours."""
+        if not word or word in self._abbreviations:
+            return ()
+        if _WHITESPACE.search(word) or "_" in word or "/" in word:
+            # tokens never hold whitespace or "_" (phrases are joined with "_"); "und/oder" is two words
+            parts = [p for p in re.split(r"[\s_/]+", word) if p]
+            return tuple(dict.fromkeys(t for p in parts for t in self._word(p)))
+        word = word.strip(_STRIP_CHARS)
+        if not word or not _HAS_WORD_CHAR.search(word):
+            return ()
+        if "-" in word:
+            parts = [p for p in word.split("-") if p]
+            if len(parts) > 1:
+                whole = self._finish(word.lower() if self.config.lowercase else word, word)
+                return tuple(dict.fromkeys((*whole[:1], *(t for p in parts for t in self._word(p)))))
+        if _NUMBER.fullmatch(word):
+            return (word.rstrip("."),) if self.config.numbers == "keep" else ()
+        return self._finish(self._lemma(word), word)
+
+    def _finish(self, lemma: str, surface: str) -> tuple[str, ...]:
+        cfg = self.config
+        low = lemma.lower()
+        if cfg.remove_stopwords and (low in self._stopwords or surface.lower() in self._stopwords):
+            return ()
+        tok = low if cfg.lowercase else lemma
+        parts: tuple[str, ...] = ()
+        if cfg.split_compounds and "-" not in low:
+            split = self._decompose(low)
+            if split is not None:
+                compound, _head, parts = split
+                tok = compound if cfg.lowercase else compound[:1].upper() + compound[1:]
+                parts = tuple(p for p in parts if len(p) >= cfg.min_token_chars
+                              and not (cfg.remove_stopwords and p in self._stopwords))
+        if len(tok) < cfg.min_token_chars:
+            return ()
+        return tuple(dict.fromkeys((tok, *parts)))
+
+    def _lemma(self, word: str) -> str:
+        if self.config.lemmatizer == "none":
+            return word
+        if self._simplemma is not None:
+            return str(self._simplemma.lemmatize(word, lang="de"))
+        table = self._lex.lemmas
+        lemma = table.get(word)
+        if lemma is None:
+            # the table is case-sensitive: sentence-initial verbs ("Gekündigt") and lowercased nouns in
+            # queries ("mietverträge") are found under the other spelling
+            alt = word.lower() if word[:1].isupper() else word[:1].upper() + word[1:]
+            lemma = table.get(alt)
+            if lemma is None:
+                return word
+            if alt != word.lower():
+                return lemma
+        return lemma
+
+    # ------------------------------------------------------------------ compounds
+
+    def _decompose(self, low: str) -> tuple[str, str, tuple[str, ...]] | None:
+        """Split an unknown lowercase compound: (compound lemma, head lemma, parts) or None."""
+        memo = self._split_memo
+        if low in memo:
+            return memo[low]
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        result = None
+        if len(low) >= 2 * MIN_COMPOUND_PART and low not in self._lex.known_lemmas:
+            result = self._split(low)
+        memo[low] = result
+        return result
+
+    def _split(self, low: str) -> tuple[str, str, tuple[str, ...]] | None:
+        nouns = self._lex.nouns
+        # the longest known noun head wins: it carries the meaning (Miet|vertrags|kündigung -> kündigung)
+        for cut in range(MIN_COMPOUND_PART, len(low) - MIN_COMPOUND_PART + 1):
+            head = low[cut:]
+            head_lemma = nouns.get(head)
+            if head_lemma is None or head_lemma in self._blocked_heads or head in self._blocked_heads:
+                continue
+            modifier = self._modifier(low[:cut])
+            if modifier is None:
+                continue
+            mod_lemma, mod_parts = modifier
+            head_parts: tuple[str, ...] = ()
+            if head_lemma not in self._lex.known_lemmas:
+                sub = self._decompose(head_lemma)
+                head_parts = sub[2] if sub else ()
+            compound = low[:cut] + head_lemma
+            parts = (mod_lemma, *mod_parts, head_lemma, *head_parts)
+            return compound, head_lemma, tuple(p for p in dict.fromkeys(parts) if p != compound)
+        return None
+
+    def _modifier(self, mod: str) -> tuple[str, tuple[str, ...]] | None:
+        """The lemma of a compound's first part, allowing linking elements and a dropped final -e."""
+        words, nouns, stop = self._lex.words, self._lex.nouns, self._stopwords
+        candidates = [mod]
+        candidates += [mod[: -len(le)] for le in _LINKING_ELEMENTS if mod.endswith(le)]
+        for cand in candidates:
+            if len(cand) < MIN_COMPOUND_PART:
+                continue
+            lemma = words.get(cand)
+            if lemma is not None and lemma not in stop and cand not in stop:
+                return lemma, ()
+        for cand in candidates:
+            if len(cand) >= MIN_COMPOUND_PART - 1 and cand + "e" in nouns:  # Miet|vertrag -> Miete
+                return nouns[cand + "e"], ()
+        for cand in candidates:
+            # three-part compounds whose first part is itself an unknown compound
+            if len(cand) >= 2 * MIN_COMPOUND_PART:
+                sub = self._decompose(cand)
+                if sub is not None:
+                    return sub[0], sub[2]
+        return None
+
+    # ------------------------------------------------------------------ parallel
+
+    def _pipe_parallel(self, texts: Iterable[str]) -> Iterator[list[str]]:
+        """Batches go to worker processes; at most 2 batches per worker are in flight (memory stays flat)."""
+        n_proc = self.config.n_process
+        size = self.config.batch_size
+        methods = multiprocessing.get_all_start_methods()
+        # fork shares the already loaded lemma table with the workers instead of loading it again
+        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        it = iter(texts)
+        with ctx.Pool(n_proc, initializer=_init_worker, initargs=(self.config,)) as pool:
+            pending: deque[AsyncResult[list[list[str]]]] = deque()
+            while True:
+                while len(pending) < 2 * n_proc:
+                    batch = list(islice(it, size))
+                    if not batch:
+                        break
+                    pending.append(pool.apply_async(_work, (batch,)))
+                if not pending:
+                    return
+                yield from pending.popleft().get()
+
+    def _compute_fingerprint(self) -> str:
+        # batch_size and n_process do not change the tokens, so they must not invalidate caches
+        cfg = dataclasses.asdict(self.config)
+        for irrelevant in ("batch_size", "n_process"):
+            cfg.pop(irrelevant)
+        payload = json.dumps(
+            {"config": cfg, "rules": RULES_VERSION, "data": _data_digest(), "libs": _library_versions()},
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+_worker: Preprocessor | None = None
+
+
+def _init_worker(config: PreprocessConfig) -> None:
+    global _worker
+    _worker = Preprocessor(dataclasses.replace(config, n_process=1))
+
+
+def _work(batch: list[str]) -> list[list[str]]:
+    assert _worker is not None  # set by the pool initializer
+    return list(_worker.pipe(batch))
+
+
+def preprocess(texts: Iterable[str], config: PreprocessConfig) -> Iterator[list[str]]:
+    """The preprocessing stage: tokens of each text, streamed in order."""
+    return Preprocessor(config).pipe(texts)

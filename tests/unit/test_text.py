@@ -1,0 +1,197 @@
+"""German preprocessing: abbreviations, citations, lemmas, stopwords, numbers, compounds, spans, streaming."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Iterator
+
+import pytest
+
+from legalsearch.config import PreprocessConfig
+from legalsearch.errors import ConfigError
+from legalsearch.text import Preprocessor, TokenSpan, preprocess
+
+
+@pytest.fixture(scope="module")
+def pre() -> Preprocessor:
+    return Preprocessor(PreprocessConfig())
+
+
+def test_abbreviations_stay_whole_and_are_dropped(pre: Preprocessor) -> None:
+    words = [t.text for t in pre._tokenizer("vgl. z.B. i.V.m. ggf. d.h. u.a. BGBl. Urt. bzw. etc. Miete")]
+    for abbr in ("vgl.", "z.B.", "i.V.m.", "ggf.", "d.h.", "u.a.", "BGBl.", "Urt.", "bzw.", "etc."):
+        assert abbr in words
+    # none of them leaks a fragment ("z", "b", "bgbl", "urt") into the tokens
+    assert pre.tokens("vgl. z.B. i.V.m. ggf. d.h. u.a. BGBl. Urt. bzw. etc. Miete") == ["miete"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("nach § 573 Abs. 2 BGB", ["§573", "§573@bgb"]),
+        ("§§ 573, 574 BGB", ["§573", "§573@bgb", "§574", "§574@bgb"]),
+        ("§ 573b", ["§573b"]),
+        ("§573 BGB", ["§573", "§573@bgb"]),
+        ("Art. 1 GG", ["art1", "art1@gg"]),
+        ("§ 5 DMietG", ["§5", "§5@dmietg"]),
+        ("§ 9 Abs. 2 Satz 2 ArbGG", ["§9", "§9@arbgg"]),
+        ("§ 201 Abs. 1 SGB V", ["§201", "§201@sgbv"]),
+        ("Art. 6 Abs. 1 lit. f DSGVO", ["art6", "art6@dsgvo"]),
+        ("§ 72b Rn. 59", ["§72b"]),
+    ],
+)
+def test_citations(pre: Preprocessor, text: str, expected: list[str]) -> None:
+    assert pre.tokens(text) == expected
+
+
+def test_citation_in_decision_matches_query_citation(pre: Preprocessor) -> None:
+    decision = pre.tokens("Die Kündigung ist nach § 573 Abs. 2 Nr. 1 BGB i.V.m. § 574 BGB wirksam.")
+    query = pre.tokens("§ 573 BGB")
+    assert set(query) <= set(decision)
+    assert not any(" " in t or "_" in t for t in decision)
+
+
+def test_citations_off_keeps_no_citation_tokens() -> None:
+    toks = Preprocessor(PreprocessConfig(citations=False)).tokens("nach § 573 Abs. 2 BGB")
+    assert not any(t.startswith("§") for t in toks)
+
+
+def test_lemmas_and_lowercase(pre: Preprocessor) -> None:
+    toks = pre.tokens("Mietverträge wurden gekündigt. Kündigungen")
+    assert toks[:2] == ["mietvertrag", "kündigen"]
+    assert "kündigung" in toks
+    # lowercase query input finds the capitalised noun in the case-sensitive table
+    assert pre.tokens("mietverträge") == ["mietvertrag"]
+    assert Preprocessor(PreprocessConfig(lowercase=False, split_compounds=False)).tokens(
+        "Mietverträge"
+    ) == ["Mietvertrag"]
+
+
+def test_simplemma_lemmatizer() -> None:
+    toks = Preprocessor(PreprocessConfig(lemmatizer="simplemma", split_compounds=False)).tokens(
+        "Mietverträge gekündigt"
+    )
+    assert toks == ["mietvertrag", "kündigen"]
+
+
+def test_stopwords_and_exceptions(pre: Preprocessor) -> None:
+    assert pre.tokens("Der Mieter und die Vermieterin haben es gemäß dem Vertrag") == [
+        "mieter", "vermieterin", "vertrag"
+    ]
+    # "Recht" is on spaCy's list but a content word in law
+    assert pre.tokens("das Recht") == ["recht"]
+    keep = Preprocessor(PreprocessConfig(remove_stopwords=False, split_compounds=False))
+    assert "der" in keep.tokens("Der Mieter")
+
+
+def test_numbers(pre: Preprocessor) -> None:
+    assert pre.tokens("am 12. Oktober 2017 zahlte er 1,5 Mio. Euro") == ["oktober", "zahlen", "euro"]
+    keep = Preprocessor(PreprocessConfig(numbers="keep"))
+    assert keep.tokens("am 12. Oktober 2017") == ["12", "oktober", "2017"]
+    # subsection numbers of a citation never become tokens of their own
+    assert keep.tokens("§ 573 Abs. 2 BGB") == ["§573", "§573@bgb"]
+
+
+def test_punctuation_and_min_chars(pre: Preprocessor) -> None:
+    assert pre.tokens("( Miete ) ; - ! a") == ["miete"]
+    assert Preprocessor(PreprocessConfig(min_token_chars=6)).tokens("Miete Kaution") == ["kaution"]
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("Mietvertragskündigung", ["mietvertragskündigung", "mietvertrag", "kündigung"]),
+        ("Kündigungsfrist", ["kündigungsfrist", "kündigung", "frist"]),
+        ("Mietvertragskündigungen", ["mietvertragskündigung", "mietvertrag", "kündigung"]),
+        ("Landgericht", ["landgericht", "land", "gericht"]),
+        ("Mietvertragskündigungsfrist", ["mietvertragskündigungsfrist", "mietvertragskündigung",
+                                         "mietvertrag", "kündigung", "frist"]),
+        # known words are not split, so no "bein" + "halten" and no "anwalt" + "schaft"
+        ("beinhalten", ["beinhalten"]),
+        ("Anwaltschaft", ["anwaltschaft"]),
+    ],
+)
+def test_compounds(pre: Preprocessor, word: str, expected: list[str]) -> None:
+    assert pre.tokens(word) == expected
+
+
+def test_compounds_off() -> None:
+    assert Preprocessor(PreprocessConfig(split_compounds=False)).tokens("Kündigungsfrist") == ["kündigungsfrist"]
+
+
+def test_hyphen_and_slash_words(pre: Preprocessor) -> None:
+    assert pre.tokens("Miet-Kaution") == ["miet-kaution", "miet", "kaution"]
+    assert pre.tokens("Mieter_innen und/oder") == ["mieter", "innen"]
+    for tok in pre.tokens("Miet-Kaution Mieter_innen\u00a0Wohnung\nMiete"):
+        assert "_" not in tok and not any(c.isspace() for c in tok)
+
+
+def test_pipe_equals_tokens(pre: Preprocessor) -> None:
+    texts = [
+        "Die Mietvertragskündigung nach § 573 Abs. 2 BGB ist unwirksam.",
+        "",
+        "Art. 1 GG schützt die Würde des Menschen.",
+        "z.B. 12 Kündigungsfristen",
+    ] * 3
+    small = Preprocessor(PreprocessConfig(batch_size=2))
+    assert list(small.pipe(texts)) == [pre.tokens(t) for t in texts]
+    assert list(preprocess(iter(texts), PreprocessConfig())) == [pre.tokens(t) for t in texts]
+
+
+def test_pipe_parallel_equals_serial(pre: Preprocessor) -> None:
+    texts = [f"Urteil {i}: Kündigung nach § {i} BGB, Mietvertragskündigung" for i in range(50)]
+    par = Preprocessor(PreprocessConfig(n_process=2, batch_size=7))
+    assert list(par.pipe(texts)) == [pre.tokens(t) for t in texts]
+
+
+def test_pipe_is_lazy(pre: Preprocessor) -> None:
+    pulled = 0
+
+    def endless() -> Iterator[str]:
+        nonlocal pulled
+        for i in itertools.count():
+            pulled += 1
+            yield f"Kündigung Nummer {i}"
+
+    lazy = Preprocessor(PreprocessConfig(batch_size=10))
+    first = list(itertools.islice(lazy.pipe(endless()), 3))
+    assert first == [["kündigung"]] * 3
+    assert pulled < 100
+
+
+def test_token_spans_map_back(pre: Preprocessor) -> None:
+    text = "Die Mietvertragskündigung wurde nach § 573 Abs. 2 BGB gekündigt."
+    spans = pre.token_spans(text)
+    assert all(isinstance(s, TokenSpan) for s in spans)
+    for s in spans:
+        assert text[s.start : s.end] == s.surface
+    by_surface = {s.surface: s.tokens for s in spans}
+    assert by_surface["Mietvertragskündigung"] == ("mietvertragskündigung", "mietvertrag", "kündigung")
+    assert by_surface["§ 573 Abs. 2 BGB"] == ("§573", "§573@bgb")
+    assert by_surface["gekündigt"] == ("kündigen",)
+    assert [t for s in spans for t in s.tokens] == pre.tokens(text)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spans[0].start = 1  # type: ignore[misc]
+
+
+def test_fingerprint(pre: Preprocessor) -> None:
+    same = Preprocessor(PreprocessConfig())
+    assert pre.fingerprint == same.fingerprint
+    assert pre.fingerprint != Preprocessor(PreprocessConfig(split_compounds=False)).fingerprint
+    assert pre.fingerprint != Preprocessor(PreprocessConfig(numbers="keep")).fingerprint
+    # how the work is batched does not change the tokens, so it keeps caches valid
+    assert pre.fingerprint == Preprocessor(PreprocessConfig(batch_size=7, n_process=2)).fingerprint
+
+
+def test_deterministic() -> None:
+    text = "Die Kündigungsfristen des Mietvertrags nach §§ 573, 573c BGB, z.B. 3 Monate."
+    a = Preprocessor(PreprocessConfig()).tokens(text)
+    b = Preprocessor(PreprocessConfig()).tokens(text)
+    assert a == b
+    assert a == Preprocessor(PreprocessConfig()).tokens(text)
+
+
+def test_invalid_config() -> None:
+    with pytest.raises(ConfigError):
+        Preprocessor(PreprocessConfig(min_token_chars=0))
