@@ -1,0 +1,101 @@
+"""The FastAPI application: ``create_app`` (a uvicorn factory) wires settings, model, routes and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import Depends, FastAPI
+
+from legalsearch.api import metrics
+from legalsearch.api.deps import require_api_key
+from legalsearch.api.errors import install_error_handlers
+from legalsearch.api.limits import BodyLimitMiddleware
+from legalsearch.api.routes import documents, health, models, recommend, search, terms
+from legalsearch.api.state import ModelHolder
+from legalsearch.config import ServiceSettings
+from legalsearch.index import set_faiss_threads
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Search and recommendations over German legal content (statutes, decisions).
+
+Every answer that uses the model names its version in `model`; a model swap never mixes two versions in
+one answer. Errors are `{"detail": "..."}` (validation errors: FastAPI's list of problems).
+See docs/api.md for filters, pagination, limits, API keys and metrics.
+"""
+
+
+def _limit_threads(settings: ServiceSettings) -> None:
+    set_faiss_threads(settings.faiss_threads)
+    if settings.blas_threads > 0:
+        from threadpoolctl import threadpool_limits
+
+        # applied process-wide and kept: several workers on a small machine must not oversubscribe cores
+        threadpool_limits(limits=settings.blas_threads)
+
+
+async def _watch(app: FastAPI, holder: ModelHolder, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await models.reload_model(holder, force=False)
+        except Exception:  # the watcher must outlive any surprise, or swaps would silently stop
+            log.exception("model watcher: reload check failed")
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: ServiceSettings = app.state.settings
+    holder: ModelHolder = app.state.holder
+    _limit_threads(settings)
+    # the first load blocks startup (in a thread, so the loop stays free): the server accepts requests
+    # only once it can answer them, unless there is no usable model, which readyz then reports
+    await models.reload_model(holder, force=True)
+    if holder.model is None:
+        log.warning("starting without a model: %s", holder.unavailable_reason())
+    watcher: asyncio.Task[None] | None = None
+    if settings.watch_interval_s > 0:
+        holder.watching = True
+        watcher = asyncio.create_task(_watch(app, holder, settings.watch_interval_s))
+    try:
+        yield
+    finally:
+        holder.watching = False
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    """Build the application; settings default to the ``LEGALSEARCH_*`` environment."""
+    settings = settings if settings is not None else ServiceSettings()  # type: ignore[call-arg]
+    logging.getLogger("legalsearch").setLevel(settings.log_level.upper())
+    app = FastAPI(
+        title="legalsearch",
+        version=_package_version(),
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.holder = ModelHolder(settings.models_dir)
+    install_error_handlers(app)
+    protected = [Depends(require_api_key)]
+    app.include_router(health.router)
+    for router in (recommend.router, search.router, terms.router, documents.router, models.router):
+        app.include_router(router, dependencies=protected)
+    app.include_router(models.admin_router, dependencies=protected)
+    # outermost last: metrics time everything, including bodies refused for size
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(metrics.MetricsMiddleware)
+    return app
+
+
+def _package_version() -> str:
+    import legalsearch
+
+    return str(legalsearch.__version__)

@@ -1,0 +1,65 @@
+"""FastAPI dependencies: settings, the model (taken once per request), API keys, input size checks."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+
+from legalsearch.api.errors import PayloadTooLargeError, UnauthorizedError
+from legalsearch.api.state import ModelHolder
+from legalsearch.config import ServiceSettings
+from legalsearch.engine import Model
+
+_api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="Required when the service is configured with API keys (LEGALSEARCH_API_KEYS).",
+)
+
+
+def get_settings(request: Request) -> ServiceSettings:
+    """The app's settings."""
+    settings: ServiceSettings = request.app.state.settings
+    return settings
+
+
+def get_holder(request: Request) -> ModelHolder:
+    """The app's model holder."""
+    holder: ModelHolder = request.app.state.holder
+    return holder
+
+
+def get_model(holder: Annotated[ModelHolder, Depends(get_holder)]) -> Model:
+    """The served model, read once: the whole request uses this reference even if a swap happens meanwhile."""
+    return holder.require()
+
+
+def require_api_key(
+    settings: Annotated[ServiceSettings, Depends(get_settings)],
+    key: Annotated[str | None, Security(_api_key_header)] = None,
+) -> None:
+    """401 unless no keys are configured or X-API-Key holds one of them."""
+    if not settings.api_keys:
+        return
+    if not key:
+        raise UnauthorizedError("missing X-API-Key header")
+    # compare against every key in constant time, so timing tells nothing about near misses
+    if not any(secrets.compare_digest(key.encode(), k.encode()) for k in settings.api_keys):
+        raise UnauthorizedError("invalid API key")
+
+
+def check_text_length(settings: ServiceSettings, name: str, *texts: str) -> None:
+    """413 when the texts together exceed ``max_text_chars``."""
+    size = sum(len(t) for t in texts)
+    if size > settings.max_text_chars:
+        raise PayloadTooLargeError(
+            f"{name} is too long: {size} characters, the limit is {settings.max_text_chars}"
+        )
+
+
+ModelDep = Annotated[Model, Depends(get_model)]
+SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
+HolderDep = Annotated[ModelHolder, Depends(get_holder)]

@@ -1,0 +1,53 @@
+"""GET /livez, /readyz and /metrics (always open, no API key)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from legalsearch.api import metrics
+from legalsearch.api.deps import HolderDep
+from legalsearch.api.schemas import LiveResponse, ReadyResponse, ReloadFailure
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/livez", response_model=LiveResponse, summary="Liveness: 200 while the process runs")
+async def livez() -> LiveResponse:
+    """Always 200; needs no model."""
+    return LiveResponse(status="alive")
+
+
+@router.get(
+    "/readyz",
+    response_model=ReadyResponse,
+    summary="Readiness: 200 once a verified model is served, else 503 with the reason",
+    responses={503: {"model": ReadyResponse, "description": "No model is being served; `detail` says why."}},
+)
+async def readyz(holder: HolderDep) -> JSONResponse:
+    """Ready when a model is loaded and verified; details name the served version and the last refusal."""
+    model = holder.model
+    failure = holder.last_failure
+    body = ReadyResponse(
+        ready=model is not None,
+        detail="ready" if model is not None else holder.unavailable_reason(),
+        model=model.version if model is not None else None,
+        current=holder.pointer(),
+        last_reload_error=(
+            ReloadFailure(version=failure.version, reason=failure.reason, at=failure.at) if failure else None
+        ),
+        watching=holder.watching,
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if model is not None else 503)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (per worker unless PROMETHEUS_MULTIPROC_DIR is set)",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition format."}},
+)
+def get_metrics() -> Response:
+    """Request counts and latency histograms by route template and status; the served model version."""
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,70 @@
+"""POST /recommend."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from legalsearch.api.deps import ModelDep, SettingsDep, check_text_length
+from legalsearch.api.routes import errors
+from legalsearch.api.schemas import (
+    Explanation,
+    KeywordOut,
+    Recommendation,
+    RecommendRequest,
+    RecommendResponse,
+    finite,
+    to_filters,
+)
+from legalsearch.errors import EmptyQueryError
+from legalsearch.ranking import recommend
+
+router = APIRouter(tags=["recommendations"])
+
+
+@router.post(
+    "/recommend",
+    response_model=RecommendResponse,
+    summary="Documents related to seed documents, a text, or keywords",
+    responses=errors(400, 401, 404, 413, 503),
+)
+def post_recommend(body: RecommendRequest, model: ModelDep, settings: SettingsDep) -> RecommendResponse:
+    """Recommend documents. Give exactly one of `positive` (with optional `negative`), `text`, `keywords`.
+
+    Seeds and `exclude` ids never come back; unknown seed ids are listed in `ignored_ids`; when no positive
+    id is known the answer is 404. Empty or stopword-only text gives 422.
+    """
+    if body.text is not None:
+        check_text_length(settings, "text", body.text)
+        if not body.text.strip():
+            # ranking counts an empty text as "not given"; the client did give one, so say what is wrong
+            raise EmptyQueryError("the text is empty")
+    if body.keywords is not None:
+        check_text_length(settings, "keywords", *body.keywords)
+    result = recommend(
+        model,
+        positive=body.positive or (),
+        negative=body.negative,
+        text=body.text,
+        keywords=body.keywords or (),
+        k=body.k,
+        offset=body.offset,
+        filters=to_filters(body.filters),
+        exclude=body.exclude,
+        collapse=body.collapse,
+    )
+    return RecommendResponse(
+        results=[
+            Recommendation(
+                id=r.doc_id,
+                title=r.title,
+                type=r.type,
+                score=finite(r.score),
+                metadata=dict(r.metadata),
+                snippet=r.snippet,
+                explanation=Explanation(keywords=[KeywordOut.of(kw) for kw in r.keywords]),
+            )
+            for r in result.results
+        ],
+        ignored_ids=list(result.ignored_ids),
+        model=result.model,
+    )

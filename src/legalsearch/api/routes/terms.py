@@ -1,0 +1,38 @@
+"""GET /terms/{term}/similar."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from legalsearch.api.deps import ModelDep, SettingsDep, check_text_length
+from legalsearch.api.routes import errors
+from legalsearch.api.schemas import MAX_K, SimilarTermOut, SimilarTermsResponse, finite
+from legalsearch.ranking import similar_terms
+
+router = APIRouter(tags=["terms"])
+
+
+@router.get(
+    "/terms/{term}/similar",
+    response_model=SimilarTermsResponse,
+    summary="Terms related to a term (word2vec neighbours within the keyword vocabulary)",
+    responses=errors(401, 404, 413, 503),
+)
+def get_similar_terms(
+    model: ModelDep,
+    settings: SettingsDep,
+    term: Annotated[
+        str, Path(description="A term; multiword terms with spaces or '_'.", examples=["mietvertrag"])
+    ],
+    k: Annotated[int, Query(ge=1, le=MAX_K, description="Number of related terms.")] = 10,
+) -> SimilarTermsResponse:
+    """Related terms with cosine similarities; 404 when the term is not in the vocabulary."""
+    check_text_length(settings, "term", term)
+    found = similar_terms(model, term, k)
+    return SimilarTermsResponse(
+        term=term,
+        similar=[SimilarTermOut(term=s.term, score=finite(s.score) or 0.0) for s in found],
+        model=model.version,
+    )

@@ -1,0 +1,302 @@
+"""Request and response bodies of the HTTP API; every field carries a description and an example."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from legalsearch.docstore import DateRange, FilterValue
+from legalsearch.errors import InvalidRequestError
+from legalsearch.types import Keyword
+
+#: a metadata value as stored: scalars only
+Scalar = str | int | float | bool | None
+
+#: deepest page a client may ask for; beyond it FAISS would fetch (and collapse) ever larger candidate lists
+MAX_OFFSET = 10_000
+MAX_K = 100
+MAX_IDS = 100
+MAX_EXCLUDE = 1000
+
+_FILTERS_DESCRIPTION = (
+    "Metadata filters, all of which must match: field -> value, field -> list of values (any of them), or "
+    "field -> {\"from\": date, \"to\": date} (inclusive ISO date range, either end may be left out). "
+    "Fields: 'type' and any metadata field of the corpus (law, court, date, ...); an unknown field gives 422."
+)
+_FILTERS_EXAMPLE: dict[str, Any] = {"type": ["statute"], "law": "DMietG"}
+
+
+class DateRangeFilter(BaseModel):
+    """An inclusive date range over an ISO date metadata field."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    start: date | None = Field(
+        None, alias="from", description="First date included (ISO 8601).", examples=["2018-01-01"]
+    )
+    end: date | None = Field(None, alias="to", description="Last date included (ISO 8601).", examples=["2022-12-31"])
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DateRangeFilter:
+        if self.start is None and self.end is None:
+            raise ValueError("a date range needs 'from', 'to' or both")
+        if self.start is not None and self.end is not None and self.start > self.end:
+            raise ValueError(f"date range 'from' {self.start} is after 'to' {self.end}")
+        return self
+
+    def to_range(self) -> DateRange:
+        """The docstore's range over ISO strings."""
+        return DateRange(
+            self.start.isoformat() if self.start else None, self.end.isoformat() if self.end else None
+        )
+
+
+FilterSpec = DateRangeFilter | list[Scalar] | Scalar
+
+
+def to_filters(raw: dict[str, FilterSpec] | None) -> dict[str, FilterValue] | None:
+    """Validated API filters as the ranking functions take them."""
+    if not raw:
+        return None
+    out: dict[str, FilterValue] = {}
+    for name, value in raw.items():
+        if isinstance(value, DateRangeFilter):
+            out[name] = value.to_range()
+        elif isinstance(value, list):
+            if not value:
+                raise InvalidRequestError(f"filter {name!r} has an empty list of values")
+            out[name] = value
+        else:
+            out[name] = value
+    return out
+
+
+def finite(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: such scores become null."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+class KeywordOut(BaseModel):
+    """A weighted term."""
+
+    term: str = Field(description="The term; multiword terms join their words with '_'.", examples=["kündigung"])
+    weight: float = Field(description="Its weight (TF-IDF, or the shared weight in explanations).", examples=[0.42])
+
+    @classmethod
+    def of(cls, kw: Keyword) -> KeywordOut:
+        """From the core type."""
+        return cls(term=kw.term, weight=finite(kw.weight) or 0.0)
+
+
+class Explanation(BaseModel):
+    """Why a document was recommended."""
+
+    keywords: list[KeywordOut] = Field(
+        description="Keywords the document shares with the request, strongest first.",
+        examples=[[{"term": "kündigung", "weight": 0.12}]],
+    )
+
+
+class RecommendRequest(BaseModel):
+    """What to recommend for: seed documents, a text, or keywords (exactly one of them)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"positive": ["DMietG § 12"], "k": 5},
+                {"text": "Kündigung des Mietvertrags wegen Eigenbedarf", "filters": {"type": "decision"}},
+                {"keywords": ["kündigung", "mietvertrag"], "collapse": False},
+            ]
+        },
+    )
+
+    positive: list[str] | None = Field(
+        None, min_length=1, max_length=MAX_IDS,
+        description="Ids of documents the results should resemble (seeds; never returned).",
+        examples=[["DMietG § 12"]],
+    )
+    negative: list[str] = Field(
+        default_factory=list, max_length=MAX_IDS,
+        description="Ids of documents the results should not resemble; only together with 'positive'.",
+        examples=[[]],
+    )
+    text: str | None = Field(
+        None, description="A free text (a case description, a contract clause) to find related documents for.",
+        examples=["Der Vermieter kündigt das Mietverhältnis wegen Eigenbedarfs."],
+    )
+    keywords: list[str] | None = Field(
+        None, min_length=1, max_length=MAX_IDS,
+        description="Terms to find related documents for.", examples=[["kündigung", "eigenbedarf"]],
+    )
+    k: int = Field(10, ge=1, le=MAX_K, description="Number of results.", examples=[10])
+    offset: int = Field(
+        0, ge=0, le=MAX_OFFSET, description="Results to skip (stable pagination).", examples=[0]
+    )
+    filters: dict[str, FilterSpec] | None = Field(
+        None, description=_FILTERS_DESCRIPTION, examples=[_FILTERS_EXAMPLE]
+    )
+    exclude: list[str] = Field(
+        default_factory=list, max_length=MAX_EXCLUDE,
+        description="Ids that must not be returned (e.g. already shown).", examples=[["DMietG § 13"]],
+    )
+    collapse: bool = Field(True, description="Keep only the best of near-identical documents.", examples=[True])
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RecommendRequest:
+        given = [name for name in ("positive", "text", "keywords") if getattr(self, name) is not None]
+        if len(given) != 1:
+            found = ", ".join(given) if given else "none"
+            raise ValueError(f"give exactly one of 'positive', 'text', 'keywords' (got: {found})")
+        if self.negative and self.positive is None:
+            raise ValueError("'negative' ids only work together with 'positive' ids")
+        return self
+
+
+class Recommendation(BaseModel):
+    """One recommended document."""
+
+    id: str = Field(description="Document id.", examples=["DMietG § 13"])
+    title: str = Field(description="Document title.", examples=["Kündigung wegen Eigenbedarfs"])
+    type: str = Field(description="Document type (statute, decision, ...).", examples=["statute"])
+    score: float | None = Field(description="Cosine similarity to the request (higher is closer).", examples=[0.83])
+    metadata: dict[str, Scalar] = Field(
+        description="Metadata of the document (law, court, date, ...).", examples=[{"law": "DMietG"}]
+    )
+    snippet: str = Field(
+        description="HTML-escaped passage; request keywords are wrapped in <mark>…</mark>.",
+        examples=["Der Vermieter kann das Mietverhältnis nur <mark>kündigen</mark>, wenn …"],
+    )
+    explanation: Explanation = Field(description="Why it was recommended.")
+
+
+class RecommendResponse(BaseModel):
+    """Recommendations from one model version."""
+
+    results: list[Recommendation] = Field(description="Results, best first.")
+    ignored_ids: list[str] = Field(
+        description="Given ids (positive, negative) the model does not know; they were ignored.",
+        examples=[["DMietG § 999"]],
+    )
+    model: str = Field(description="Version of the model that answered.", examples=["20261128-151200-a1b2c3"])
+
+
+class ExpandedTermOut(BaseModel):
+    """A term the query was expanded with."""
+
+    term: str = Field(description="The added term.", examples=["mietverhältnis"])
+    source: str = Field(description="The query term it is related to.", examples=["mietvertrag"])
+    similarity: float = Field(description="Cosine similarity of the word vectors.", examples=[0.71])
+    weight: float = Field(description="Weight it got relative to a query term (1.0).", examples=[0.21])
+
+
+class SearchHitOut(BaseModel):
+    """One search result."""
+
+    id: str = Field(description="Document id.", examples=["DMietG § 12"])
+    title: str = Field(description="Document title.", examples=["Ordentliche Kündigung"])
+    type: str = Field(description="Document type.", examples=["statute"])
+    score: float | None = Field(description="Fused score (weighted z-scores; only comparable within one answer).",
+                                examples=[1.7])
+    lexical_score: float | None = Field(description="BM25 score over the expanded query.", examples=[7.3])
+    embedding_score: float | None = Field(description="Cosine of document and query vectors.", examples=[0.64])
+    metadata: dict[str, Scalar] = Field(description="Metadata of the document.", examples=[{"law": "DMietG"}])
+    snippet: str = Field(
+        description="HTML-escaped passage with matched terms wrapped in <mark>…</mark>.",
+        examples=["… das Mietverhältnis <mark>kündigen</mark> …"],
+    )
+    matched_terms: list[str] = Field(description="Query (or expanded) terms found in the snippet.",
+                                     examples=[["kündigen"]])
+    explanation: Explanation = Field(description="Keywords the document shares with the query.")
+
+
+class SearchResponse(BaseModel):
+    """Hybrid search results from one model version."""
+
+    hits: list[SearchHitOut] = Field(description="Results, best first.")
+    query_terms: list[str] = Field(description="The query's terms after preprocessing.",
+                                   examples=[["kündigung", "mietvertrag"]])
+    expanded_terms: list[ExpandedTermOut] = Field(description="Related terms added to the query.")
+    model: str = Field(description="Version of the model that answered.", examples=["20261128-151200-a1b2c3"])
+
+
+class SimilarTermOut(BaseModel):
+    """A related term."""
+
+    term: str = Field(description="The related term.", examples=["mietverhältnis"])
+    score: float = Field(description="Cosine similarity of the word vectors.", examples=[0.71])
+
+
+class SimilarTermsResponse(BaseModel):
+    """Terms related to a term."""
+
+    term: str = Field(description="The term as asked.", examples=["mietvertrag"])
+    similar: list[SimilarTermOut] = Field(description="Related terms, most similar first.")
+    model: str = Field(description="Version of the model that answered.", examples=["20261128-151200-a1b2c3"])
+
+
+class DocumentResponse(BaseModel):
+    """One document with its top keywords."""
+
+    id: str = Field(description="Document id.", examples=["DMietG § 12"])
+    title: str = Field(description="Document title.", examples=["Ordentliche Kündigung"])
+    type: str = Field(description="Document type.", examples=["statute"])
+    metadata: dict[str, Scalar] = Field(description="Metadata of the document.", examples=[{"law": "DMietG"}])
+    text: str = Field(description="Full text.", examples=["Der Vermieter kann …"])
+    keywords: list[KeywordOut] = Field(description="Top TF-IDF keywords, best first.")
+    model: str = Field(description="Version of the model that answered.", examples=["20261128-151200-a1b2c3"])
+
+
+class ModelResponse(BaseModel):
+    """The model being served."""
+
+    model: str = Field(description="Its version.", examples=["20261128-151200-a1b2c3"])
+    manifest: dict[str, Any] = Field(
+        description="Its manifest: versions, config, counts, file hashes, timings.",
+        examples=[{"version": "20261128-151200-a1b2c3", "counts": {"documents": 80}}],
+    )
+
+
+class LiveResponse(BaseModel):
+    """Liveness."""
+
+    status: Literal["alive"] = Field(description="Always 'alive' while the process runs.", examples=["alive"])
+
+
+class ReloadFailure(BaseModel):
+    """A model version that was refused."""
+
+    version: str | None = Field(description="The version 'current' pointed at.", examples=["20261128-151200-a1b2c3"])
+    reason: str = Field(description="Why it was refused.", examples=["file docvectors.npy is corrupted"])
+    at: str = Field(description="When (UTC, ISO 8601).", examples=["2026-11-28T15:12:00+00:00"])
+
+
+class ReadyResponse(BaseModel):
+    """Readiness, with what is served and the last refused reload."""
+
+    ready: bool = Field(description="Whether a verified model is being served.", examples=[True])
+    detail: str = Field(description="'ready', or why not.", examples=["ready"])
+    model: str | None = Field(description="Version being served, if any.", examples=["20261128-151200-a1b2c3"])
+    current: str | None = Field(description="Version models/current points at now.",
+                                examples=["20261128-151200-a1b2c3"])
+    last_reload_error: ReloadFailure | None = Field(description="The last refused model, if any.")
+    watching: bool = Field(description="Whether models/current is watched for changes.", examples=[True])
+
+
+class ReloadResponse(BaseModel):
+    """Result of a forced reload."""
+
+    changed: bool = Field(description="Whether a different model is served now.", examples=[True])
+    model: str | None = Field(description="Version served after the reload.", examples=["20261128-151200-a1b2c3"])
+    previous: str | None = Field(description="Version served before.", examples=["20261127-090000-000000"])
+
+
+class ErrorResponse(BaseModel):
+    """Error body."""
+
+    detail: str = Field(description="What went wrong.", examples=["unknown document id(s): DMietG § 999"])

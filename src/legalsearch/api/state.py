@@ -1,0 +1,130 @@
+"""The served model and its hot swap: load and verify off the event loop, publish by one assignment."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from legalsearch.engine import Model
+from legalsearch.errors import LegalSearchError, NoModelError
+from legalsearch.model import CURRENT_NAME, MANIFEST_NAME, current_version
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReloadFailure:
+    """A model version that failed to load or verify, and why."""
+
+    version: str | None
+    reason: str
+    at: str
+    #: mtime of the refused manifest: the watcher retries a refused version only when it changed
+    stamp: float | None = None
+
+
+@dataclass(frozen=True)
+class ReloadOutcome:
+    """What a reload did."""
+
+    changed: bool
+    model: str | None
+    previous: str | None
+    #: a new version was tried and refused
+    refused: bool = False
+
+
+class ModelHolder:
+    """Holds the served model; requests read ``.model`` once, reloads replace it atomically.
+
+    The old model is never closed explicitly: an in-flight request may still read its memory maps, and
+    CPython releases them (and the file handles) as soon as the last reference goes.
+    """
+
+    def __init__(self, models_dir: Path) -> None:
+        self.models_dir = Path(models_dir)
+        self.model: Model | None = None
+        #: the folder name ``current`` pointed at when the served model was loaded (its manifest's version
+        #: normally, but a copied folder keeps the version it was trained as)
+        self.served_name: str | None = None
+        self.last_failure: ReloadFailure | None = None
+        self.watching = False
+        # one reload at a time; requests never take it
+        self._lock = threading.Lock()
+
+    def unavailable_reason(self) -> str:
+        """Why no model is served (for 503 answers)."""
+        if self.last_failure is not None:
+            return f"no model is being served: {self.last_failure.reason}"
+        return "no model is being served: no model in the models folder (run `legalsearch train`)"
+
+    def require(self) -> Model:
+        """The served model, or NoModelError with the reason."""
+        model = self.model
+        if model is None:
+            raise NoModelError(self.unavailable_reason())
+        return model
+
+    def pointer(self) -> str | None:
+        """The version ``current`` names now (a readlink)."""
+        return current_version(self.models_dir)
+
+    def _stamp(self, version: str) -> float | None:
+        try:
+            return os.stat(self.models_dir / version / MANIFEST_NAME).st_mtime
+        except OSError:
+            return None
+
+    def refresh(self, force: bool = False) -> ReloadOutcome:
+        """Load the model ``current`` points at if it is not the served one (blocking: call in a thread)."""
+        with self._lock:
+            previous = self.model.version if self.model is not None else None
+            version = self.pointer()
+            if version is None:
+                if (self.models_dir / CURRENT_NAME).exists():
+                    # a plain folder named current: let Model.load explain what is wrong with it
+                    version = CURRENT_NAME
+                else:
+                    if self.model is None:
+                        self.last_failure = None
+                    return ReloadOutcome(False, previous, previous)
+            if version == self.served_name:
+                return ReloadOutcome(False, previous, previous)
+            failed = self.last_failure
+            # a refused version is only retried when forced or when its manifest changed: re-hashing a
+            # damaged model every watch interval would burn the CPU the requests need
+            refused_before = failed is not None and failed.version == version and failed.stamp == self._stamp(version)
+            if refused_before and not force:
+                return ReloadOutcome(False, previous, previous)
+            try:
+                model = Model.load(self.models_dir / version)
+            except LegalSearchError as exc:
+                self._refuse(version, str(exc))
+                return ReloadOutcome(False, previous, previous, refused=True)
+            except Exception as exc:  # a damaged file can break a third-party loader in any way
+                log.exception("loading model %s failed unexpectedly", version)
+                self._refuse(version, f"{type(exc).__name__}: {exc}")
+                return ReloadOutcome(False, previous, previous, refused=True)
+            # the swap: one reference assignment; requests that already took the old model keep it
+            self.model = model
+            self.served_name = version
+            self.last_failure = None
+            log.info("serving model %s (was %s)", model.version, previous)
+            return ReloadOutcome(True, model.version, previous)
+
+    def _refuse(self, version: str | None, reason: str) -> None:
+        # answers show reasons to clients: name files relative to the models folder, not by absolute path
+        for prefix in {str(self.models_dir.resolve()), str(self.models_dir)}:
+            reason = reason.replace(prefix + os.sep, "").replace(prefix, "<models>")
+        self.last_failure = ReloadFailure(
+            version=version,
+            reason=reason,
+            at=datetime.now(UTC).isoformat(timespec="seconds"),
+            stamp=self._stamp(version) if version else None,
+        )
+        served = self.model.version if self.model is not None else "none"
+        log.error("refused model %s, still serving %s: %s", version, served, reason)

@@ -1,0 +1,38 @@
+"""Helpers shared by the API tests: making second and damaged model versions in a models folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from legalsearch.model import CURRENT_NAME, MANIFEST_NAME
+
+
+def copy_version(models_dir: Path, new_version: str) -> Path:
+    """Copy the current model to a new version folder (manifest.json is not hashed, so it stays valid)."""
+    src = (models_dir / CURRENT_NAME).resolve()
+    dst = models_dir / new_version
+    shutil.copytree(src, dst)
+    manifest = json.loads((dst / MANIFEST_NAME).read_text(encoding="utf-8"))
+    manifest["version"] = new_version
+    (dst / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return dst
+
+
+def damage(model_dir: Path, file: str = "docvectors.npy") -> None:
+    """Flip one byte near the end of a file (same size, different hash)."""
+    path = model_dir / file
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def point_current(models_dir: Path, version: str) -> None:
+    """Move ``current`` atomically without verifying (set_current would refuse a damaged model)."""
+    tmp = models_dir / ".current-test"
+    if tmp.is_symlink():
+        tmp.unlink()
+    os.symlink(version, tmp)
+    os.replace(tmp, models_dir / CURRENT_NAME)
