@@ -224,6 +224,19 @@ class Preprocessor:
         for doc in self._tokenizer.pipe(texts, batch_size=self.config.batch_size):
             yield self._tokens_of(doc)
 
+    def pipe_grouped(self, texts: Iterable[str]) -> Iterator[list[str]]:
+        """Like ``pipe``, but the tokens one word produced stay together, joined by ``GROUP_SEP``.
+
+        "Mietvertragskündigung" gives ``"mietvertragskündigung|mietvertrag|kündigung"``: the first token is the
+        word itself (what phrases, keywords and word2vec see), the rest are compound parts and citation variants
+        (which only lexical matching uses). ``split_groups`` takes them apart again.
+        """
+        if self.config.n_process > 1:
+            yield from self._pipe_parallel(texts, grouped=True)
+            return
+        for doc in self._tokenizer.pipe(texts, batch_size=self.config.batch_size):
+            yield self._tokens_of(doc, grouped=True)
+
     def token_spans(self, text: str) -> list[TokenSpan]:
         """Surface stretches of ``text`` with the tokens each produced (stretches producing none left out)."""
         doc = self._tokenizer(text)
@@ -242,7 +255,7 @@ class Preprocessor:
 
     # ------------------------------------------------------------------ token loop
 
-    def _tokens_of(self, doc: Doc) -> list[str]:
+    def _tokens_of(self, doc: Doc, grouped: bool = False) -> list[str]:
         # keyed by the tokenizer's orth hashes: reading them as one array avoids creating a Token object and a
         # str per token, which costs more than everything else here; strings are made only on a memo miss
         out: list[str] = []
@@ -262,13 +275,13 @@ class Preprocessor:
                         memo.clear()
                     memo[hashes[i]] = entry
                     if entry.__class__ is not _Sentinel:
-                        out += entry  # type: ignore[arg-type]
+                        out += _group(entry) if grouped else entry  # type: ignore[arg-type]
                         i += 1
                         continue
                 i, toks = self._step(words, i)
-                out += toks
+                out += _group(toks) if grouped else toks
                 continue
-            out += entry  # type: ignore[arg-type]
+            out += _group(entry) if grouped else entry  # type: ignore[arg-type]
             i += 1
         return out
 
@@ -497,7 +510,7 @@ class Preprocessor:
 
     # ------------------------------------------------------------------ parallel
 
-    def _pipe_parallel(self, texts: Iterable[str]) -> Iterator[list[str]]:
+    def _pipe_parallel(self, texts: Iterable[str], grouped: bool = False) -> Iterator[list[str]]:
         """Batches go to worker processes; at most 2 batches per worker are in flight (memory stays flat)."""
         n_proc = self.config.n_process
         size = self.config.batch_size
@@ -512,7 +525,7 @@ class Preprocessor:
                     batch = list(islice(it, size))
                     if not batch:
                         break
-                    pending.append(pool.apply_async(_work, (batch,)))
+                    pending.append(pool.apply_async(_work, (batch, grouped)))
                 if not pending:
                     return
                 yield from pending.popleft().get()
@@ -537,9 +550,33 @@ def _init_worker(config: PreprocessConfig) -> None:
     _worker = Preprocessor(dataclasses.replace(config, n_process=1))
 
 
-def _work(batch: list[str]) -> list[list[str]]:
+def _work(batch: list[str], grouped: bool = False) -> list[list[str]]:
     assert _worker is not None  # set by the pool initializer
-    return list(_worker.pipe(batch))
+    return list(_worker.pipe_grouped(batch) if grouped else _worker.pipe(batch))
+
+
+GROUP_SEP = "|"
+
+
+def _group(tokens: tuple[str, ...] | list[str]) -> list[str]:
+    if not tokens:
+        return []
+    return [GROUP_SEP.join(tokens)] if len(tokens) > 1 else [tokens[0]]
+
+
+def split_groups(groups: Iterable[str]) -> tuple[list[str], list[str]]:
+    """From grouped tokens: (the words themselves, every token including compound parts and variants)."""
+    words: list[str] = []
+    every: list[str] = []
+    for g in groups:
+        if GROUP_SEP in g:
+            parts = g.split(GROUP_SEP)
+            words.append(parts[0])
+            every.extend(parts)
+        else:
+            words.append(g)
+            every.append(g)
+    return words, every
 
 
 def preprocess(texts: Iterable[str], config: PreprocessConfig) -> Iterator[list[str]]:
