@@ -32,7 +32,7 @@ from legalsearch.index import build_index, choose_index_type, write_index
 from legalsearch.keywords import PhraseModel, extract_keywords, iter_token_lines, learn_phrases
 from legalsearch.lexical import build_lexical_index, save_lexical_index
 from legalsearch.model import ModelWriter
-from legalsearch.text import Preprocessor
+from legalsearch.text import Preprocessor, split_groups
 from legalsearch.types import Document
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ VOCABULARY_FILE = "vocabulary.tsv"
 DOCVECTORS_FILE = "docvectors.npy"
 LEXICAL_DIR = "lexical"
 DONE = "COMPLETE"
+#: bump when the token cache's layout changes, so old caches are not misread
+CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -123,14 +125,22 @@ def _hash_extra(paths: Sequence[Path]) -> tuple[str, int]:
 
 
 def lexical_fields(doc: Document) -> tuple[str, str, str]:
-    """The three texts preprocessed per document: title, heading path, body."""
+    """The three texts preprocessed per document: title (with the section citation), heading path, body.
+
+    The citation ("§ 573 BGB") goes with the title so that a question citing a section finds it.
+    """
     heading = doc.metadata.get("heading_path")
-    return doc.title, heading if isinstance(heading, str) else "", doc.text
+    section, law = doc.metadata.get("section"), doc.metadata.get("law")
+    cite = f"{section} {law} " if isinstance(section, str) and isinstance(law, str) else ""
+    return cite + doc.title, heading if isinstance(heading, str) else "", doc.text
 
 
-def _fields_of(line: str) -> tuple[list[str], list[str], list[str]]:
+def _fields_of(line: str, every: bool = False) -> tuple[list[str], list[str], list[str]]:
+    """The three token fields of a cache line: the words themselves, or (every=True) with compound parts."""
     title, heading, text = line.rstrip("\n").split(FIELD_SEP)
-    return title.split(), heading.split(), text.split()
+    pick = 1 if every else 0
+    return (split_groups(title.split())[pick], split_groups(heading.split())[pick],
+            split_groups(text.split())[pick])
 
 
 def _preprocess_cached(
@@ -155,17 +165,17 @@ def _preprocess_cached(
 
     tokens = 0
     with (tmp / TOKENS_DOCS).open("w", encoding="utf-8") as out:
-        stream = preprocessor.pipe(texts())
+        stream = preprocessor.pipe_grouped(texts())
         bar = tqdm(total=len(documents), desc="preprocess documents", unit="doc", disable=not progress)
         for _ in documents:
             parts = [next(stream), next(stream), next(stream)]
-            tokens += sum(len(p) for p in parts)
+            tokens += sum(len(p) for p in parts)  # words, not counting compound parts
             out.write(FIELD_SEP.join(" ".join(p) for p in parts) + "\n")
             bar.update()
         bar.close()
     with (tmp / TOKENS_EXTRA).open("w", encoding="utf-8") as out:
         bar = tqdm(desc="preprocess extra text", unit="line", disable=not progress or not extra_paths)
-        for toks in preprocessor.pipe(read_extra_text(extra_paths, IngestReport())):
+        for toks in preprocessor.pipe_grouped(read_extra_text(extra_paths, IngestReport())):
             tokens += len(toks)
             if toks:
                 out.write(" ".join(toks) + "\n")
@@ -177,10 +187,15 @@ def _preprocess_cached(
     counter[0] = tokens
 
 
+def _extra_words(token_dir: Path) -> Iterator[list[str]]:
+    for groups in iter_token_lines(token_dir / TOKENS_EXTRA):
+        yield split_groups(groups)[0]
+
+
 def _phrase_sentences(token_dir: Path) -> Iterator[list[str]]:
     for line in (token_dir / TOKENS_DOCS).open(encoding="utf-8"):
         yield from _fields_of(line)
-    yield from iter_token_lines(token_dir / TOKENS_EXTRA)
+    yield from _extra_words(token_dir)
 
 
 def _write_training_text(token_dir: Path, phrases: PhraseModel, out_path: Path) -> int:
@@ -193,7 +208,7 @@ def _write_training_text(token_dir: Path, phrases: PhraseModel, out_path: Path) 
                 toks.extend(phrases.apply(part))
             words += len(toks)
             out.write(" ".join(toks) + "\n")
-        for toks in iter_token_lines(token_dir / TOKENS_EXTRA):
+        for toks in _extra_words(token_dir):
             phrased = phrases.apply(toks)
             words += len(phrased)
             out.write(" ".join(phrased) + "\n")
@@ -202,7 +217,7 @@ def _write_training_text(token_dir: Path, phrases: PhraseModel, out_path: Path) 
 
 def _lexical_tokens(token_dir: Path, title_weight: int, heading_path: bool) -> Iterator[list[str]]:
     for line in (token_dir / TOKENS_DOCS).open(encoding="utf-8"):
-        title, heading, text = _fields_of(line)
+        title, heading, text = _fields_of(line, every=True)
         yield title * title_weight + (heading if heading_path else []) + text
 
 
@@ -246,7 +261,7 @@ def train(
     log.info("ingest: %s", report.summary())
 
     preprocessor = Preprocessor(config.preprocess)
-    key = hashlib.sha256(f"{chash}:{preprocessor.fingerprint}".encode()).hexdigest()[:24]
+    key = hashlib.sha256(f"{CACHE_FORMAT}:{chash}:{preprocessor.fingerprint}".encode()).hexdigest()[:24]
     token_dir = cache_dir / "tokens" / key
     with timer.stage("preprocess", "tokens") as count:
         _preprocess_cached(documents, extra_paths, preprocessor, token_dir, progress, count)

@@ -19,6 +19,7 @@ from legalsearch.engine import Model
 from legalsearch.errors import EmptyQueryError, InvalidRequestError, UnknownDocumentError
 from legalsearch.index import search_index
 from legalsearch.keywords import PHRASE_JOINER
+from legalsearch.text import split_groups
 from legalsearch.types import Keyword, Recommendation, SearchHit, SimilarTerm
 
 
@@ -65,10 +66,10 @@ def analyze_text(model: Model, text: str) -> QueryAnalysis:
     """Preprocess a text like the corpus; EmptyQueryError when nothing usable is left."""
     if not text or not text.strip():
         raise EmptyQueryError("the text is empty")
-    tokens = model.preprocessor.tokens(text)
+    words, tokens = split_groups(next(model.preprocessor.pipe_grouped([text])))
     if not tokens:
         raise EmptyQueryError("the text has no usable term: only stopwords, numbers or punctuation")
-    phrased = model.phrases.apply(tokens)
+    phrased = model.phrases.apply(words)
     keywords = model.keyword_model.weigh(phrased)
     return QueryAnalysis(tuple(tokens), tuple(phrased), tuple(keywords))
 
