@@ -373,3 +373,25 @@ def test_openapi_documents_every_field(client: TestClient) -> None:
     assert undocumented == []
     params = [p for op in spec["paths"]["/search"].values() for p in op["parameters"]]
     assert all(p.get("description") for p in params)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"text": "Miete \\ud800"}', b'{"positive": ["\\udfff"]}', b'{"text": "Miete", "filters": {"\\ud800": 1}}'],
+)
+def test_unpaired_surrogates_are_422_not_500(client: TestClient, raw: bytes) -> None:
+    r = client.post("/recommend", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert "invalid Unicode" in str(r.json()["detail"])
+
+
+def test_surrogate_in_search_filter_field_is_echoed_safely(client: TestClient) -> None:
+    r = client.get("/search", params={"q": "Miete", "filters": '{"\\ud800": 1}'})
+    assert r.status_code == 422
+    assert "\\ud800" in r.text
+
+
+def test_non_json_body_says_it_must_be_a_json_object(client: TestClient) -> None:
+    r = client.post("/recommend", content=b"[1, 2]", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert "must be a JSON object" in str(r.json()["detail"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -34,6 +35,13 @@ STATUS_OF: tuple[tuple[type[LegalSearchError], int], ...] = (
 )
 
 
+class SafeJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped: error messages may echo client strings that UTF-8 cannot encode."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 class PayloadTooLargeError(InvalidRequestError):
     """A text or query is longer than the service accepts."""
 
@@ -60,7 +68,7 @@ async def _package_error(request: Request, exc: Exception) -> JSONResponse:
     if status == 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc)
     headers = {"WWW-Authenticate": "ApiKey"} if status == 401 else None
-    return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+    return SafeJSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
 
 def _clean(error: dict[str, Any]) -> dict[str, Any]:
@@ -69,13 +77,15 @@ def _clean(error: dict[str, Any]) -> dict[str, Any]:
     if error.get("type") == "json_invalid":
         ctx = error.get("ctx") or {}
         out["msg"] = f"request body is not valid JSON: {ctx.get('error', 'parse error')}"
+    elif error.get("type") == "model_attributes_type" and out["loc"] == ["body"]:
+        out["msg"] = "request body must be a JSON object (sent as Content-Type: application/json)"
     return out
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [_clean(e) for e in exc.errors()]
-    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+    return SafeJSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -87,12 +97,12 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         detail = f"request body is not valid UTF-8: {cause.reason} at byte {cause.start}"
     elif exc.status_code == 400 and cause is not None:
         detail = f"request body could not be parsed: {cause}"
-    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+    return SafeJSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("%s %s failed unexpectedly", request.method, request.url.path)
-    return JSONResponse({"detail": "internal server error"}, status_code=500)
+    return SafeJSONResponse({"detail": "internal server error"}, status_code=500)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -102,6 +102,17 @@ class Explanation(BaseModel):
     )
 
 
+def _has_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        # JSON may escape lone surrogates; they are no text, and break every encoder further on
+        return any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(v) for v in value)
+    return False
+
+
 class RecommendRequest(BaseModel):
     """What to recommend for: seed documents, a text, or keywords (exactly one of them)."""
 
@@ -146,6 +157,13 @@ class RecommendRequest(BaseModel):
         description="Ids that must not be returned (e.g. already shown).", examples=[["DMietG § 13"]],
     )
     collapse: bool = Field(True, description="Keep only the best of near-identical documents.", examples=[True])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        if _has_surrogate(data):
+            raise ValueError("the body contains invalid Unicode (an unpaired surrogate escape such as \\ud800)")
+        return data
 
     @model_validator(mode="after")
     def _exactly_one(self) -> RecommendRequest:
