@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 MODELS_DIR ?= models
-CONFIG ?= configs/default.toml
+CONFIG ?= $(if $(CORPUS),configs/default.toml,configs/demo.toml)
 CORPUS ?=
 EXTRA_TEXT ?=
 SHARED ?= $(or $(LEGALSEARCH_SHARED),../shared)
@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml
 run: install ## the main job: train on the demo corpus when no model exists, then serve the API
 	$(BIN)/legalsearch serve --train-if-missing --models-dir $(MODELS_DIR) --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-train: install ## train a model (CORPUS=..., EXTRA_TEXT=..., CONFIG=..., MODELS_DIR=...); demo corpus by default
+train: install ## train a model (CORPUS=, EXTRA_TEXT=, CONFIG=, MODELS_DIR=); the demo corpus and configs/demo.toml by default
 	$(BIN)/legalsearch train --config $(CONFIG) --models-dir $(MODELS_DIR) \
 		$(foreach c,$(CORPUS),--corpus $(c)) $(foreach e,$(EXTRA_TEXT),--extra-text $(e))
 
@@ -40,7 +40,11 @@ test: install ## run the whole test suite (unit, API, integration, notebooks)
 	$(MAKE) test-notebooks
 
 test-notebooks: install ## execute every notebook against the demo model
-	$(BIN)/python -m pytest --nbmake -p no:cacheprovider --override-ini="testpaths=" --override-ini="addopts=" notebooks/*.ipynb
+	$(BIN)/jupytext --quiet --to ipynb $(wildcard notebooks/[0-9][0-9]_*.py)
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+		$(BIN)/legalsearch train --config configs/demo.toml --models-dir "$$tmp/models" >/dev/null && \
+		LEGALSEARCH_MODEL="$$tmp/models" $(BIN)/python -m pytest --nbmake -p no:cacheprovider \
+			--override-ini="testpaths=" --override-ini="addopts=" notebooks/[0-9][0-9]_*.ipynb
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check src tests bench notebooks
