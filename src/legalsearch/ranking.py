@@ -9,6 +9,7 @@ import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from weakref import WeakKeyDictionary
 
 import numpy as np
 
@@ -66,6 +67,10 @@ def analyze_text(model: Model, text: str) -> QueryAnalysis:
     """Preprocess a text like the corpus; EmptyQueryError when nothing usable is left."""
     if not text or not text.strip():
         raise EmptyQueryError("the text is empty")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates from JSON escapes: not text spaCy can tokenize
+        raise InvalidRequestError(f"the text is not valid Unicode: {exc.reason} at position {exc.start}") from exc
     words, tokens = split_groups(next(model.preprocessor.pipe_grouped([text])))
     if not tokens:
         raise EmptyQueryError("the text has no usable term: only stopwords, numbers or punctuation")
@@ -159,7 +164,7 @@ def recommend(
     """Documents related to seed documents, a text, or keywords; seeds and excluded ids never come back."""
     if k < 1 or offset < 0:
         raise InvalidRequestError("k must be at least 1 and offset at least 0")
-    given = sum(bool(x) for x in (positive, text, keywords))
+    given = bool(positive) + (text is not None) + bool(keywords)
     if given != 1:
         raise InvalidRequestError("give exactly one of: positive document ids, text, keywords")
     ignored: list[str] = []
@@ -216,21 +221,56 @@ def recommend(
     return RecommendResult(tuple(results), tuple(ignored), model.version, req_kws)
 
 
+_KEYWORD_ROWS: WeakKeyDictionary[Model, np.ndarray] = WeakKeyDictionary()
+
+
+def _keyword_rows(model: Model) -> np.ndarray:
+    """Rows of the word vectors that are keywords (computed once per loaded model)."""
+    rows = _KEYWORD_ROWS.get(model)
+    if rows is None:
+        index = model.vectors.key_to_index
+        rows = np.asarray(sorted(index[t] for t in model.keyword_terms if t in index), dtype=np.int64)
+        _KEYWORD_ROWS[model] = rows
+    return rows
+
+
 def expand_terms(model: Model, terms: Sequence[str]) -> list[ExpandedTerm]:
-    """Related terms for query terms, weighted by similarity, restricted to the keyword vocabulary."""
+    """Related terms for query terms, weighted by similarity, restricted to the keyword vocabulary.
+
+    All query terms are looked up in one matrix product, so long questions stay fast on a large vocabulary.
+    """
     cfg = model.config.search
     if cfg.expansion_terms <= 0:
         return []
+    kv = model.vectors
+    sources = [t for t in dict.fromkeys(terms) if t in kv.key_to_index]
+    allowed = _keyword_rows(model)
+    if not sources or allowed.size == 0:
+        return []
+    query = np.asarray(kv.vectors[[kv.key_to_index[t] for t in sources]], dtype=np.float32)
+    cand = np.asarray(kv.vectors[allowed], dtype=np.float32)
+    sims = query @ cand.T
+    # one spare neighbour per term, since a term is its own nearest neighbour
+    want = min(cfg.expansion_terms + 1, allowed.size)
     seen = set(terms)
     out: list[ExpandedTerm] = []
-    for term in dict.fromkeys(terms):
-        if term not in model.vectors.key_to_index:
-            continue
-        for sim in _similar_terms(model.vectors, term, cfg.expansion_terms, allowed=model.keyword_terms):
-            if sim.score < cfg.expansion_min_similarity or sim.term in seen:
+    for i, term in enumerate(sources):
+        row = sims[i]
+        top = np.argpartition(-row, want - 1)[:want]
+        top = top[np.lexsort((allowed[top], -row[top]))]
+        taken = 0
+        for j in top:
+            word = kv.index_to_key[int(allowed[j])]
+            if word == term:
                 continue
-            seen.add(sim.term)
-            out.append(ExpandedTerm(sim.term, term, round(sim.score, 4), round(cfg.expansion_weight * sim.score, 4)))
+            if taken >= cfg.expansion_terms:
+                break
+            taken += 1
+            score = float(row[j])
+            if score < cfg.expansion_min_similarity or word in seen:
+                continue
+            seen.add(word)
+            out.append(ExpandedTerm(word, term, round(score, 4), round(cfg.expansion_weight * score, 4)))
     return out
 
 
@@ -350,10 +390,11 @@ def search(
 
 def similar_terms(model: Model, term: str, k: int = 10) -> list[SimilarTerm]:
     """Related terms from the keyword vocabulary (a multiword term may be given with spaces or '_')."""
-    tokens = model.preprocessor.tokens(term)
-    if not tokens:
+    words = split_groups(next(model.preprocessor.pipe_grouped([term])))[0]
+    if not words:
         raise EmptyQueryError(f"{term!r} has no usable term after preprocessing")
-    key = PHRASE_JOINER.join(tokens) if len(tokens) > 1 else tokens[0]
-    if key not in model.vectors.key_to_index and len(tokens) == 1:
-        key = re.sub(r"\s+", PHRASE_JOINER, term.strip().lower())
+    key = PHRASE_JOINER.join(words)
+    if key not in model.vectors.key_to_index:
+        literal = re.sub(r"\s+", PHRASE_JOINER, term.strip().lower())
+        key = literal if literal in model.vectors.key_to_index else key
     return _similar_terms(model.vectors, key, k, allowed=model.keyword_terms)
