@@ -27,6 +27,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DEMO_CORPUS = Path("corpora/demo")
 DEMO_EXTRA = Path("corpora/demo/extra")
+DEMO_CONFIG = Path("configs/demo.toml")
 
 ModelsOpt = Annotated[
     Path | None,
@@ -101,7 +102,10 @@ def train(
     extras = list(extra_text or [])
     if not corpora:
         corpora, extras = [DEMO_CORPUS], extras or [DEMO_EXTRA]
-        typer.echo(f"no --corpus given: training on the demo corpus in {DEMO_CORPUS}", err=True)
+        if config is None and DEMO_CONFIG.exists():
+            config = DEMO_CONFIG
+        typer.echo(f"no --corpus given: training on the demo corpus in {DEMO_CORPUS} ({config or 'defaults'})",
+                   err=True)
     result = run_training(
         corpora, load_config(config), _models_dir(models_dir), extra_text=extras, cache_dir=cache_dir,
         make_current=not no_current, progress=not quiet,

@@ -1,0 +1,112 @@
+"""Integration: train on the bundled demo corpus and check the model folder end to end."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from legalsearch.config import load_config
+from legalsearch.engine import Model
+from legalsearch.errors import ArtifactError, CorpusError
+from legalsearch.model import current_version, list_models, verify_model
+from legalsearch.pipeline import train
+from legalsearch.ranking import recommend, search
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "corpora" / "demo"
+DEMO_CONFIG = ROOT / "configs" / "demo.toml"
+
+
+def test_model_folder_is_complete_and_verified(demo_model_path: Path) -> None:
+    manifest = verify_model(demo_model_path)
+    for key in ("schema_version", "package_version", "git_sha", "config", "corpus_hash", "counts", "files",
+                "timings"):
+        assert key in manifest, key
+    for name in ("ids.txt", "index.faiss", "vectors.kv", "docvectors.npy", "vocabulary.tsv", "phrases.tsv",
+                 "documents.jsonl"):
+        assert name in manifest["files"], name
+    for rel, info in manifest["files"].items():
+        data = (demo_model_path / rel).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == info["sha256"], rel
+    ids = (demo_model_path / "ids.txt").read_text(encoding="utf-8").splitlines()
+    assert len(ids) == manifest["counts"]["documents"] >= 70
+    assert len(set(ids)) == len(ids)
+    assert {"preprocess", "word2vec", "index"} <= set(manifest["timings"])
+
+
+def test_demo_model_answers(demo_model: Model) -> None:
+    statute = next(i for i in demo_model.index.ids if "§" in i)
+    result = recommend(demo_model, positive=[statute], k=5)
+    assert result.results and statute not in {r.doc_id for r in result.results}
+    assert result.model == demo_model.version
+    hits = search(demo_model, "Kündigung des Mietvertrags durch den Vermieter wegen Eigenbedarf", k=5)
+    assert hits.hits
+    kws = demo_model.keywords(statute, 5)
+    assert kws and all(k.weight > 0 for k in kws)
+
+
+def test_vectors_and_index_are_memory_mapped(demo_model: Model) -> None:
+    assert isinstance(demo_model.docvectors, np.memmap)
+    assert isinstance(demo_model.vectors.vectors, np.memmap)
+
+
+def test_training_is_deterministic_with_one_worker(demo_models_dir: Path, tmp_path: Path) -> None:
+    again = train([DEMO], load_config(DEMO_CONFIG), tmp_path / "models", extra_text=[DEMO / "extra"],
+                  cache_dir=tmp_path / "cache", progress=False)
+    first = verify_model((demo_models_dir / "current").resolve())
+    assert again.manifest["corpus_hash"] == first["corpus_hash"]
+    for name in ("ids.txt", "vocabulary.tsv", "phrases.tsv", "docvectors.npy", "keywords_weights.npy",
+                 "vectors.kv.vectors.npy", "documents.jsonl"):
+        assert again.manifest["files"][name]["sha256"] == first["files"][name]["sha256"], name
+
+
+def test_retraining_reuses_the_token_cache(tmp_path: Path) -> None:
+    cfg = load_config(DEMO_CONFIG)
+    first = train([DEMO], cfg, tmp_path / "m", extra_text=[DEMO / "extra"], cache_dir=tmp_path / "c",
+                  progress=False)
+    second = train([DEMO], cfg, tmp_path / "m", extra_text=[DEMO / "extra"], cache_dir=tmp_path / "c",
+                   progress=False)
+    t1 = first.manifest["timings"]["preprocess"]["seconds"]
+    t2 = second.manifest["timings"]["preprocess"]["seconds"]
+    assert t2 < t1  # cached: no preprocessing the second time
+    assert len(list_models(tmp_path / "m")) == 2
+    assert current_version(tmp_path / "m") == second.version
+
+
+def test_failed_training_leaves_the_previous_model_current(demo_models_dir: Path, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(demo_models_dir, models, symlinks=True)
+    before = current_version(models)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x"}\nnot json\n', encoding="utf-8")
+    with pytest.raises(CorpusError):
+        train([bad], load_config(DEMO_CONFIG), models, cache_dir=tmp_path / "cache", progress=False)
+    assert current_version(models) == before
+    assert not [p for p in models.iterdir() if p.name.startswith(".tmp")]
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "delete", "manifest"])
+def test_damaged_model_is_refused(demo_model_path: Path, tmp_path: Path, damage: str) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(demo_model_path, copy)
+    target = copy / "docvectors.npy"
+    if damage == "flip":
+        data = bytearray(target.read_bytes())
+        data[-1] ^= 0xFF
+        target.write_bytes(bytes(data))
+    elif damage == "truncate":
+        target.write_bytes(target.read_bytes()[:-8])
+    elif damage == "delete":
+        target.unlink()
+    else:
+        manifest = json.loads((copy / "manifest.json").read_text())
+        manifest["counts"]["documents"] += 1
+        (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError) as err:
+        Model.load(copy)
+    assert "docvectors.npy" in str(err.value) or "documents" in str(err.value)
