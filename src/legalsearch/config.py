@@ -20,7 +20,7 @@ from legalsearch.errors import ConfigError
 T = TypeVar("T")
 
 
-def setting(default: Any, help: str) -> Any:  # noqa: A002 - "help" reads best in declarations
+def setting(default: Any, help: str) -> Any:
     """Declare one setting with its default and help text."""
     return field(default=default, metadata={"help": help})
 

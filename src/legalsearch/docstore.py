@@ -61,7 +61,7 @@ def write_documents(documents: Iterable[Document], folder: Path) -> int:
     facets.mkdir(exist_ok=True)
     values: dict[str, list[Scalar]] = {}
     for i, (key, column) in enumerate(sorted(columns.items())):
-        uniques = sorted({v for v in column if v is not None}, key=lambda v: (type(v).__name__, v))
+        uniques: list[Scalar] = sorted({v for v in column if v is not None}, key=lambda v: (type(v).__name__, v))
         code_of = {v: c for c, v in enumerate(uniques)}
         codes = np.asarray([code_of[v] if v is not None else -1 for v in column], dtype=np.int32)
         np.save(facets / f"{i:03d}.npy", codes)

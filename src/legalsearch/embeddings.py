@@ -30,7 +30,7 @@ def stable_hash(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
 
 
-class _EpochCallback(CallbackAny2Vec):  # type: ignore[misc]
+class _EpochCallback(CallbackAny2Vec):
     def __init__(self, on_epoch: Callable[[int], None]) -> None:
         self.epoch = 0
         self.on_epoch = on_epoch

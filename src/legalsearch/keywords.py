@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -184,7 +185,7 @@ class DocumentKeywords:
     @classmethod
     def load(cls, folder: Path, mmap: bool = True) -> DocumentKeywords:
         """Load the arrays, memory-mapped so that server workers share them."""
-        mode = "r" if mmap else None
+        mode: Literal["r"] | None = "r" if mmap else None
         return cls(
             np.load(folder / "keywords_indptr.npy", mmap_mode=mode),
             np.load(folder / "keywords_terms.npy", mmap_mode=mode),

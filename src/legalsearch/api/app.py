@@ -73,7 +73,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """Build the application; settings default to the ``LEGALSEARCH_*`` environment."""
-    settings = settings if settings is not None else ServiceSettings()  # type: ignore[call-arg]
+    settings = settings if settings is not None else ServiceSettings()
     logging.getLogger("legalsearch").setLevel(settings.log_level.upper())
     app = FastAPI(
         title="legalsearch",
