@@ -292,3 +292,11 @@ def test_real_archive_bgb_and_gg(shared_dir: Path) -> None:
     assert "BGB § 573b" in docs
     assert docs["GG Art 1"].text.startswith("(1) Die Würde des Menschen ist unantastbar.")
     assert sum(1 for d in docs.values() if d.metadata["law"] == "BGB") > 2000
+
+
+def test_markdown_images_are_dropped_and_links_keep_their_text() -> None:
+    from legalsearch.corpus.gesetze import _paragraphs
+
+    assert _paragraphs("Muster ![bgbl1_2010_0010.jpg](bgbl1_2010_0010.jpg)\nsiehe [Anlage 1](#anl1).") == [
+        "Muster siehe Anlage 1."
+    ]

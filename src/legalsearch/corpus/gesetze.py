@@ -122,6 +122,9 @@ def parse_front_matter(lines: list[str]) -> LawHeader | None:
     )
 
 
+_LINK = re.compile(r"(!?)\[([^\]]*)\]\([^)]*\)")
+
+
 def _paragraphs(chunk: str) -> list[str]:
     """Blank-line separated paragraphs, each with its hard wraps joined into single spaces."""
     paragraphs = []
@@ -130,6 +133,9 @@ def _paragraphs(chunk: str) -> list[str]:
             raw = _FOOTNOTE.sub("", raw)
         if "**" in raw:
             raw = raw.replace("**", "")
+        if "](" in raw:
+            # scanned tables and forms are embedded as images: their file names are no text; links keep their text
+            raw = _LINK.sub(lambda m: "" if m.group(1) else m.group(2), raw)
         text = " ".join(raw.split())
         if text:
             paragraphs.append(text)
