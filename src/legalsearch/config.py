@@ -140,9 +140,9 @@ class SearchConfig:
 
     expansion_terms: int = setting(5, "Related terms added per query term from the word2vec vocabulary.")
     expansion_min_similarity: float = setting(0.55, "Expanded terms need at least this cosine similarity.")
-    expansion_weight: float = setting(0.3, "Weight of an expanded term relative to a query term.")
-    lexical_weight: float = setting(0.6, "Weight of the z-normalised lexical score in the fusion.")
-    embedding_weight: float = setting(0.4, "Weight of the z-normalised embedding score in the fusion.")
+    expansion_weight: float = setting(0.1, "Weight of an expanded term relative to a query term.")
+    lexical_weight: float = setting(0.85, "Weight of the z-normalised lexical score in the fusion.")
+    embedding_weight: float = setting(0.15, "Weight of the z-normalised embedding score in the fusion.")
     candidates: int = setting(1000, "Candidates taken from each retriever before fusion.")
     snippet_chars: int = setting(240, "Length of result snippets.")
 

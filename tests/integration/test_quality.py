@@ -1,0 +1,60 @@
+"""Retrieval-quality regression: a reduced model must keep its measured margin over the reference BM25.
+
+Trains on the BGB and three related laws from the shared archive (small vectors, few epochs, one worker),
+evaluates a fixed slice of the GerLayQA questions (test half, BGB collection) and compares the hybrid
+search with the fixed reference BM25 of the same run. The figures asserted below were measured with
+exactly this setup (see docs/evaluation.md); a silent drop in quality fails here.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from legalsearch.config import TrainConfig, Word2VecConfig
+from legalsearch.engine import Model
+from legalsearch.evaluate import evaluate, load_queries, select_split
+from legalsearch.pipeline import train
+
+pytestmark = [pytest.mark.shared, pytest.mark.slow]
+
+LAWS = ("gesetze/b/bgb/index.md", "gesetze/b/bgbeg/index.md", "gesetze/w/woeigg/index.md",
+        "gesetze/h/hgb/index.md")
+#: the first N questions of the test half
+QUESTIONS = 300
+#: measured on this setup (2026-11-28): reference nDCG@10 0.0812, R@100 0.3327; hybrid 0.0855, 0.3722.
+#: Ratios hybrid / reference-bm25; the tolerance absorbs small numeric drift across platforms
+MIN_NDCG_RATIO = 1.05
+MIN_R100_RATIO = 1.11
+TOLERANCE = 0.03
+
+
+@pytest.fixture(scope="module")
+def quality_model(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reduced model: BGB, EGBGB, WEG, HGB; 64-dimensional vectors, 3 epochs, one worker, fixed seed."""
+    laws = tmp_path_factory.mktemp("laws")
+    with tarfile.open(shared_dir / "corpora" / "gesetze-markdown.tar.gz") as tar:
+        for member in tar:
+            if member.name.lstrip("./") in LAWS:
+                tar.extract(member, laws, filter="data")
+    cfg = replace(TrainConfig(), word2vec=replace(Word2VecConfig(), vector_size=64, epochs=3, workers=1, seed=1))
+    models = tmp_path_factory.mktemp("models")
+    train([laws], cfg, models, cache_dir=tmp_path_factory.mktemp("cache"), progress=False)
+    return (models / "current").resolve()
+
+
+def test_hybrid_keeps_its_margin_over_reference_bm25(shared_dir: Path, quality_model: Path) -> None:
+    queries = select_split(load_queries(shared_dir / "eval" / "gerlayqa-dev.jsonl"), "test")[:QUESTIONS]
+    report = evaluate(
+        Model.load(quality_model), queries, modes=("reference-bm25", "hybrid"), filters={"law": "BGB"},
+        split="all", progress=False,
+    )
+    scores = {m.mode: m.scores for m in report.modes}
+    ref, hybrid = scores["reference-bm25"], scores["hybrid"]
+    assert report.unknown_relevant <= 2, report.to_dict()
+    assert ref["nDCG@10"] > 0.03, "the reference itself dropped: the collection or the questions changed"
+    assert hybrid["nDCG@10"] >= (MIN_NDCG_RATIO - TOLERANCE) * ref["nDCG@10"], report.table()
+    assert hybrid["R@100"] >= (MIN_R100_RATIO - TOLERANCE) * ref["R@100"], report.table()
