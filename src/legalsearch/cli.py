@@ -158,13 +158,16 @@ def keywords(
 def similar_terms(
     term: Annotated[str, typer.Argument(help="A term, e.g. 'kündigung' or 'ordentliche kündigung'.")],
     k: Annotated[int, typer.Option("-k", help="How many.")] = 10,
+    intersection: Annotated[
+        bool, typer.Option("--intersection", help="Keep only neighbours all seed variants agree on.")
+    ] = False,
     model: ModelOpt = None,
     models_dir: ModelsOpt = None,
 ) -> None:
     """Related terms from the keyword vocabulary (thesaurus suggestions)."""
     from legalsearch.ranking import similar_terms as lookup
 
-    for t in lookup(_load(model, models_dir), term, k):
+    for t in lookup(_load(model, models_dir), term, k, intersection=intersection):
         typer.echo(f"{t.score:.4f}  {t.term}")
 
 

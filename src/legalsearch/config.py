@@ -92,6 +92,10 @@ class Word2VecConfig:
     alpha: float = setting(0.025, "Initial learning rate.")
     seed: int = setting(42, "Random seed; with workers = 1 training repeats exactly.")
     workers: int = setting(2, "Training threads.")
+    intersection_models: int = setting(
+        0, "Extra models trained with seeds seed+1 .. seed+n for the intersection method of related-term "
+        "suggestions (neighbours all models agree on); 0 turns it off."
+    )
 
 
 @dataclass(frozen=True)

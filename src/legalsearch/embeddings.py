@@ -145,6 +145,11 @@ def similar_terms(
     return [SimilarTerm(w, s) for w, s in scored[:k]]
 
 
+def thesaurus_seeds(config: Word2VecConfig) -> list[int]:
+    """The seeds of the extra models for the intersection method."""
+    return [config.seed + i for i in range(1, config.intersection_models + 1)]
+
+
 def train_seed_variants(corpus_file: Path, config: Word2VecConfig, seeds: Sequence[int]) -> list[KeyedVectors]:
     """Train one model per seed, for the intersection method."""
     return [train_word2vec(corpus_file, replace(config, seed=seed)) for seed in seeds]

@@ -19,7 +19,7 @@ from legalsearch.index import LoadedIndex, load_index
 from legalsearch.keywords import DocumentKeywords, KeywordModel, PhraseModel
 from legalsearch.lexical import LexicalIndex, load_lexical_index
 from legalsearch.model import resolve_model_dir, verify_model
-from legalsearch.pipeline import DOCVECTORS_FILE, LEXICAL_DIR, PHRASES_FILE, VOCABULARY_FILE
+from legalsearch.pipeline import DOCVECTORS_FILE, LEXICAL_DIR, PHRASES_FILE, THESAURUS_DIR, VOCABULARY_FILE
 from legalsearch.text import Preprocessor
 from legalsearch.types import Document, Keyword
 
@@ -42,6 +42,8 @@ class Model:
     phrases: PhraseModel
     docvectors: np.ndarray
     preprocessor: Preprocessor
+    #: extra word2vec models with other seeds, for the intersection method (empty when not trained)
+    thesaurus: tuple[KeyedVectors, ...] = ()
 
     @property
     def version(self) -> str:
@@ -73,6 +75,9 @@ class Model:
             phrases=PhraseModel.load(folder / PHRASES_FILE),
             docvectors=docvectors,
             preprocessor=Preprocessor(config.preprocess),
+            thesaurus=tuple(
+                load_vectors(sub, mmap=mmap) for sub in sorted((folder / THESAURUS_DIR).glob("seed-*"))
+            ),
         )
         model._check_counts()
         log.info("loaded model %s (%d documents)", model.version, len(model.documents))

@@ -26,7 +26,7 @@ from legalsearch import docstore
 from legalsearch.config import TrainConfig
 from legalsearch.corpus import IngestReport, read_documents, read_extra_text
 from legalsearch.docvectors import document_vectors
-from legalsearch.embeddings import save_vectors, train_word2vec
+from legalsearch.embeddings import save_vectors, thesaurus_seeds, train_seed_variants, train_word2vec
 from legalsearch.errors import CorpusError
 from legalsearch.index import build_index, choose_index_type, write_index
 from legalsearch.keywords import PhraseModel, extract_keywords, iter_token_lines, learn_phrases
@@ -44,6 +44,7 @@ PHRASES_FILE = "phrases.tsv"
 VOCABULARY_FILE = "vocabulary.tsv"
 DOCVECTORS_FILE = "docvectors.npy"
 LEXICAL_DIR = "lexical"
+THESAURUS_DIR = "thesaurus"
 DONE = "COMPLETE"
 #: bump when the token cache's layout changes, so old caches are not misread
 CACHE_FORMAT = 2
@@ -293,6 +294,16 @@ def train(
             bar.close()
             save_vectors(kv, out)
             count[0] = train_words * config.word2vec.epochs
+
+        if config.word2vec.intersection_models > 0:
+            with timer.stage("thesaurus", "words") as count:
+                for variant, seed_kv in enumerate(
+                    train_seed_variants(train_file, config.word2vec, thesaurus_seeds(config.word2vec)), 1
+                ):
+                    folder = out / THESAURUS_DIR / f"seed-{variant}"
+                    folder.mkdir(parents=True)
+                    save_vectors(seed_kv, folder)
+                count[0] = train_words * config.word2vec.epochs * config.word2vec.intersection_models
 
         with timer.stage("docvectors", "documents") as count:
             vectors = document_vectors(kw.tfidf, kw.model.vocabulary, kv, config.docvectors, config.keywords.top_k)

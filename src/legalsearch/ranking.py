@@ -388,8 +388,11 @@ def search(
     return SearchResult(tuple(hits_out), analysis.tokens, expanded, model.version)
 
 
-def similar_terms(model: Model, term: str, k: int = 10) -> list[SimilarTerm]:
-    """Related terms from the keyword vocabulary (a multiword term may be given with spaces or '_')."""
+def similar_terms(model: Model, term: str, k: int = 10, intersection: bool = False) -> list[SimilarTerm]:
+    """Related terms from the keyword vocabulary (a multiword term may be given with spaces or '_').
+
+    With ``intersection``, only neighbours that the main model and every seed variant agree on are kept
+    (the model must have been trained with ``word2vec.intersection_models`` > 0)."""
     words = split_groups(next(model.preprocessor.pipe_grouped([term])))[0]
     if not words:
         raise EmptyQueryError(f"{term!r} has no usable term after preprocessing")
@@ -397,4 +400,11 @@ def similar_terms(model: Model, term: str, k: int = 10) -> list[SimilarTerm]:
     if key not in model.vectors.key_to_index:
         literal = re.sub(r"\s+", PHRASE_JOINER, term.strip().lower())
         key = literal if literal in model.vectors.key_to_index else key
+    if intersection:
+        if not model.thesaurus:
+            raise InvalidRequestError(
+                "this model has no seed variants for the intersection method: train it with "
+                "[word2vec] intersection_models > 0"
+            )
+        return _similar_terms([model.vectors, *model.thesaurus], key, k, allowed=model.keyword_terms)
     return _similar_terms(model.vectors, key, k, allowed=model.keyword_terms)

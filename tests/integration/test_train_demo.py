@@ -110,3 +110,34 @@ def test_damaged_model_is_refused(demo_model_path: Path, tmp_path: Path, damage:
     with pytest.raises(ArtifactError) as err:
         Model.load(copy)
     assert "docvectors.npy" in str(err.value) or "documents" in str(err.value)
+
+
+def test_intersection_method_keeps_neighbours_all_seed_variants_agree_on(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from legalsearch.ranking import similar_terms
+
+    cfg = load_config(DEMO_CONFIG)
+    cfg = replace(cfg, word2vec=replace(cfg.word2vec, intersection_models=2))
+    result = train([DEMO], cfg, tmp_path / "m", extra_text=[DEMO / "extra"], cache_dir=tmp_path / "c",
+                   progress=False)
+    assert {"thesaurus/seed-1/vectors.kv", "thesaurus/seed-2/vectors.kv"} <= set(result.manifest["files"])
+    model = Model.load(result.path)
+    assert len(model.thesaurus) == 2
+    term = "kündigung"
+    plain = similar_terms(model, term, k=50)
+    agreed = similar_terms(model, term, k=50, intersection=True)
+    assert 0 < len(agreed) <= len(plain)
+    from legalsearch.embeddings import similar_terms as raw
+
+    for s in agreed:
+        for kv in (model.vectors, *model.thesaurus):
+            assert s.term in {t.term for t in raw(kv, term, k=50, allowed=model.keyword_terms)}
+
+
+def test_intersection_needs_seed_variants(demo_model: Model) -> None:
+    from legalsearch.errors import InvalidRequestError
+    from legalsearch.ranking import similar_terms
+
+    with pytest.raises(InvalidRequestError, match="intersection_models"):
+        similar_terms(demo_model, "kündigung", intersection=True)

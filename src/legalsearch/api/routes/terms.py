@@ -18,7 +18,7 @@ router = APIRouter(tags=["terms"])
     "/terms/{term}/similar",
     response_model=SimilarTermsResponse,
     summary="Terms related to a term (word2vec neighbours within the keyword vocabulary)",
-    responses=errors(401, 404, 413, 503),
+    responses=errors(401, 404, 413, 422, 503),
 )
 def get_similar_terms(
     model: ModelDep,
@@ -27,10 +27,17 @@ def get_similar_terms(
         str, Path(description="A term; multiword terms with spaces or '_'.", examples=["mietvertrag"])
     ],
     k: Annotated[int, Query(ge=1, le=MAX_K, description="Number of related terms.")] = 10,
+    intersection: Annotated[
+        bool,
+        Query(
+            description="Keep only neighbours that models trained with different seeds all agree on (more "
+            "stable suggestions; 422 when the model has no seed variants)."
+        ),
+    ] = False,
 ) -> SimilarTermsResponse:
     """Related terms with cosine similarities; 404 when the term is not in the vocabulary."""
     check_text_length(settings, "term", term)
-    found = similar_terms(model, term, k)
+    found = similar_terms(model, term, k, intersection=intersection)
     return SimilarTermsResponse(
         term=term,
         similar=[SimilarTermOut(term=s.term, score=finite(s.score) or 0.0) for s in found],
