@@ -1,0 +1,231 @@
+"""Machine description and the result files: JSON, a Markdown table and small PNG plots."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench import REPO_ROOT
+
+_LIBRARIES = ("numpy", "scipy", "scikit-learn", "gensim", "spacy", "faiss-cpu", "bm25s", "fastapi", "uvicorn",
+              "httpx", "legalsearch")
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """Paths of one run's result files."""
+
+    json: Path
+    markdown: Path
+    plots: tuple[Path, ...]
+
+
+def git_short_sha() -> str:
+    """Short commit of the working tree ("unknown" outside git); "-dirty" when tracked files changed."""
+    try:
+        sha = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return sha or "unknown"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _wrk_version() -> str | None:
+    try:
+        out = subprocess.run(["wrk", "--version"], capture_output=True, text=True, timeout=5, check=False)
+    except OSError:
+        return None
+    return (out.stdout or out.stderr).splitlines()[0].strip() if (out.stdout or out.stderr) else None
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, cores, RAM, Python and library versions of this machine."""
+    versions: dict[str, str] = {}
+    for lib in _LIBRARIES:
+        try:
+            versions[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            versions[lib] = "absent"
+    return {
+        "cpu_model": _cpu_model(),
+        "logical_cores": psutil.cpu_count(logical=True),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "libraries": versions,
+        "wrk": _wrk_version(),
+    }
+
+
+def result_stem(now: datetime | None = None) -> str:
+    """``<YYYY-MM-DD>-<git short sha>``: the file name of a run's results."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y-%m-%d}-{git_short_sha()}"
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "–" if value is None else str(value)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The run as Markdown tables (one per suite that ran)."""
+    m = results.get("machine", {})
+    lines = [f"# legalsearch benchmarks {results.get('run', {}).get('stem', '')}", ""]
+    run = results.get("run", {})
+    lines += [
+        f"Machine: {m.get('cpu_model')}, {m.get('logical_cores')} logical cores, {m.get('ram_gib')} GiB RAM, "
+        f"Python {m.get('python')}. Load average (1/5/15 min) at start {run.get('load_start')}, "
+        f"at end {run.get('load_end')}. Repeats: {run.get('repeats')}; quick: {run.get('quick')}.",
+        "",
+    ]
+    tr = results.get("training")
+    if tr and "error" not in tr:
+        lines += [f"## Training ({tr.get('source')})", "", "| stage | seconds | items | throughput | peak RSS MB |",
+                  "|---|---:|---:|---:|---:|"]
+        for s in tr.get("stages", []):
+            lines.append(f"| {s['name']} | {_fmt(s['seconds'])} | {_fmt(s['items'])} | "
+                         f"{_fmt(s['per_second'], 0)} {s['unit']}/s | {_fmt(s['peak_rss_mb'], 0)} |")
+        pre = tr.get("preprocess_tokens_per_s", {})
+        lines += [
+            "",
+            f"- word2vec: project {_fmt(tr.get('word2vec_words_per_s'), 0)} words/s, plain gensim "
+            f"{_fmt(tr.get('gensim_words_per_s'), 0)} words/s → ratio **{_fmt(tr.get('word2vec_vs_gensim_ratio'), 3)}**"
+            " (target ≥ 0.9)",
+            f"- preprocessing (Preprocessor.pipe, input whitespace tokens/s over {_fmt(pre.get('input_tokens'))} "
+            f"tokens): n_process=1 **{_fmt(pre.get('n_process_1'), 0)}**, n_process=2 "
+            f"**{_fmt(pre.get('n_process_2'), 0)}** (target ≥ 200,000)",
+            "",
+        ]
+    sv = results.get("serving")
+    if sv and "error" not in sv:
+        lines += [f"## Serving ({sv.get('client')}, {sv.get('duration_s')} s per point, model "
+                  f"{sv.get('model_documents'):,} documents)", "",
+                  "| endpoint | connections | p50 ms | p99 ms | req/s | errors |", "|---|---:|---:|---:|---:|---:|"]
+        for row in sv.get("load", []):
+            lines.append(f"| {row['endpoint']} | {row['connections']} | {_fmt(row['p50_ms'], 2)} | "
+                         f"{_fmt(row['p99_ms'], 2)} | {_fmt(row['requests_per_s'], 0)} | {row['errors']} |")
+        lines += ["", "| in-process operation | p50 ms | p99 ms |", "|---|---:|---:|"]
+        for name, row in sv.get("in_process", {}).items():
+            lines.append(f"| {name} | {_fmt(row['p50_ms'], 3)} | {_fmt(row['p99_ms'], 3)} |")
+        lines += ["", "| API overhead (HTTP p50 at 1 connection ÷ in-process p50) | ratio |", "|---|---:|"]
+        for name, value in sv.get("overhead_ratio", {}).items():
+            lines.append(f"| {name} | {_fmt(value, 2)} |")
+        lines += ["", "| target (16 connections) | measured | met |", "|---|---|---|"]
+        for t in sv.get("targets", []):
+            lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |")
+        lines.append("")
+    mem = results.get("memory")
+    if mem and "error" not in mem:
+        lines += ["## Memory per process after warm-up", "", "| workers | process | RSS MB | PSS MB | private MB |",
+                  "|---:|---|---:|---:|---:|"]
+        for run_ in mem.get("runs", []):
+            for p in run_["processes"]:
+                lines.append(f"| {run_['workers']} | {p['role']} | {_fmt(p['rss_mb'], 0)} | {_fmt(p['pss_mb'], 0)} "
+                             f"| {_fmt(p['private_mb'], 0)} |")
+        lines.append("")
+    sc = results.get("scale")
+    if sc and "error" not in sc:
+        lines += [f"## Scale (synthetic clustered vectors, d={sc.get('dimensions')}, {sc.get('queries')} queries, "
+                  f"faiss threads {sc.get('faiss_threads')})", "",
+                  "| n | index | build s | disk MB | RSS Δ MB | recall@10 | p50 ms | p99 ms | note |",
+                  "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+        for r in sc.get("rows", []):
+            lines.append(f"| {_fmt(r['n'])} | {r['index']} | {_fmt(r['build_s'], 1)} | {_fmt(r['disk_mb'], 0)} | "
+                         f"{_fmt(r['rss_delta_mb'], 0)} | {_fmt(r['recall_at_10'], 3)} | {_fmt(r['p50_ms'], 2)} | "
+                         f"{_fmt(r['p99_ms'], 2)} | {r.get('note', '')} |")
+        rule = sc.get("rule", {})
+        lines += ["", f"Rule: {rule.get('description')}; recommendation: {rule.get('recommendation')}", ""]
+    for name in ("training", "serving", "memory", "scale"):
+        section = results.get(name)
+        if section and "error" in section:
+            lines += [f"## {name}: FAILED", "", f"    {section['error']}", ""]
+    return "\n".join(lines)
+
+
+def _plot_latency(results: dict[str, Any], path: Path) -> bool:
+    rows = results.get("serving", {}).get("load", [])
+    if not rows:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=80)
+    for endpoint in dict.fromkeys(r["endpoint"] for r in rows):
+        pts = sorted((r["connections"], r["p50_ms"], r["p99_ms"]) for r in rows if r["endpoint"] == endpoint)
+        line = ax.plot([p[0] for p in pts], [p[2] for p in pts], marker="o", label=f"{endpoint} p99")[0]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", linestyle="--", color=line.get_color(),
+                label=f"{endpoint} p50")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrent connections")
+    ax.set_ylabel("latency ms")
+    ax.set_title("latency against concurrency")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def _plot_stages(results: dict[str, Any], path: Path) -> bool:
+    stages = results.get("training", {}).get("stages", [])
+    if not stages:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=80)
+    labels = [f"{s['name']}\n({s['unit']}/s)" for s in stages]
+    ax.bar(range(len(stages)), [max(s["per_second"], 1e-9) for s in stages])
+    ax.set_xticks(range(len(stages)), labels, fontsize=6)
+    ax.set_yscale("log")
+    ax.set_ylabel("items per second (log)")
+    ax.set_title("training throughput per stage")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def write_report(results: dict[str, Any], out_dir: Path, stem: str) -> ReportFiles:
+    """Write ``<stem>.json``, ``<stem>.md`` and the PNG plots into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / f"{stem}.json"
+    json_path.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    md_path = out_dir / f"{stem}.md"
+    md_path.write_text(markdown(results) + "\n", encoding="utf-8")
+    plots = []
+    latency_png = out_dir / f"{stem}-latency.png"
+    if _plot_latency(results, latency_png):
+        plots.append(latency_png)
+    stages_png = out_dir / f"{stem}-training.png"
+    if _plot_stages(results, stages_png):
+        plots.append(stages_png)
+    return ReportFiles(json_path, md_path, tuple(plots))

@@ -1,0 +1,434 @@
+"""Serving suite: a real uvicorn on loopback under load (wrk, or an async httpx client where wrk is absent),
+beside the in-process cost of the same operations, so that the API's overhead shows as a ratio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from bench import median, percentile
+
+log = logging.getLogger(__name__)
+
+#: realistic lay questions about German law, about 40 words each, written for this benchmark (not from any
+#: evaluation set)
+QUESTIONS = (
+    "Mein Vermieter hat mir nach zwölf Jahren wegen Eigenbedarf für seine Tochter gekündigt, obwohl er im selben "
+    "Haus noch eine leere Wohnung hat. Muss ich ausziehen, welche Kündigungsfrist gilt für mich und kann ich "
+    "wegen meines Alters und meiner Krankheit widersprechen?",
+    "Ich habe online ein gebrauchtes Auto bei einem Händler gekauft und nach drei Wochen zeigt sich ein "
+    "Getriebeschaden. Der Händler sagt, die Gewährleistung sei ausgeschlossen. Kann ich vom Kaufvertrag "
+    "zurücktreten oder eine Reparatur verlangen und wer muss beweisen, dass der Mangel schon vorher bestand?",
+    "Mein Arbeitgeber will mir nach acht Jahren Betriebszugehörigkeit betriebsbedingt kündigen, ein jüngerer "
+    "Kollege ohne Kinder darf aber bleiben. Ist die Sozialauswahl fehlerhaft, wie lange habe ich Zeit für eine "
+    "Kündigungsschutzklage und steht mir eine Abfindung zu, wenn der Betriebsrat nicht angehört wurde?",
+    "Nach dem Tod meiner Mutter hat mein Bruder ein handschriftliches Testament vorgelegt, das ihn als Alleinerben "
+    "einsetzt. Ich bin nicht erwähnt. Kann ich meinen Pflichtteil verlangen, wie hoch ist er und muss mein Bruder "
+    "mir Auskunft über den Nachlass und frühere Schenkungen geben?",
+    "Unser Nachbar hat direkt an der Grundstücksgrenze eine hohe Hecke gepflanzt, die unseren Garten den ganzen Tag "
+    "verschattet, und Äste ragen auf unser Dach. Dürfen wir die überhängenden Zweige selbst abschneiden, welche "
+    "Abstände gelten und können wir verlangen, dass er die Hecke kürzt?",
+    "Ich habe meinen Fitnessstudiovertrag fristgerecht schriftlich gekündigt, das Studio behauptet aber, die "
+    "Kündigung nie erhalten zu haben, und bucht weiter Beiträge ab. Wie kann ich den Zugang der Kündigung beweisen, "
+    "darf ich die Lastschrift zurückgeben und verlängert sich der Vertrag automatisch?",
+    "Beim Umzug hat die Spedition mehrere Möbelstücke beschädigt und ein Karton mit Geschirr fehlt ganz. Die Firma "
+    "verweist auf ihre Allgemeinen Geschäftsbedingungen und eine Haftungsgrenze. Welche Fristen muss ich für die "
+    "Schadensanzeige einhalten und haftet der Frachtführer für den vollen Wert meiner Sachen?",
+    "Meine Eltern sind pflegebedürftig und das Sozialamt verlangt von mir Elternunterhalt für die Heimkosten. Ich "
+    "verdiene ordentlich, habe aber selbst zwei Kinder und einen Kredit für unser Haus. Ab welchem Einkommen muss "
+    "ich zahlen und welche Ausgaben werden bei der Berechnung berücksichtigt?",
+)
+
+#: texts for /recommend by text: short case descriptions (also written for this benchmark)
+TEXTS = (
+    "Der Mieter zahlt seit drei Monaten keine Miete; der Vermieter kündigt fristlos wegen Zahlungsverzugs.",
+    "Der Käufer rügt einen Sachmangel der gekauften Sache und verlangt Nacherfüllung oder Minderung des Preises.",
+    "Der Arbeitnehmer erhebt Kündigungsschutzklage gegen eine verhaltensbedingte Kündigung ohne vorherige Abmahnung.",
+    "Der Erbe schlägt die Erbschaft aus, weil der Nachlass überschuldet ist, und fragt nach der Frist.",
+    "Die Behörde erlässt einen Bescheid ohne vorherige Anhörung; der Bürger legt Widerspruch ein.",
+    "Der Steuerpflichtige macht Werbungskosten für das häusliche Arbeitszimmer in der Steuererklärung geltend.",
+)
+
+CONCURRENCY = (1, 16, 64)
+ENDPOINTS = ("recommend_id", "recommend_text", "search")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request of a workload."""
+
+    method: str
+    path: str
+    body: str | None
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """Latency percentiles and throughput of one load run."""
+
+    endpoint: str
+    connections: int
+    p50_ms: float
+    p99_ms: float
+    requests_per_s: float
+    requests: int
+    errors: int
+    client: str
+
+
+@dataclass(frozen=True)
+class ServerProcess:
+    """A running uvicorn."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def models_dir_for(model: Path, scratch: Path) -> Path:
+    """A models folder for the server: ``model`` itself when it has ``current``, else one linking to it."""
+    if (model / "current").exists():
+        return model
+    if not (model / "manifest.json").is_file():
+        raise FileNotFoundError(f"{model} is neither a models folder (with current) nor a model version folder")
+    folder = scratch / "served-models"
+    folder.mkdir(parents=True, exist_ok=True)
+    # the server looks the version up by name inside its models folder: link the version in, then current to it
+    version = folder / model.resolve().name
+    current = folder / "current"
+    for link in (version, current):
+        if link.is_symlink():
+            link.unlink()
+    version.symlink_to(model.resolve(), target_is_directory=True)
+    current.symlink_to(version.name)
+    return folder
+
+
+@contextmanager
+def run_server(models_dir: Path, workers: int = 1, startup_timeout_s: float = 240) -> Iterator[ServerProcess]:
+    """Start ``uvicorn legalsearch.api.app:create_app --factory`` on loopback; stop it afterwards."""
+    port = free_port()
+    env = dict(os.environ, LEGALSEARCH_MODELS_DIR=str(models_dir), LEGALSEARCH_WATCH_INTERVAL_S="0",
+               LEGALSEARCH_LOG_LEVEL="warning")
+    env.pop("LEGALSEARCH_API_KEYS", None)
+    log_file = tempfile.NamedTemporaryFile(prefix="bench-uvicorn-", suffix=".log", delete=False)  # noqa: SIM115
+    cmd = [sys.executable, "-m", "uvicorn", "legalsearch.api.app:create_app", "--factory", "--host", "127.0.0.1",
+           "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+    proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    server = ServerProcess(proc, base, Path(log_file.name))
+    try:
+        deadline = time.monotonic() + startup_timeout_s
+        detail = "no answer"
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"uvicorn exited with {proc.returncode}: {server.log_path.read_text()[-2000:]}")
+            try:
+                resp = httpx.get(f"{base}/readyz", timeout=2)
+                if resp.status_code == 200:
+                    break
+                detail = resp.text[:500]
+            except httpx.HTTPError as exc:
+                detail = str(exc)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn not ready after {startup_timeout_s} s: {detail}")
+            time.sleep(0.25)
+        yield server
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log_file.close()
+        server.log_path.unlink(missing_ok=True)
+
+
+def workloads(doc_ids: Sequence[str], seed: int = 7) -> dict[str, list[Request]]:
+    """The three workloads: recommend by id (sampled ids), recommend by text, search with ~40-word questions."""
+    rng = random.Random(seed)
+    ids = rng.sample(list(doc_ids), min(200, len(doc_ids)))
+    return {
+        "recommend_id": [Request("POST", "/recommend", json.dumps({"positive": [i], "k": 10})) for i in ids],
+        "recommend_text": [Request("POST", "/recommend", json.dumps({"text": t, "k": 10})) for t in TEXTS],
+        "search": [Request("GET", "/search?" + urlencode({"q": q, "k": 10}), None) for q in QUESTIONS],
+    }
+
+
+def _lua_string(text: str) -> str:
+    return "[==[" + text + "]==]"
+
+
+def _wrk_script(requests: Sequence[Request]) -> str:
+    entries = ",\n".join(
+        "{" + f"{_lua_string(r.method)}, {_lua_string(r.path)}, {_lua_string(r.body) if r.body else 'nil'}" + "}"
+        for r in requests
+    )
+    return f"""
+local specs = {{
+{entries}
+}}
+local reqs = {{}}
+local i = 0
+init = function(args)
+  for k, s in ipairs(specs) do
+    local headers = {{}}
+    if s[3] then headers["Content-Type"] = "application/json" end
+    reqs[k] = wrk.format(s[1], s[2], headers, s[3])
+  end
+end
+request = function()
+  i = i % #reqs + 1
+  return reqs[i]
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("BENCHJSON {{\\"p50_us\\": %d, \\"p99_us\\": %d, \\"requests\\": %d, \\"duration_us\\": %d, "
+    .. "\\"socket_errors\\": %d, \\"status_errors\\": %d}}\\n",
+    latency:percentile(50), latency:percentile(99), summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+
+
+def load_wrk(base_url: str, endpoint: str, requests: Sequence[Request], connections: int,
+             duration_s: float) -> LoadResult:
+    """One load run with wrk (latency as wrk measures it, from request sent to response read)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(_wrk_script(requests))
+        script = fh.name
+    try:
+        threads = max(1, min(2, connections))
+        out = subprocess.run(
+            ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(duration_s))}s",
+             "--timeout", "10s", "-s", script, base_url],
+            capture_output=True, text=True, check=True, timeout=duration_s + 60,
+        ).stdout
+    finally:
+        os.unlink(script)
+    line = next(line for line in out.splitlines() if line.startswith("BENCHJSON "))
+    data = json.loads(line.removeprefix("BENCHJSON "))
+    seconds = data["duration_us"] / 1e6
+    return LoadResult(endpoint, connections, data["p50_us"] / 1000, data["p99_us"] / 1000,
+                      data["requests"] / seconds, data["requests"], data["socket_errors"] + data["status_errors"],
+                      "wrk")
+
+
+async def _load_httpx(base_url: str, requests: Sequence[Request], connections: int,
+                      duration_s: float) -> tuple[list[float], int, float]:
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
+        start = time.perf_counter()
+        stop = start + duration_s
+
+        async def worker(offset: int) -> None:
+            nonlocal errors
+            i = offset
+            while time.perf_counter() < stop:
+                r = requests[i % len(requests)]
+                i += 1
+                t0 = time.perf_counter()
+                try:
+                    resp = await client.request(r.method, r.path, content=r.body,
+                                                headers={"Content-Type": "application/json"} if r.body else None)
+                    ok = resp.status_code < 400
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append((time.perf_counter() - t0) * 1000)
+                errors += 0 if ok else 1
+
+        await asyncio.gather(*(worker(c) for c in range(connections)))
+        elapsed = time.perf_counter() - start
+    return latencies, errors, elapsed
+
+
+def load_httpx(base_url: str, endpoint: str, requests: Sequence[Request], connections: int,
+               duration_s: float) -> LoadResult:
+    """One load run with an async httpx client (the fallback where wrk is absent; the client costs CPU too)."""
+    latencies, errors, elapsed = asyncio.run(_load_httpx(base_url, requests, connections, duration_s))
+    return LoadResult(endpoint, connections, percentile(latencies, 50), percentile(latencies, 99),
+                      len(latencies) / elapsed, len(latencies), errors, "httpx")
+
+
+def warm_up(base_url: str, loads: dict[str, list[Request]], rounds: int = 2) -> None:
+    """Touch every request of every workload so that memory maps and caches are populated."""
+    with httpx.Client(base_url=base_url, timeout=60) as client:
+        for _ in range(rounds):
+            for reqs in loads.values():
+                for r in reqs[:50]:
+                    client.request(r.method, r.path, content=r.body,
+                                   headers={"Content-Type": "application/json"} if r.body else None)
+
+
+def _timed(fn: Callable[[], object], n: int) -> dict[str, float]:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"p50_ms": round(percentile(times, 50), 4), "p99_ms": round(percentile(times, 99), 4), "calls": n}
+
+
+def in_process(model_path: Path, doc_ids: Sequence[str], calls: int) -> dict[str, dict[str, float]]:
+    """The same operations without HTTP: bare FAISS and bm25s queries, and the full ranking functions."""
+    import numpy as np
+
+    from legalsearch import ranking
+    from legalsearch.engine import Model
+    from legalsearch.index import search_index, set_faiss_threads
+
+    set_faiss_threads(1)  # as the server runs (faiss_threads = 1)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1)
+    except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
+        pass
+    model = Model.load(model_path)
+    rng = random.Random(11)
+    ids = rng.sample(list(doc_ids), min(200, len(doc_ids)))
+    vectors = [np.asarray(model.docvectors[model.row_of(i)], dtype=np.float32)[None, :] for i in ids]
+    vectors = [v for v in vectors if float(np.abs(v).sum()) > 0] or vectors
+    lex_terms = []
+    for q in QUESTIONS:
+        toks = ranking.analyze_text(model, q).tokens
+        terms: dict[str, float] = {}
+        for t in toks:
+            terms[t] = terms.get(t, 0.0) + 1.0
+        lex_terms.append(terms)
+    counters = {"faiss": 0, "bm25": 0, "rid": 0, "rtext": 0, "search": 0}
+
+    def nxt(name: str, seq: Sequence[Any]) -> Any:
+        counters[name] += 1
+        return seq[counters[name] % len(seq)]
+
+    out = {
+        # recommend asks FAISS for 2k + seeds + 10 = 31 rows at k = 10
+        "faiss_search_k31": _timed(lambda: search_index(model.index, nxt("faiss", vectors), 31), calls),
+        "bm25_scores": _timed(lambda: model.lexical.scores(nxt("bm25", lex_terms)), calls),
+        "ranking.recommend_by_id": _timed(lambda: ranking.recommend(model, positive=[nxt("rid", ids)], k=10), calls),
+        "ranking.recommend_by_text": _timed(lambda: ranking.recommend(model, text=nxt("rtext", TEXTS), k=10),
+                                            calls),
+        "ranking.search": _timed(lambda: ranking.search(model, nxt("search", QUESTIONS), k=10),
+                                 max(5, calls // 4)),
+    }
+    model.close()
+    return out
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    """What the serving suite runs against."""
+
+    model: Path
+    work_dir: Path
+    repeats: int = 3
+    duration_s: float = 8.0
+    concurrency: tuple[int, ...] = CONCURRENCY
+    client: str = "auto"
+    in_process_calls: int = 200
+
+
+def _model_version_dir(models_dir: Path) -> Path:
+    from legalsearch.model import resolve_model_dir
+
+    return resolve_model_dir(models_dir)
+
+
+def run_serving(opts: ServingOptions) -> dict[str, Any]:
+    """The serving section of the results."""
+    from legalsearch.model import read_manifest
+
+    models_dir = models_dir_for(opts.model, opts.work_dir)
+    model_path = _model_version_dir(models_dir)
+    manifest = read_manifest(model_path)
+    doc_ids = (model_path / "ids.txt").read_text(encoding="utf-8").splitlines()
+    loads = workloads(doc_ids)
+    use_wrk = opts.client == "wrk" or (opts.client == "auto" and shutil.which("wrk") is not None)
+    runner = load_wrk if use_wrk else load_httpx
+    rows: list[LoadResult] = []
+    with run_server(models_dir) as server:
+        warm_up(server.base_url, loads)
+        for endpoint in ENDPOINTS:
+            for c in opts.concurrency:
+                runs = [runner(server.base_url, endpoint, loads[endpoint], c, opts.duration_s)
+                        for _ in range(opts.repeats)]
+                rows.append(LoadResult(
+                    endpoint, c, round(median([r.p50_ms for r in runs]), 3), round(median([r.p99_ms for r in runs]), 3),
+                    round(median([r.requests_per_s for r in runs]), 1), sum(r.requests for r in runs),
+                    sum(r.errors for r in runs), runs[0].client,
+                ))
+                log.info("%s", rows[-1])
+    inproc = in_process(model_path, doc_ids, opts.in_process_calls)
+
+    def p50(endpoint: str, c: int) -> float | None:
+        return next((r.p50_ms for r in rows if r.endpoint == endpoint and r.connections == c), None)
+
+    def row(endpoint: str, c: int) -> LoadResult | None:
+        return next((r for r in rows if r.endpoint == endpoint and r.connections == c), None)
+
+    c1 = min(opts.concurrency)
+    overhead = {}
+    pairs = (("recommend_id / ranking.recommend_by_id", "recommend_id", "ranking.recommend_by_id"),
+             ("recommend_id / bare faiss", "recommend_id", "faiss_search_k31"),
+             ("recommend_text / ranking.recommend_by_text", "recommend_text", "ranking.recommend_by_text"),
+             ("search / ranking.search", "search", "ranking.search"),
+             ("search / bare bm25 scores", "search", "bm25_scores"))
+    for label, endpoint, op in pairs:
+        http = p50(endpoint, c1)
+        base = inproc[op]["p50_ms"]
+        if http is not None and base > 0:
+            overhead[label] = round(http / base, 2)
+    targets = []
+    for endpoint, p99_max, rps_min in (("recommend_id", 20.0, 500.0), ("recommend_text", 40.0, None),
+                                       ("search", 60.0, None)):
+        r = row(endpoint, 16)
+        if r is None:
+            continue
+        met = r.p99_ms <= p99_max and (rps_min is None or r.requests_per_s >= rps_min)
+        want = f"p99 ≤ {p99_max:g} ms" + (f", ≥ {rps_min:g} req/s" if rps_min else "")
+        targets.append({"target": f"{endpoint}: {want}", "measured": f"p99 {r.p99_ms:.1f} ms, "
+                        f"{r.requests_per_s:.0f} req/s", "met": met})
+    return {
+        "client": "wrk" if use_wrk else "httpx",
+        "model": str(model_path),
+        "model_documents": int(manifest.get("counts", {}).get("documents", len(doc_ids))),
+        "index_type": manifest.get("index_type"),
+        "duration_s": opts.duration_s,
+        "repeats": opts.repeats,
+        "server": "uvicorn, 1 worker, loopback, LEGALSEARCH_FAISS_THREADS=1, BLAS threads 1",
+        "load": [asdict(r) for r in rows],
+        "in_process": inproc,
+        "overhead_ratio": overhead,
+        "targets": targets,
+    }

@@ -1,0 +1,196 @@
+"""Training suite: per-stage time, throughput and peak memory of one full training run, plain gensim on the same
+phrased training file, and preprocessing throughput on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from gensim.models import Word2Vec
+
+from bench import REPO_ROOT, median
+from legalsearch.config import TrainConfig, config_from_dict, load_config
+from legalsearch.corpus import IngestReport, read_extra_text
+from legalsearch.embeddings import stable_hash
+from legalsearch.errors import ArtifactError
+from legalsearch.model import read_manifest, resolve_model_dir
+from legalsearch.pipeline import CACHE_FORMAT, train
+from legalsearch.text import Preprocessor
+
+log = logging.getLogger(__name__)
+
+DEMO_CORPUS = REPO_ROOT / "corpora" / "demo"
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """What the training suite runs on."""
+
+    shared: Path
+    work_dir: Path
+    repeats: int = 3
+    quick: bool = False
+    #: reuse the timings of an already trained model (its manifest) and its token cache instead of training
+    reuse_model: Path | None = None
+    reuse_cache: Path | None = None
+    #: court-sentence lines for the separate preprocessing measurement (0 = all)
+    preprocess_lines: int = 20000
+    gensim_repeats: int = 1
+    #: epochs of the gensim baseline (None: the model's); fewer keep a loaded machine free, words/s compare
+    gensim_epochs: int | None = None
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Corpus, extra text and config of the run."""
+
+    corpus: tuple[Path, ...]
+    extra: tuple[Path, ...]
+    config: TrainConfig
+
+
+def _inputs(opts: TrainingOptions) -> Inputs:
+    if opts.quick:
+        return Inputs((DEMO_CORPUS,), (DEMO_CORPUS / "extra",), load_config(REPO_ROOT / "configs" / "demo.toml"))
+    corpora = opts.shared / "corpora"
+    return Inputs((corpora / "gesetze-markdown.tar.gz",), (corpora / "court-sentences",),
+                  load_config(REPO_ROOT / "configs" / "default.toml"))
+
+
+def training_file(manifest: dict[str, Any], cache_dir: Path) -> Path:
+    """The phrased word2vec training file the pipeline wrote for this model (same keys as pipeline.train)."""
+    config = config_from_dict(manifest["config"])
+    fingerprint = Preprocessor(config.preprocess).fingerprint
+    key = hashlib.sha256(f"{CACHE_FORMAT}:{manifest['corpus_hash']}:{fingerprint}".encode()).hexdigest()[:24]
+    phrase_key = hashlib.sha256(json.dumps(asdict(config.phrases), sort_keys=True).encode()).hexdigest()[:12]
+    path = cache_dir / "tokens" / key / f"train-{phrase_key}.txt"
+    if not path.is_file():
+        raise ArtifactError(f"training file {path} not found (was the model trained with cache dir {cache_dir}?)")
+    return path
+
+
+@dataclass(frozen=True)
+class GensimTiming:
+    """Seconds plain gensim spent building the vocabulary and training."""
+
+    vocab_s: float
+    train_s: float
+    epochs: int
+
+
+def gensim_seconds(corpus_file: Path, config: TrainConfig) -> GensimTiming:
+    """Time plain gensim ``Word2Vec`` on ``corpus_file`` with the project's settings (vocabulary, then training)."""
+    w = config.word2vec
+    model = Word2Vec(vector_size=w.vector_size, window=w.window, sg=int(w.sg), epochs=w.epochs,
+                     min_count=w.min_count, negative=w.negative, sample=w.sample, alpha=w.alpha, seed=w.seed,
+                     workers=w.workers, hashfxn=stable_hash)
+    start = time.perf_counter()
+    model.build_vocab(corpus_file=str(corpus_file))
+    vocab_s = time.perf_counter() - start
+    start = time.perf_counter()
+    model.train(corpus_file=str(corpus_file), total_examples=model.corpus_count,
+                total_words=model.corpus_total_words, epochs=w.epochs)
+    return GensimTiming(vocab_s, time.perf_counter() - start, w.epochs)
+
+
+def preprocess_throughput(lines: Sequence[str], config: TrainConfig, n_process: int, repeats: int) -> float:
+    """Input whitespace tokens per second of ``Preprocessor.pipe`` (median over repeats; pool start included)."""
+    tokens = sum(len(line.split()) for line in lines)
+    rates = []
+    for _ in range(repeats):
+        pre = Preprocessor(replace(config.preprocess, n_process=n_process))
+        start = time.perf_counter()
+        for _toks in pre.pipe(lines):
+            pass
+        rates.append(tokens / (time.perf_counter() - start))
+    return median(rates)
+
+
+def run_training(opts: TrainingOptions) -> dict[str, Any]:
+    """The training section of the results."""
+    inputs = _inputs(opts)
+    if opts.reuse_model is not None:
+        if opts.reuse_cache is None:
+            raise ArtifactError("--training-model needs --training-cache (the cache dir it was trained with)")
+        model_dir = opts.reuse_model
+        if (model_dir / "current").exists():
+            model_dir = resolve_model_dir(model_dir)
+        manifest = read_manifest(model_dir)
+        model_path = model_dir
+        cache_dir = opts.reuse_cache
+        source = f"timings reused from the manifest of {model_dir} (trained {manifest.get('created_at')})"
+    else:
+        cache_dir = opts.work_dir / "cache"
+        log.info("training on %s (this is the long part)", ", ".join(map(str, inputs.corpus)))
+        result = train(list(inputs.corpus), inputs.config, opts.work_dir / "models", extra_text=list(inputs.extra),
+                       cache_dir=cache_dir, progress=False)
+        manifest = result.manifest
+        model_path = result.path
+        source = "trained in this run (fresh token cache)"
+    config = config_from_dict(manifest["config"])
+    timings: dict[str, dict[str, Any]] = manifest["timings"]
+    stages = [{"name": name, **t} for name, t in timings.items()]
+
+    train_file = training_file(manifest, cache_dir)
+    repeats = opts.repeats if opts.quick else opts.gensim_repeats
+    g_epochs = opts.gensim_epochs or config.word2vec.epochs
+    g_config = replace(config, word2vec=replace(config.word2vec, epochs=g_epochs))
+    log.info("plain gensim on %s (%d epoch(s), %d repeat(s))", train_file, g_epochs, repeats)
+    timings_g = [gensim_seconds(train_file, g_config) for _ in range(repeats)]
+    vocab_s = median([t.vocab_s for t in timings_g])
+    train_s = median([t.train_s for t in timings_g])
+    # the project's stage runs vocabulary + all epochs: scale gensim's per-epoch time to the same epochs
+    g_seconds = vocab_s + train_s * config.word2vec.epochs / g_epochs
+    words = int(manifest["training_words"]) * config.word2vec.epochs
+    project_wps = float(timings["word2vec"]["per_second"])
+    gensim_wps = words / g_seconds
+
+    lines = list(read_extra_text(list(inputs.extra), IngestReport()))
+    if opts.preprocess_lines:
+        lines = lines[: opts.preprocess_lines]
+    log.info("preprocessing %d lines with n_process 1 and 2", len(lines))
+    rate_1 = round(preprocess_throughput(lines, config, 1, opts.repeats), 1)
+    rate_2 = round(preprocess_throughput(lines, config, 2, opts.repeats), 1)
+    pre: dict[str, Any] = {
+        "input_tokens": sum(len(line.split()) for line in lines),
+        "lines": len(lines),
+        "counting": "whitespace-separated tokens of the input lines (court sentences are pre-tokenized)",
+        "n_process_1": rate_1,
+        "n_process_2": rate_2,
+        "target": 200000,
+        "target_met": max(rate_1, rate_2) >= 200000,
+    }
+    return {
+        "source": source,
+        "model": str(model_path),
+        "corpus": [str(p) for p in inputs.corpus],
+        "extra_text": [str(p) for p in inputs.extra],
+        "documents": manifest.get("counts", {}).get("documents"),
+        "training_words": manifest["training_words"],
+        "total_seconds": manifest.get("total_seconds"),
+        "stages": stages,
+        "ingest_documents_per_s": timings["ingest"]["per_second"],
+        "preprocess_pipeline_tokens_per_s": timings["preprocess"]["per_second"],
+        "word2vec_words_per_s": project_wps,
+        "peak_rss_mb": max(float(t["peak_rss_mb"]) for t in timings.values()),
+        "gensim_seconds": round(g_seconds, 3),
+        "gensim_vocab_seconds": round(vocab_s, 3),
+        "gensim_train_seconds": round(train_s, 3),
+        "gensim_seconds_basis": "measured" if g_epochs == config.word2vec.epochs else
+        f"vocabulary pass + {g_epochs}-epoch training scaled to {config.word2vec.epochs} epochs",
+        "gensim_words_per_s": round(gensim_wps, 1),
+        "gensim_repeats": repeats,
+        "gensim_epochs": g_epochs,
+        "project_epochs": config.word2vec.epochs,
+        "word2vec_vs_gensim_ratio": round(project_wps / gensim_wps, 4),
+        "word2vec_ratio_note": "words/s = training_words x model epochs / seconds for both; the project's stage "
+                               "also normalises and saves the vectors; same-run but not simultaneous",
+        "preprocess_tokens_per_s": pre,
+    }

@@ -1,0 +1,85 @@
+"""Smoke test of the benchmarks: every suite runs with --quick on tiny inputs and writes the expected keys.
+
+No timed assertions: figures depend on the machine; this only proves that ``make bench`` can run end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from bench.run import main  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def quick_results(demo_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench-results")
+    code = main(["--quick", "--repeats", "1", "--client", "httpx", "--model", str(demo_models_dir),
+                 "--out-dir", str(out), "--stem", "smoke", "--shared", str(ROOT / "does-not-exist")])
+    data = json.loads((out / "smoke.json").read_text(encoding="utf-8"))
+    data["_exit_code"] = code
+    data["_files"] = sorted(p.name for p in out.iterdir())
+    return data
+
+
+def test_every_suite_ran_without_error(quick_results: dict) -> None:
+    for suite in ("training", "serving", "memory", "scale"):
+        assert "error" not in quick_results[suite], quick_results[suite].get("traceback")
+    assert quick_results["_exit_code"] == 0
+
+
+def test_files_json_markdown_and_plots(quick_results: dict) -> None:
+    assert {"smoke.json", "smoke.md", "smoke-latency.png", "smoke-training.png"} <= set(quick_results["_files"])
+
+
+def test_run_records_machine_and_load(quick_results: dict) -> None:
+    assert quick_results["machine"]["logical_cores"] >= 1
+    assert "gensim" in quick_results["machine"]["libraries"]
+    assert len(quick_results["run"]["load_start"]) == 3
+    assert len(quick_results["run"]["load_end"]) == 3
+
+
+def test_training_section(quick_results: dict) -> None:
+    tr = quick_results["training"]
+    names = [s["name"] for s in tr["stages"]]
+    assert names[:2] == ["ingest", "preprocess"] and "word2vec" in names
+    assert tr["word2vec_vs_gensim_ratio"] > 0
+    assert tr["preprocess_tokens_per_s"]["n_process_1"] > 0
+    assert tr["preprocess_tokens_per_s"]["n_process_2"] > 0
+    assert tr["preprocess_tokens_per_s"]["input_tokens"] > 0
+
+
+def test_serving_section(quick_results: dict) -> None:
+    sv = quick_results["serving"]
+    assert sv["client"] == "httpx"
+    points = {(r["endpoint"], r["connections"]) for r in sv["load"]}
+    assert points == {(e, c) for e in ("recommend_id", "recommend_text", "search") for c in (1, 2)}
+    for row in sv["load"]:
+        assert row["requests"] > 0 and row["errors"] == 0, row
+        assert 0 < row["p50_ms"] <= row["p99_ms"]
+    assert {"faiss_search_k31", "bm25_scores", "ranking.search"} <= set(sv["in_process"])
+    assert sv["overhead_ratio"]
+
+
+def test_memory_section(quick_results: dict) -> None:
+    runs = {r["workers"]: r for r in quick_results["memory"]["runs"]}
+    assert set(runs) == {2}  # --quick measures only the two-worker case
+    workers = [p for p in runs[2]["processes"] if p["role"] == "worker"]
+    assert len(workers) == 2
+    for p in workers:
+        assert 0 < p["pss_mb"] <= p["rss_mb"]
+
+
+def test_scale_section(quick_results: dict) -> None:
+    sc = quick_results["scale"]
+    kinds = {r["index"] for r in sc["rows"]}
+    assert kinds == {"flat", "hnsw", "ivfpq"}
+    flat = next(r for r in sc["rows"] if r["index"] == "flat")
+    assert flat["recall_at_10"] == 1.0  # exact search is its own ground truth
+    assert "recommended_exact_max_docs" in sc["rule"]
