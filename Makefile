@@ -55,7 +55,7 @@ eval: install ## evaluate the current model on the shared GerLayQA questions (BG
 	$(BIN)/legalsearch eval --queries $(SHARED)/eval/gerlayqa-dev.jsonl --models-dir $(MODELS_DIR) --output bench/results/eval-all.json
 
 bench: install ## run the benchmarks; writes bench/results/<date>-<sha>.json and .md
-	$(BIN)/python -m bench.run --models-dir $(MODELS_DIR) --shared $(SHARED)
+	$(BIN)/python -m bench.run --models-dir $(MODELS_DIR) --shared $(SHARED) $(BENCH_ARGS)
 
 notebooks: install ## start JupyterLab on notebooks/
 	$(BIN)/jupyter lab --notebook-dir notebooks
