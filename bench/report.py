@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 
 import psutil
 
+import legalsearch
 from bench import REPO_ROOT
 
 _LIBRARIES = ("numpy", "scipy", "scikit-learn", "gensim", "spacy", "faiss-cpu", "bm25s", "fastapi", "uvicorn",
@@ -73,6 +75,8 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "libraries": versions,
         "wrk": _wrk_version(),
+        "legalsearch_imported_from": str(Path(legalsearch.__file__).parent),
+        "pythonpath": os.environ.get("PYTHONPATH", ""),
     }
 
 

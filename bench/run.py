@@ -48,6 +48,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", default=None, help="connections, comma-separated (default 1,16,64; quick 1,2)")
     p.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto",
                    help="load generator (auto: wrk when installed, else async httpx)")
+    p.add_argument("--in-process-calls", type=int, default=None,
+                   help="calls per in-process operation in the serving suite (default 100; quick 20)")
     p.add_argument("--scale-n", type=int, default=None, help="vectors in the scale suite (default 1,000,000)")
     p.add_argument("--scale-dim", type=int, default=200, help="vector dimensions in the scale suite")
     p.add_argument("--scale-hnsw-sizes", default=None,
@@ -149,7 +151,7 @@ def _serving(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> d
     return run_serving(ServingOptions(
         model=_serving_model(args, results), work_dir=work / "serving", repeats=args.repeats,
         duration_s=duration, concurrency=conc, client=args.client,
-        in_process_calls=20 if args.quick else 200,
+        in_process_calls=args.in_process_calls or (20 if args.quick else 100),
     ))
 
 
@@ -158,7 +160,7 @@ def _memory(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> di
 
     # quick: only the two-worker case, the one with sharing to show (each server start costs seconds)
     return run_memory(_serving_model(args, results), work / "memory", worker_counts=(2,) if args.quick else (1, 2),
-                      warm_rounds=1 if args.quick else 3)
+                      warm_rounds=1)
 
 
 def _scale(args: argparse.Namespace) -> dict[str, Any]:

@@ -280,12 +280,12 @@ def load_httpx(base_url: str, endpoint: str, requests: Sequence[Request], connec
                       len(latencies) / elapsed, len(latencies), errors, "httpx")
 
 
-def warm_up(base_url: str, loads: dict[str, list[Request]], rounds: int = 2) -> None:
-    """Touch every request of every workload so that memory maps and caches are populated."""
-    with httpx.Client(base_url=base_url, timeout=60) as client:
+def warm_up(base_url: str, loads: dict[str, list[Request]], rounds: int = 2, per_workload: int = 20) -> None:
+    """Send the first requests of every workload so that memory maps and caches are populated."""
+    with httpx.Client(base_url=base_url, timeout=120) as client:
         for _ in range(rounds):
             for reqs in loads.values():
-                for r in reqs[:50]:
+                for r in reqs[:per_workload]:
                     client.request(r.method, r.path, content=r.body,
                                    headers={"Content-Type": "application/json"} if r.body else None)
 
@@ -356,7 +356,7 @@ class ServingOptions:
     duration_s: float = 8.0
     concurrency: tuple[int, ...] = CONCURRENCY
     client: str = "auto"
-    in_process_calls: int = 200
+    in_process_calls: int = 100
 
 
 def _model_version_dir(models_dir: Path) -> Path:
