@@ -71,9 +71,15 @@ def training_file(manifest: dict[str, Any], cache_dir: Path) -> Path:
     key = hashlib.sha256(f"{CACHE_FORMAT}:{manifest['corpus_hash']}:{fingerprint}".encode()).hexdigest()[:24]
     phrase_key = hashlib.sha256(json.dumps(asdict(config.phrases), sort_keys=True).encode()).hexdigest()[:12]
     path = cache_dir / "tokens" / key / f"train-{phrase_key}.txt"
-    if not path.is_file():
-        raise ArtifactError(f"training file {path} not found (was the model trained with cache dir {cache_dir}?)")
-    return path
+    if path.is_file():
+        return path
+    # a model trained by an older checkout has another preprocessor fingerprint: accept its only training file
+    found = sorted((cache_dir / "tokens").glob(f"*/train-{phrase_key}.txt"))
+    if len(found) == 1:
+        log.warning("training file %s not found; using the cache's only one with these phrase settings: %s",
+                    path, found[0])
+        return found[0]
+    raise ArtifactError(f"training file {path} not found (was the model trained with cache dir {cache_dir}?)")
 
 
 @dataclass(frozen=True)
