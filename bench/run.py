@@ -79,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per warm-up request drowns the log
     suites = [s.strip() for s in args.suite.split(",") if s.strip()]
     unknown = sorted(set(suites) - set(SUITES))
     if unknown:
