@@ -129,6 +129,10 @@ def markdown(results: dict[str, Any]) -> str:
                   f"{sv.get('model_documents'):,} documents)", "",
                   "| endpoint | connections | p50 ms | p99 ms | req/s | errors |", "|---|---:|---:|---:|---:|---:|"]
         for row in sv.get("load", []):
+            if row["p50_ms"] is None:
+                lines.append(f"| {row['endpoint']} | {row['connections']} | none completed | none completed | "
+                             f"{_fmt(row['requests_per_s'], 1)} | {row['errors']} |")
+                continue
             lines.append(f"| {row['endpoint']} | {row['connections']} | {_fmt(row['p50_ms'], 2)} | "
                          f"{_fmt(row['p99_ms'], 2)} | {_fmt(row['requests_per_s'], 0)} | {row['errors']} |")
         lines += ["", "| in-process operation | p50 ms | p99 ms |", "|---|---:|---:|"]
@@ -180,7 +184,8 @@ def _plot_latency(results: dict[str, Any], path: Path) -> bool:
 
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=80)
     for endpoint in dict.fromkeys(r["endpoint"] for r in rows):
-        pts = sorted((r["connections"], r["p50_ms"], r["p99_ms"]) for r in rows if r["endpoint"] == endpoint)
+        pts = sorted((r["connections"], r["p50_ms"], r["p99_ms"]) for r in rows
+                     if r["endpoint"] == endpoint and r["p50_ms"] is not None)
         line = ax.plot([p[0] for p in pts], [p[2] for p in pts], marker="o", label=f"{endpoint} p99")[0]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", linestyle="--", color=line.get_color(),
                 label=f"{endpoint} p50")

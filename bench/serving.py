@@ -87,8 +87,9 @@ class LoadResult:
 
     endpoint: str
     connections: int
-    p50_ms: float
-    p99_ms: float
+    #: None when no request completed within the run (the server is saturated far below this concurrency)
+    p50_ms: float | None
+    p99_ms: float | None
     requests_per_s: float
     requests: int
     errors: int
@@ -229,7 +230,7 @@ def load_wrk(base_url: str, endpoint: str, requests: Sequence[Request], connecti
         threads = max(1, min(2, connections))
         out = subprocess.run(
             ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(duration_s))}s",
-             "--timeout", "10s", "-s", script, base_url],
+             "--timeout", "30s", "-s", script, base_url],
             capture_output=True, text=True, check=True, timeout=duration_s + 60,
         ).stdout
     finally:
@@ -237,7 +238,9 @@ def load_wrk(base_url: str, endpoint: str, requests: Sequence[Request], connecti
     line = next(line for line in out.splitlines() if line.startswith("BENCHJSON "))
     data = json.loads(line.removeprefix("BENCHJSON "))
     seconds = data["duration_us"] / 1e6
-    return LoadResult(endpoint, connections, data["p50_us"] / 1000, data["p99_us"] / 1000,
+    done = data["requests"] > 0
+    return LoadResult(endpoint, connections, data["p50_us"] / 1000 if done else None,
+                      data["p99_us"] / 1000 if done else None,
                       data["requests"] / seconds, data["requests"], data["socket_errors"] + data["status_errors"],
                       "wrk")
 
@@ -276,7 +279,9 @@ def load_httpx(base_url: str, endpoint: str, requests: Sequence[Request], connec
                duration_s: float) -> LoadResult:
     """One load run with an async httpx client (the fallback where wrk is absent; the client costs CPU too)."""
     latencies, errors, elapsed = asyncio.run(_load_httpx(base_url, requests, connections, duration_s))
-    return LoadResult(endpoint, connections, percentile(latencies, 50), percentile(latencies, 99),
+    done = bool(latencies)
+    return LoadResult(endpoint, connections, percentile(latencies, 50) if done else None,
+                      percentile(latencies, 99) if done else None,
                       len(latencies) / elapsed, len(latencies), errors, "httpx")
 
 
@@ -383,8 +388,10 @@ def run_serving(opts: ServingOptions) -> dict[str, Any]:
             for c in opts.concurrency:
                 runs = [runner(server.base_url, endpoint, loads[endpoint], c, opts.duration_s)
                         for _ in range(opts.repeats)]
+                p50s = [r.p50_ms for r in runs if r.p50_ms is not None]
+                p99s = [r.p99_ms for r in runs if r.p99_ms is not None]
                 rows.append(LoadResult(
-                    endpoint, c, round(median([r.p50_ms for r in runs]), 3), round(median([r.p99_ms for r in runs]), 3),
+                    endpoint, c, round(median(p50s), 3) if p50s else None, round(median(p99s), 3) if p99s else None,
                     round(median([r.requests_per_s for r in runs]), 1), sum(r.requests for r in runs),
                     sum(r.errors for r in runs), runs[0].client,
                 ))
@@ -415,10 +422,11 @@ def run_serving(opts: ServingOptions) -> dict[str, Any]:
         r = row(endpoint, 16)
         if r is None:
             continue
-        met = r.p99_ms <= p99_max and (rps_min is None or r.requests_per_s >= rps_min)
+        met = r.p99_ms is not None and r.p99_ms <= p99_max and (rps_min is None or r.requests_per_s >= rps_min)
         want = f"p99 ≤ {p99_max:g} ms" + (f", ≥ {rps_min:g} req/s" if rps_min else "")
-        targets.append({"target": f"{endpoint}: {want}", "measured": f"p99 {r.p99_ms:.1f} ms, "
-                        f"{r.requests_per_s:.0f} req/s", "met": met})
+        shown = f"p99 {r.p99_ms:.1f} ms" if r.p99_ms is not None else "no request completed"
+        targets.append({"target": f"{endpoint}: {want}", "measured": f"{shown}, {r.requests_per_s:.1f} req/s",
+                        "met": met})
     return {
         "client": "wrk" if use_wrk else "httpx",
         "model": str(model_path),
