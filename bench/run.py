@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -77,6 +78,8 @@ def _serving_model(args: argparse.Namespace, results: dict[str, Any]) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the selected suites and write the result files; non-zero exit when a suite failed."""
     args = parse_args(argv)
+    # a terminated run still stops the uvicorn it started (context managers run on SystemExit)
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per warm-up request drowns the log

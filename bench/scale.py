@@ -131,10 +131,7 @@ def run_scale(n: int = 1_000_000, d: int = 200, hnsw_sizes: tuple[int, ...] = (1
             "basis": f"measured at n={biggest.n:,} ({biggest.build_s:.1f} s), scaled by n·log n; latency grows "
                      "~log n, recall should stay close to the measured one at the same efSearch",
         })
-    flat_big = max((r for r in rows if r.index == "flat"), key=lambda r: r.n)
-    ms_per_million = flat_big.p50_ms / (flat_big.n / 1e6)
-    budget_ms = 5.0
-    recommended = int(budget_ms / ms_per_million * 1e6 // 50_000 * 50_000) if ms_per_million > 0 else 0
+    rows_as_dicts = [asdict(r) for r in rows]
     return {
         "dimensions": d,
         "queries": queries,
@@ -142,23 +139,38 @@ def run_scale(n: int = 1_000_000, d: int = 200, hnsw_sizes: tuple[int, ...] = (1
         "faiss_threads": 1,
         "data": "clustered: sqrt(n) Gaussian centres + a 24-dimensional random projection spread + 0.1 noise, "
                 "L2-normalised",
-        "rows": [asdict(r) for r in rows],
+        "rows": rows_as_dicts,
         "extrapolated": extrapolated,
-        "rule": {
-            "description": f"choose_index_type: auto = flat up to IndexConfig.exact_max_docs "
-                           f"({config.exact_max_docs:,}), HNSW above; e.g. n={n:,} → "
-                           f"{choose_index_type(n, config)}",
-            "flat_p50_ms_per_million": round(ms_per_million, 2),
-            "latency_budget_ms_for_exact": budget_ms,
-            "recommended_exact_max_docs": recommended,
-            "recommendation": (
-                f"flat costs ~{ms_per_million:.1f} ms per million vectors per query (one thread); to keep the "
-                f"bare FAISS part of /recommend under {budget_ms:g} ms, exact search fits up to ~{recommended:,} "
-                f"documents; the default exact_max_docs = {config.exact_max_docs:,} "
-                + ("is within that" if config.exact_max_docs <= recommended else "is above that")
-                + ". Above it HNSW (recall close to 1 at a fraction of the latency, but ~1.1x the flat size in "
-                  "memory and a slow single-threaded build); IVF-PQ only when memory is the constraint (recall "
-                  "drops with PQ codes)."
-            ),
-        },
+        "rule": selection_rule(rows_as_dicts, n),
+    }
+
+
+def selection_rule(rows: list[dict[str, Any]], n: int, budget_ms: float = 10.0) -> dict[str, Any]:
+    """The project's index choice and a threshold recommendation derived from the measured rows.
+
+    Exact search costs time linear in n; the threshold is where its p50 reaches ``budget_ms`` (half the
+    /recommend p99 target of 20 ms), rounded down to 10,000.
+    """
+    config = IndexConfig()
+    flats = [r for r in rows if r["index"] == "flat"]
+    flat_big = max(flats, key=lambda r: r["n"])
+    ms_per_million = flat_big["p50_ms"] / (flat_big["n"] / 1e6)
+    recommended = int(budget_ms / ms_per_million * 1e6 // 10_000 * 10_000) if ms_per_million > 0 else 0
+    hnsw = [r for r in rows if r["index"] == "hnsw"]
+    hnsw_text = ", ".join(f"n={r['n']:,}: recall@10 {r['recall_at_10']:.3f}, p50 {r['p50_ms']:.2f} ms, build "
+                          f"{r['build_s']:.0f} s" for r in hnsw)
+    return {
+        "description": f"choose_index_type: auto = flat up to IndexConfig.exact_max_docs "
+                       f"({config.exact_max_docs:,}), HNSW above; n={n:,} → {choose_index_type(n, config)}",
+        "flat_p50_ms_per_million": round(ms_per_million, 2),
+        "latency_budget_ms_for_exact": budget_ms,
+        "recommended_exact_max_docs": recommended,
+        "recommendation": (
+            f"exact search costs ~{ms_per_million:.0f} ms per million vectors per query here (one FAISS thread); "
+            f"to keep it under {budget_ms:g} ms, auto should stay exact only up to ~{recommended:,} documents "
+            f"(default exact_max_docs = {config.exact_max_docs:,}"
+            + (", which is within that" if config.exact_max_docs <= recommended else ", which is above that")
+            + f"). HNSW ({hnsw_text}) costs ~1.3x the flat size and a slow single-threaded build; IVF-PQ "
+              "is ~13x smaller but loses recall (PQ codes without re-ranking): only when memory is the limit."
+        ),
     }
