@@ -131,8 +131,8 @@ class IndexConfig:
 class LexicalConfig:
     """The project's BM25 over its own German tokens (bm25s)."""
 
-    k1: float = setting(1.2, "BM25 term-frequency saturation.")
-    b: float = setting(0.75, "BM25 length normalisation.")
+    k1: float = setting(2.0, "BM25 term-frequency saturation.")
+    b: float = setting(0.9, "BM25 length normalisation.")
     method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = setting("lucene", "BM25 variant.")
     title_weight: int = setting(2, "How many times the section title is repeated in the indexed text.")
     heading_path: bool = setting(True, "Index the heading path (Buch / Abschnitt / Titel) with the section.")
@@ -143,10 +143,17 @@ class SearchConfig:
     """Hybrid search: query expansion and score fusion."""
 
     expansion_terms: int = setting(5, "Related terms added per query term from the word2vec vocabulary.")
-    expansion_min_similarity: float = setting(0.55, "Expanded terms need at least this cosine similarity.")
+    expansion_min_similarity: float = setting(0.6, "Expanded terms need at least this cosine similarity.")
     expansion_weight: float = setting(0.1, "Weight of an expanded term relative to a query term.")
-    lexical_weight: float = setting(0.85, "Weight of the z-normalised lexical score in the fusion.")
-    embedding_weight: float = setting(0.15, "Weight of the z-normalised embedding score in the fusion.")
+    expansion_max_df: float = setting(
+        0.2, "Expanded terms found in more than this share of documents are not added to the lexical query."
+    )
+    query_term_weighting: Literal["count", "once", "sqrt"] = setting(
+        "sqrt", "Lexical weight of a query term repeated n times: n, 1, or sqrt(n) (long questions repeat "
+        "their topic words)."
+    )
+    lexical_weight: float = setting(0.8, "Weight of the z-normalised lexical score in the fusion.")
+    embedding_weight: float = setting(0.2, "Weight of the z-normalised embedding score in the fusion.")
     candidates: int = setting(1000, "Candidates taken from each retriever before fusion.")
     snippet_chars: int = setting(240, "Length of result snippets.")
 

@@ -274,6 +274,20 @@ def expand_terms(model: Model, terms: Sequence[str]) -> list[ExpandedTerm]:
     return out
 
 
+def query_term_weights(tokens: Sequence[str], scheme: str) -> dict[str, float]:
+    """Lexical weight per distinct query token for n occurrences: n ("count"), 1 ("once") or sqrt(n) ("sqrt")."""
+    counts: dict[str, int] = {}
+    for t in tokens:
+        counts[t] = counts.get(t, 0) + 1
+    if scheme == "count":
+        return {t: float(n) for t, n in counts.items()}
+    if scheme == "once":
+        return dict.fromkeys(counts, 1.0)
+    if scheme == "sqrt":
+        return {t: float(np.sqrt(n)) for t, n in counts.items()}
+    raise InvalidRequestError(f"unknown query term weighting {scheme!r}")
+
+
 def _zscore(values: np.ndarray) -> np.ndarray:
     std = float(values.std())
     return (values - float(values.mean())) / std if std > 0 else np.zeros_like(values)
@@ -309,18 +323,15 @@ def rank(
     expanded = tuple(expand_terms(model, analysis.phrased)) if expand else ()
     empty = np.zeros(0, dtype=np.float64)
     none = Ranking(np.zeros(0, dtype=np.int64), empty, empty, empty, analysis, expanded)
-    lex_terms: dict[str, float] = {}
-    for t in analysis.tokens:
-        lex_terms[t] = lex_terms.get(t, 0.0) + 1.0
+    lex_terms = query_term_weights(analysis.tokens, cfg.query_term_weighting)
+    max_df = cfg.expansion_max_df * model.lexical.n_docs
     for e in expanded:
         for part in e.term.split(PHRASE_JOINER):
-            if model.lexical.has_term(part) and part not in lex_terms:
+            # very common expansions (e.g. 'vertrag') add noise to every candidate, not recall
+            if part not in lex_terms and 0 < model.lexical.document_frequency(part) <= max_df:
                 lex_terms[part] = e.weight
+    # expansions stay out of the query vector: on the tune half they did not help the embedding side
     emb_terms = {kw.term: kw.weight for kw in analysis.keywords}
-    for e in expanded:
-        emb_terms[e.term] = emb_terms.get(e.term, 0.0) + e.weight * float(
-            model.keyword_model.idf[model.keyword_model.term_index[e.term]]
-        ) / max(1.0, float(np.mean(model.keyword_model.idf)))
     allowed = _allowed_rows(model, filters, ())
     n = len(model.documents)
     if allowed is not None and allowed.size == 0:
