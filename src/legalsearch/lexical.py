@@ -22,6 +22,8 @@ from legalsearch.errors import ArtifactError, InvalidRequestError
 from legalsearch.index import IndexHits
 
 logger = logging.getLogger(__name__)
+# bm25s logs each index build at DEBUG through its own handler; that is noise in our progress output
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 #: the fixed reference: changing any of these breaks comparisons with earlier evaluation runs
 REFERENCE_K1 = 1.5

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import resource
 import shutil
 import time
@@ -133,7 +134,20 @@ def lexical_fields(doc: Document) -> tuple[str, str, str]:
     heading = doc.metadata.get("heading_path")
     section, law = doc.metadata.get("section"), doc.metadata.get("law")
     cite = f"{section} {law} " if isinstance(section, str) and isinstance(law, str) else ""
-    return cite + doc.title, heading if isinstance(heading, str) else "", doc.text
+    return cite + doc.title, strip_heading_labels(heading) if isinstance(heading, str) else "", doc.text
+
+
+_HEADING_LABEL = re.compile(
+    r"\b(?:(?:Erst|Zweit|Dritt|Viert|Fünft|Sechst|Siebt|Siebent|Acht|Neunt|Zehnt|Elft|Zwölft)er\s+)?"
+    r"(?:Buch|Teil|Abschnitt|Unterabschnitt|Titel|Untertitel|Kapitel|Unterkapitel|Abteilung|Unterabteilung)"
+    r"(?:\s+[0-9IVXLC]+[a-z]?\b)?\s*[-–:.]?\s*"
+)
+
+
+def strip_heading_labels(heading_path: str) -> str:
+    """The heading path without its structural labels ("Buch 2 -", "Untertitel 1 -", "Zweiter Abschnitt"):
+    they are in every section's path and would only make phrases such as "pachtvertrag_untertitel"."""
+    return _HEADING_LABEL.sub(" ", heading_path.replace(" > ", ". "))
 
 
 def _fields_of(line: str, every: bool = False) -> tuple[list[str], list[str], list[str]]:
