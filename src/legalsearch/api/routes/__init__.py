@@ -14,6 +14,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing or wrong X-API-Key (only when keys are configured).",
         404: "Unknown document or term.",
         413: "Body, text or query too large.",
+        422: "A valid request the model cannot answer (e.g. intersection without seed variants).",
         503: "No model is being served (none trained yet, or it failed verification).",
     }
     return {code: {"model": ErrorResponse, "description": text[code]} for code in codes}
