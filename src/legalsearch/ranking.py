@@ -101,12 +101,45 @@ def _explain(model: Model, row: int, request: Mapping[str, float], limit: int = 
     return tuple(shared[:limit])
 
 
+_WORD = re.compile(r"\w[\w-]*")
+_WORD_TOKENS: WeakKeyDictionary[object, dict[str, frozenset[str]]] = WeakKeyDictionary()
+_WORD_MEMO_LIMIT = 200_000
+
+
+@dataclass(frozen=True)
+class _Hit:
+    start: int
+    end: int
+    tokens: frozenset[str]
+
+
+def _word_hits(model: Model, text: str, wanted: set[str]) -> list[_Hit]:
+    """Words of ``text`` whose normalised tokens meet ``wanted``.
+
+    Words are found with a regex and normalised one by one through a memo, not by running the tokenizer over
+    every result text: snippets were most of a request's time otherwise.
+    """
+    memo = _WORD_TOKENS.get(model.preprocessor)
+    if memo is None or len(memo) > _WORD_MEMO_LIMIT:
+        memo = {}
+        _WORD_TOKENS[model.preprocessor] = memo
+    hits = []
+    for match in _WORD.finditer(text):
+        word = match.group()
+        toks = memo.get(word)
+        if toks is None:
+            toks = frozenset(model.preprocessor.tokens(word))
+            memo[word] = toks
+        if toks and not toks.isdisjoint(wanted):
+            hits.append(_Hit(match.start(), match.end(), toks))
+    return hits
+
+
 def snippet(model: Model, text: str, terms: Iterable[str], chars: int) -> tuple[str, tuple[str, ...]]:
     """The passage of ``text`` with most query terms, matches wrapped in <mark>; and the terms matched."""
     wanted = set(terms)
     head = text[: max(chars * 12, 3000)]
-    spans = model.preprocessor.token_spans(head)
-    hits = [s for s in spans if wanted.intersection(s.tokens)]
+    hits = _word_hits(model, head, wanted)
     matched = tuple(sorted({t for s in hits for t in s.tokens if t in wanted}))
     if not hits:
         cut = text[:chars]
@@ -197,7 +230,9 @@ def recommend(
         raise EmptyQueryError("none of the request's terms is known to the model")
     query = (query / norm).astype(np.float32)
     exclude_rows = set(seed_rows) | {model.index.rows[i] for i in exclude if i in model.index.rows}
-    allowed = _allowed_rows(model, filters, exclude_rows)
+    # exclusions are dropped after the search (it over-fetches by their number): an allow-list of all other
+    # rows would cost more than the search itself
+    allowed = _allowed_rows(model, filters, exclude_rows) if filters else None
     if allowed is not None and allowed.size == 0:
         return RecommendResult((), tuple(ignored), model.version, ())
     want = offset + k
@@ -221,17 +256,34 @@ def recommend(
     return RecommendResult(tuple(results), tuple(ignored), model.version, req_kws)
 
 
-_KEYWORD_ROWS: WeakKeyDictionary[Model, np.ndarray] = WeakKeyDictionary()
+#: expansion candidates need this many documents: rarer terms are more often noise than synonyms
+EXPANSION_MIN_DF = 5
+_EXPANSION: WeakKeyDictionary[Model, tuple[np.ndarray, np.ndarray]] = WeakKeyDictionary()
 
 
-def _keyword_rows(model: Model) -> np.ndarray:
-    """Rows of the word vectors that are keywords (computed once per loaded model)."""
-    rows = _KEYWORD_ROWS.get(model)
-    if rows is None:
+def _expansion_candidates(model: Model) -> tuple[np.ndarray, np.ndarray]:
+    """Word-vector rows of keywords that may expand a query, and their vectors as one contiguous array.
+
+    Computed once per loaded model (``warm_up``): gathering them from the memory-mapped vectors per query
+    cost more than the whole rest of a search.
+    """
+    cached = _EXPANSION.get(model)
+    if cached is None:
         index = model.vectors.key_to_index
-        rows = np.asarray(sorted(index[t] for t in model.keyword_terms if t in index), dtype=np.int64)
-        _KEYWORD_ROWS[model] = rows
-    return rows
+        km = model.keyword_model
+        rows = np.asarray(
+            sorted(index[t] for t, df in zip(km.vocabulary, km.df.tolist(), strict=True)
+                   if df >= EXPANSION_MIN_DF and t in index),
+            dtype=np.int64,
+        )
+        cached = (rows, np.ascontiguousarray(model.vectors.vectors[rows], dtype=np.float32))
+        _EXPANSION[model] = cached
+    return cached
+
+
+def warm_up(model: Model) -> None:
+    """Build the per-model caches the hot path uses, so that the first request is not slow."""
+    _expansion_candidates(model)
 
 
 def expand_terms(model: Model, terms: Sequence[str]) -> list[ExpandedTerm]:
@@ -244,11 +296,10 @@ def expand_terms(model: Model, terms: Sequence[str]) -> list[ExpandedTerm]:
         return []
     kv = model.vectors
     sources = [t for t in dict.fromkeys(terms) if t in kv.key_to_index]
-    allowed = _keyword_rows(model)
+    allowed, cand = _expansion_candidates(model)
     if not sources or allowed.size == 0:
         return []
     query = np.asarray(kv.vectors[[kv.key_to_index[t] for t in sources]], dtype=np.float32)
-    cand = np.asarray(kv.vectors[allowed], dtype=np.float32)
     sims = query @ cand.T
     # one spare neighbour per term, since a term is its own nearest neighbour
     want = min(cfg.expansion_terms + 1, allowed.size)

@@ -12,6 +12,7 @@ from pathlib import Path
 from legalsearch.engine import Model
 from legalsearch.errors import LegalSearchError, NoModelError
 from legalsearch.model import CURRENT_NAME, MANIFEST_NAME, current_version
+from legalsearch.ranking import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class ModelHolder:
                 return ReloadOutcome(False, previous, previous)
             try:
                 model = Model.load(self.models_dir / version)
+                warm_up(model)  # before the swap, so that no request pays for the caches
             except LegalSearchError as exc:
                 self._refuse(version, str(exc))
                 return ReloadOutcome(False, previous, previous, refused=True)
