@@ -118,7 +118,7 @@ class IndexConfig:
     type: Literal["auto", "flat", "hnsw", "ivfpq"] = setting(
         "auto", "Index type; auto picks flat (exact) up to exact_max_docs, HNSW above."
     )
-    exact_max_docs: int = setting(200000, "Largest collection that auto indexes exactly.")
+    exact_max_docs: int = setting(50000, "Largest collection that auto indexes exactly (flat); HNSW above.")
     hnsw_m: int = setting(32, "HNSW graph degree.")
     hnsw_ef_construction: int = setting(80, "HNSW build-time search depth.")
     hnsw_ef_search: int = setting(128, "HNSW query-time search depth.")
