@@ -98,3 +98,14 @@ def test_evaluate_on_the_demo_model(demo_model) -> None:  # type: ignore[no-unty
     filtered = evaluate(demo_model, queries, filters={"type": others}, split="all", progress=False)
     for m in filtered.modes:
         assert m.scores["R@100"] == 0.0, m
+
+
+def test_query_term_weights_damp_repeated_words() -> None:
+    from legalsearch.ranking import query_term_weights
+
+    tokens = ["miete", "miete", "miete", "miete", "kündigung"]
+    assert query_term_weights(tokens, "count") == {"miete": 4.0, "kündigung": 1.0}
+    assert query_term_weights(tokens, "once") == {"miete": 1.0, "kündigung": 1.0}
+    assert query_term_weights(tokens, "sqrt") == {"miete": 2.0, "kündigung": 1.0}
+    with pytest.raises(InvalidRequestError):
+        query_term_weights(tokens, "log")
