@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata, resources
-from itertools import islice
+from itertools import chain, islice
 from multiprocessing.pool import AsyncResult
 from typing import Final, cast
 
@@ -218,7 +218,8 @@ class Preprocessor:
 
     def pipe(self, texts: Iterable[str]) -> Iterator[list[str]]:
         """Tokens of many texts, in order, streamed batch by batch (same result as ``tokens()``)."""
-        if self.config.n_process > 1:
+        texts, parallel = self._worth_parallel(texts)
+        if parallel:
             yield from self._pipe_parallel(texts)
             return
         for doc in self._tokenizer.pipe(texts, batch_size=self.config.batch_size):
@@ -231,11 +232,25 @@ class Preprocessor:
         word itself (what phrases, keywords and word2vec see), the rest are compound parts and citation variants
         (which only lexical matching uses). ``split_groups`` takes them apart again.
         """
-        if self.config.n_process > 1:
+        texts, parallel = self._worth_parallel(texts)
+        if parallel:
             yield from self._pipe_parallel(texts, grouped=True)
             return
         for doc in self._tokenizer.pipe(texts, batch_size=self.config.batch_size):
             yield self._tokens_of(doc, grouped=True)
+
+    def _worth_parallel(self, texts: Iterable[str]) -> tuple[Iterable[str], bool]:
+        """Whether to use worker processes: only with n_process > 1 and more than one batch of input.
+
+        A query or a handful of texts would pay a process pool's start-up many times over.
+        """
+        if self.config.n_process <= 1:
+            return texts, False
+        it = iter(texts)
+        first = list(islice(it, self.config.batch_size + 1))
+        if len(first) <= self.config.batch_size:
+            return first, False
+        return chain(first, it), True
 
     def token_spans(self, text: str) -> list[TokenSpan]:
         """Surface stretches of ``text`` with the tokens each produced (stretches producing none left out)."""

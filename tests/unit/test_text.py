@@ -195,3 +195,19 @@ def test_deterministic() -> None:
 def test_invalid_config() -> None:
     with pytest.raises(ConfigError):
         Preprocessor(PreprocessConfig(min_token_chars=0))
+
+
+def test_small_inputs_stay_in_process_even_with_workers_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    from legalsearch.config import PreprocessConfig
+    from legalsearch.text import Preprocessor
+
+    pre = Preprocessor(PreprocessConfig(n_process=2, batch_size=4))
+
+    def no_pool(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a worker pool was started for a single batch")
+
+    monkeypatch.setattr(pre, "_pipe_parallel", no_pool)
+    assert next(pre.pipe_grouped(["Die Kündigung des Mietvertrags"])) == next(
+        Preprocessor(PreprocessConfig(batch_size=4)).pipe_grouped(["Die Kündigung des Mietvertrags"])
+    )
+    assert list(pre.pipe(["Miete", "Kaution"])) == [["miete"], ["kaution"]]
