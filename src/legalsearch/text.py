@@ -530,8 +530,10 @@ class Preprocessor:
         n_proc = self.config.n_process
         size = self.config.batch_size
         methods = multiprocessing.get_all_start_methods()
-        # fork shares the already loaded lemma table with the workers instead of loading it again
-        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        # not fork: forking a process that already runs threads (BLAS, FAISS, a web server, a test runner) can
+        # leave a child holding a lock no thread will release, and the pool then hangs on exit. forkserver forks
+        # from a clean single-threaded server; each worker loads the lemma table once (~2 s).
+        ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         it = iter(texts)
         with ctx.Pool(n_proc, initializer=_init_worker, initargs=(self.config,)) as pool:
             pending: deque[AsyncResult[list[list[str]]]] = deque()
