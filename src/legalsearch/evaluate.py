@@ -7,7 +7,6 @@ questions is tuned on the "tune" half and reported on the "test" half (see ``spl
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -27,7 +26,6 @@ from legalsearch.engine import Model
 from legalsearch.errors import EmptyQueryError, InvalidRequestError
 from legalsearch.lexical import ReferenceBM25
 from legalsearch.ranking import rank
-from legalsearch.text import Preprocessor
 
 log = logging.getLogger(__name__)
 
@@ -219,11 +217,6 @@ def evaluate(
     )
     if rows.size == 0:
         raise InvalidRequestError(f"no document matches the filter {dict(filters or {})}")
-    if model.config.preprocess.n_process > 1:
-        # one question at a time: a worker pool per question would cost more than the question itself
-        model = dataclasses.replace(
-            model, preprocessor=Preprocessor(dataclasses.replace(model.config.preprocess, n_process=1))
-        )
     results: list[ModeScores] = []
     for mode in modes:
         started = time.perf_counter()
