@@ -45,3 +45,14 @@ def demo_model(demo_model_path: Path):  # type: ignore[no-untyped-def]
     from legalsearch.engine import Model
 
     return Model.load(demo_model_path)
+
+
+def extract_laws(archive: Path, members: tuple[str, ...], dest: Path) -> Path:
+    """Unpack some laws (``gesetze/<letter>/<slug>/index.md``) of the shared archive into ``dest``."""
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            if member.name.lstrip("./") in members:
+                tar.extract(member, dest, filter="data")
+    return dest

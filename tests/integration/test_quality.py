@@ -8,11 +8,11 @@ exactly this setup (see docs/evaluation.md); a silent drop in quality fails here
 
 from __future__ import annotations
 
-import tarfile
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from plugin_model import extract_laws
 
 from legalsearch.config import TrainConfig, Word2VecConfig
 from legalsearch.engine import Model
@@ -38,11 +38,7 @@ TOLERANCE = 0.05
 @pytest.fixture(scope="module")
 def quality_model(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The reduced model: BGB, EGBGB, WEG, HGB; 64-dimensional CBOW vectors, 20 epochs, one worker, fixed seed."""
-    laws = tmp_path_factory.mktemp("laws")
-    with tarfile.open(shared_dir / "corpora" / "gesetze-markdown.tar.gz") as tar:
-        for member in tar:
-            if member.name.lstrip("./") in LAWS:
-                tar.extract(member, laws, filter="data")
+    laws = extract_laws(shared_dir / "corpora" / "gesetze-markdown.tar.gz", LAWS, tmp_path_factory.mktemp("laws"))
     # CBOW with many epochs: with the default 5 skip-gram epochs, 0.4M words leave the vectors degenerate
     w2v = replace(Word2VecConfig(), vector_size=64, sg=False, epochs=20, sample=1e-3, workers=1, seed=1)
     cfg = replace(TrainConfig(), word2vec=w2v)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import tarfile
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from plugin_model import extract_laws
 
 from legalsearch.config import TrainConfig, Word2VecConfig
 from legalsearch.engine import Model
@@ -24,11 +24,7 @@ SLICE = ("gesetze/b/bgb/index.md", "gesetze/g/gg/index.md", "gesetze/w/woeigg/in
 @pytest.fixture(scope="module")
 def slice_model(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Train on the BGB, GG, WoEigG and EGBGB, read from the shared archive (small CBOW vectors, one worker)."""
-    laws = tmp_path_factory.mktemp("laws")
-    with tarfile.open(shared_dir / "corpora" / "gesetze-markdown.tar.gz") as tar:
-        for member in tar:
-            if member.name.lstrip("./") in SLICE:
-                tar.extract(member, laws, filter="data")
+    laws = extract_laws(shared_dir / "corpora" / "gesetze-markdown.tar.gz", SLICE, tmp_path_factory.mktemp("laws"))
     # a small corpus needs many epochs, or the vectors stay degenerate (see docs/evaluation.md)
     cfg = replace(
         TrainConfig(),
