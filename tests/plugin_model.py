@@ -56,3 +56,14 @@ def extract_laws(archive: Path, members: tuple[str, ...], dest: Path) -> Path:
             if member.name.lstrip("./") in members:
                 tar.extract(member, dest, filter="data")
     return dest
+
+
+def memory_mapped(array: object) -> bool:
+    """Whether an array's memory comes from a file mapping (directly, or as a view of a ``np.memmap``)."""
+    import numpy as np
+
+    while array is not None:
+        if isinstance(array, np.memmap):
+            return True
+        array = getattr(array, "base", None)
+    return False

@@ -94,8 +94,9 @@ class DocumentStore:
 
     def __init__(self, folder: Path, mmap_texts: bool = True) -> None:
         try:
-            self._offsets = np.load(folder / OFFSETS_FILE, mmap_mode="r")
-            self.text_hashes: np.ndarray = np.load(folder / TEXT_HASH_FILE, mmap_mode="r")
+            # plain ndarray views of the maps: numpy's memmap subclass costs microseconds on every access
+            self._offsets = np.asarray(np.load(folder / OFFSETS_FILE, mmap_mode="r"))
+            self.text_hashes: np.ndarray = np.asarray(np.load(folder / TEXT_HASH_FILE, mmap_mode="r"))
             self._fh = (folder / DOCS_FILE).open("rb")
             self._buf: mmap.mmap | bytes = (
                 mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ) if mmap_texts else self._fh.read()
@@ -104,7 +105,7 @@ class DocumentStore:
             self.fields: tuple[str, ...] = tuple(meta["fields"])
             self._values: dict[str, list[Scalar]] = meta["values"]
             self._codes = {
-                key: np.load(folder / FACETS_DIR / f"{i:03d}.npy", mmap_mode="r")
+                key: np.asarray(np.load(folder / FACETS_DIR / f"{i:03d}.npy", mmap_mode="r"))
                 for i, key in enumerate(self.fields)
             }
         except (OSError, ValueError, KeyError) as exc:

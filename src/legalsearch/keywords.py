@@ -186,10 +186,11 @@ class DocumentKeywords:
     def load(cls, folder: Path, mmap: bool = True) -> DocumentKeywords:
         """Load the arrays, memory-mapped so that server workers share them."""
         mode: Literal["r"] | None = "r" if mmap else None
+        # plain ndarray views of the maps: numpy's memmap subclass costs microseconds on every slice
         return cls(
-            np.load(folder / "keywords_indptr.npy", mmap_mode=mode),
-            np.load(folder / "keywords_terms.npy", mmap_mode=mode),
-            np.load(folder / "keywords_weights.npy", mmap_mode=mode),
+            np.asarray(np.load(folder / "keywords_indptr.npy", mmap_mode=mode)),
+            np.asarray(np.load(folder / "keywords_terms.npy", mmap_mode=mode)),
+            np.asarray(np.load(folder / "keywords_weights.npy", mmap_mode=mode)),
         )
 
 

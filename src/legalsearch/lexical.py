@@ -90,10 +90,13 @@ class LexicalIndex:
     """A bm25s retriever over our own token ids, with weighted-term scoring."""
 
     def __init__(self, retriever: Any, vocab: Mapping[str, int]) -> None:
+        for key in ("data", "indices", "indptr"):
+            # plain ndarray views of bm25s's maps: numpy's memmap subclass costs microseconds on every slice
+            retriever.scores[key] = np.asarray(retriever.scores[key])
         self.retriever = retriever
         self.vocab: Mapping[str, int] = vocab
         self.n_docs: int = int(retriever.scores["num_docs"])
-        indptr = np.asarray(retriever.scores["indptr"])
+        indptr = retriever.scores["indptr"]
         n_columns = indptr.shape[0] - 1
         if any(not 0 <= i < n_columns for i in vocab.values()):
             raise ArtifactError("lexical index: vocabulary ids exceed the score matrix")
