@@ -15,11 +15,13 @@ from legalsearch.config import TrainConfig, config_from_dict
 from legalsearch.docstore import DocumentStore
 from legalsearch.embeddings import load_vectors
 from legalsearch.errors import ArtifactError, UnknownDocumentError
+from legalsearch.expansion import ExpansionTable
 from legalsearch.index import LoadedIndex, load_index
 from legalsearch.keywords import DocumentKeywords, KeywordModel, PhraseModel
 from legalsearch.lexical import LexicalIndex, load_lexical_index
 from legalsearch.model import resolve_model_dir, verify_model
 from legalsearch.pipeline import DOCVECTORS_FILE, LEXICAL_DIR, PHRASES_FILE, THESAURUS_DIR, VOCABULARY_FILE
+from legalsearch.snippets import SnippetIndex
 from legalsearch.text import Preprocessor
 from legalsearch.types import Document, Keyword
 
@@ -42,6 +44,10 @@ class Model:
     phrases: PhraseModel
     docvectors: np.ndarray
     preprocessor: Preprocessor
+    #: each word's nearest keywords, for query expansion
+    expansions: ExpansionTable
+    #: term positions in each document's opening text (None for models trained before it existed)
+    snippets: SnippetIndex | None = None
     #: extra word2vec models with other seeds, for the intersection method (empty when not trained)
     thesaurus: tuple[KeyedVectors, ...] = ()
 
@@ -59,9 +65,12 @@ class Model:
         manifest = verify_model(folder, check_hashes=verify)
         config = config_from_dict(manifest["config"])
         try:
-            docvectors = np.load(folder / DOCVECTORS_FILE, mmap_mode="r" if mmap else None)
+            # a plain ndarray view of the map: numpy's memmap subclass costs microseconds on every slice
+            docvectors = np.asarray(np.load(folder / DOCVECTORS_FILE, mmap_mode="r" if mmap else None))
         except (OSError, ValueError) as exc:
             raise ArtifactError(f"document vectors in {folder} are unreadable: {exc}") from exc
+        vectors = load_vectors(folder, mmap=mmap)
+        keyword_model = KeywordModel.load(folder / VOCABULARY_FILE)
         model = cls(
             path=folder,
             manifest=manifest,
@@ -69,12 +78,15 @@ class Model:
             documents=DocumentStore(folder),
             index=load_index(folder, mmap=mmap),
             lexical=load_lexical_index(folder / LEXICAL_DIR, mmap=mmap),
-            vectors=load_vectors(folder, mmap=mmap),
-            keyword_model=KeywordModel.load(folder / VOCABULARY_FILE),
+            vectors=vectors,
+            keyword_model=keyword_model,
             doc_keywords=DocumentKeywords.load(folder, mmap=mmap),
             phrases=PhraseModel.load(folder / PHRASES_FILE),
             docvectors=docvectors,
             preprocessor=Preprocessor(config.preprocess),
+            expansions=ExpansionTable.load(folder, vectors, keyword_model, config.search.expansion_terms + 1,
+                                           mmap=mmap),
+            snippets=SnippetIndex.load(folder, mmap=mmap),
             thesaurus=tuple(
                 load_vectors(sub, mmap=mmap) for sub in sorted((folder / THESAURUS_DIR).glob("seed-*"))
             ),

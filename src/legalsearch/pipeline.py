@@ -29,10 +29,12 @@ from legalsearch.corpus import IngestReport, read_documents, read_extra_text
 from legalsearch.docvectors import document_vectors
 from legalsearch.embeddings import save_vectors, thesaurus_seeds, train_seed_variants, train_word2vec
 from legalsearch.errors import CorpusError
+from legalsearch.expansion import build_expansions, save_expansions
 from legalsearch.index import build_index, choose_index_type, write_index
 from legalsearch.keywords import PhraseModel, extract_keywords, iter_token_lines, learn_phrases
 from legalsearch.lexical import build_lexical_index, save_lexical_index
 from legalsearch.model import ModelWriter
+from legalsearch.snippets import index_snippets
 from legalsearch.text import Preprocessor, split_groups
 from legalsearch.types import Document
 
@@ -319,6 +321,13 @@ def train(
                     save_vectors(seed_kv, folder)
                 count[0] = train_words * config.word2vec.epochs * config.word2vec.intersection_models
 
+        with timer.stage("expansion", "words") as count:
+            rows, sims = build_expansions(
+                kv, kw.model, config.search.expansion_precomputed, config.search.expansion_terms + 1
+            )
+            save_expansions(rows, sims, out)
+            count[0] = rows.shape[0]
+
         with timer.stage("docvectors", "documents") as count:
             vectors = document_vectors(kw.tfidf, kw.model.vocabulary, kv, config.docvectors, config.keywords.top_k)
             np.save(out / DOCVECTORS_FILE, vectors)
@@ -342,6 +351,15 @@ def train(
 
         with timer.stage("documents", "documents") as count:
             count[0] = docstore.write_documents(documents, out)
+
+        with timer.stage("snippets", "documents") as count:
+            snippets = index_snippets(
+                tqdm((d.text for d in documents), total=len(documents), desc="snippets", unit="doc",
+                     disable=not progress),
+                preprocessor, lexical.vocab, config.search.snippet_chars,
+            )
+            snippets.save(out)
+            count[0] = len(snippets)
 
         total = time.perf_counter() - started
         counts = {

@@ -20,6 +20,7 @@ from legalsearch.engine import Model
 from legalsearch.errors import EmptyQueryError, InvalidRequestError, UnknownDocumentError
 from legalsearch.index import search_index
 from legalsearch.keywords import PHRASE_JOINER
+from legalsearch.snippets import make_snippet
 from legalsearch.text import split_groups
 from legalsearch.types import Keyword, Recommendation, SearchHit, SimilarTerm
 
@@ -91,14 +92,34 @@ def _allowed_rows(model: Model, filters: Mapping[str, FilterValue] | None, exclu
     return rows
 
 
-def _explain(model: Model, row: int, request: Mapping[str, float], limit: int = 8) -> tuple[Keyword, ...]:
+def _request_ids(model: Model, request: Mapping[str, float]) -> dict[int, float]:
+    """A request's keyword weights keyed by keyword id, the form documents' keywords are stored in."""
+    index = model.keyword_model.term_index
+    return {index[t]: w for t, w in request.items() if t in index}
+
+
+def _explain(model: Model, row: int, request_ids: Mapping[int, float], limit: int = 8) -> tuple[Keyword, ...]:
+    """The keywords a document shares with the request, weighted by both sides, best first."""
+    dk = model.doc_keywords
+    lo, hi = int(dk.indptr[row]), int(dk.indptr[row + 1])
+    vocabulary = model.keyword_model.vocabulary
     shared = [
-        Keyword(kw.term, round(kw.weight * request[kw.term], 6))
-        for kw in model.doc_keywords.of(row, model.keyword_model.vocabulary)
-        if kw.term in request
+        Keyword(vocabulary[t], round(w * request_ids[t], 6))
+        for t, w in zip(dk.terms[lo:hi].tolist(), dk.weights[lo:hi].tolist(), strict=True)
+        if t in request_ids
     ]
     shared.sort(key=lambda k: (-k.weight, k.term))
     return tuple(shared[:limit])
+
+
+def _snippet(model: Model, row: int, text: str, terms: set[str], chars: int) -> tuple[str, tuple[str, ...]]:
+    """A result's snippet and the query terms it matched: from the snippet index, or by tokenizing the text
+    for models trained before the index existed."""
+    if model.snippets is None:
+        return snippet(model, text, terms, chars)
+    ids = {model.lexical.vocab[t]: t for t in terms if t in model.lexical.vocab}
+    found = make_snippet(model.snippets, row, text, frozenset(ids), chars)
+    return found.html, tuple(sorted(ids[i] for i in found.matched))
 
 
 _WORD = re.compile(r"\w[\w-]*")
@@ -244,84 +265,59 @@ def recommend(
         rows = _collapse(model, rows)
     page = rows[offset:want]
     chars = model.config.search.snippet_chars
+    request_ids = _request_ids(model, request)
+    marked = {p for t in request for p in t.split(PHRASE_JOINER)}
     results = []
     for row in page:
         doc = model.documents.get(row)
-        snip, _ = snippet(model, doc.text, request, chars)
+        snip, _ = _snippet(model, row, doc.text, marked, chars)
         results.append(Recommendation(
             doc_id=doc.id, score=round(scores[row], 6), title=doc.title, type=doc.type,
-            metadata=doc.metadata, snippet=snip, keywords=_explain(model, row, request),
+            metadata=doc.metadata, snippet=snip, keywords=_explain(model, row, request_ids),
         ))
     req_kws = tuple(Keyword(t, w) for t, w in sorted(request.items(), key=lambda tw: (-tw[1], tw[0]))[:20])
     return RecommendResult(tuple(results), tuple(ignored), model.version, req_kws)
 
 
-#: expansion candidates need this many documents: rarer terms are more often noise than synonyms
-EXPANSION_MIN_DF = 5
-_EXPANSION: WeakKeyDictionary[Model, tuple[np.ndarray, np.ndarray]] = WeakKeyDictionary()
-
-
-def _expansion_candidates(model: Model) -> tuple[np.ndarray, np.ndarray]:
-    """Word-vector rows of keywords that may expand a query, and their vectors as one contiguous array.
-
-    Computed once per loaded model (``warm_up``): gathering them from the memory-mapped vectors per query
-    cost more than the whole rest of a search.
-    """
-    cached = _EXPANSION.get(model)
-    if cached is None:
-        index = model.vectors.key_to_index
-        km = model.keyword_model
-        rows = np.asarray(
-            sorted(index[t] for t, df in zip(km.vocabulary, km.df.tolist(), strict=True)
-                   if df >= EXPANSION_MIN_DF and t in index),
-            dtype=np.int64,
-        )
-        cached = (rows, np.ascontiguousarray(model.vectors.vectors[rows], dtype=np.float32))
-        _EXPANSION[model] = cached
-    return cached
-
-
 def warm_up(model: Model) -> None:
     """Build the per-model caches the hot path uses, so that the first request is not slow."""
-    _expansion_candidates(model)
+    model.expansions.candidates()
+    _ = model.keyword_terms
 
 
 def expand_terms(model: Model, terms: Sequence[str]) -> list[ExpandedTerm]:
     """Related terms for query terms, weighted by similarity, restricted to the keyword vocabulary.
 
-    All query terms are looked up in one matrix product, so long questions stay fast on a large vocabulary.
+    Neighbours come from the model's expansion table (computed at training time for frequent words).
     """
     cfg = model.config.search
     if cfg.expansion_terms <= 0:
         return []
     kv = model.vectors
     sources = [t for t in dict.fromkeys(terms) if t in kv.key_to_index]
-    allowed, cand = _expansion_candidates(model)
-    if not sources or allowed.size == 0:
+    if not sources:
         return []
-    query = np.asarray(kv.vectors[[kv.key_to_index[t] for t in sources]], dtype=np.float32)
-    sims = query @ cand.T
-    # one spare neighbour per term, since a term is its own nearest neighbour
-    want = min(cfg.expansion_terms + 1, allowed.size)
     seen = set(terms)
     out: list[ExpandedTerm] = []
-    for i, term in enumerate(sources):
-        row = sims[i]
-        top = np.argpartition(-row, want - 1)[:want]
-        top = top[np.lexsort((allowed[top], -row[top]))]
+    words = kv.index_to_key
+    for term, found in zip(sources, model.expansions.neighbours([kv.key_to_index[t] for t in sources]),
+                           strict=True):
         taken = 0
-        for j in top:
-            word = kv.index_to_key[int(allowed[j])]
+        # one spare neighbour per term, since a term is its own nearest neighbour
+        for row, sim in zip(found.rows[: cfg.expansion_terms + 1].tolist(),
+                            found.similarities[: cfg.expansion_terms + 1].tolist(), strict=True):
+            if row < 0:
+                break
+            word = words[row]
             if word == term:
                 continue
             if taken >= cfg.expansion_terms:
                 break
             taken += 1
-            score = float(row[j])
-            if score < cfg.expansion_min_similarity or word in seen:
+            if sim < cfg.expansion_min_similarity or word in seen:
                 continue
             seen.add(word)
-            out.append(ExpandedTerm(word, term, round(score, 4), round(cfg.expansion_weight * score, 4)))
+            out.append(ExpandedTerm(word, term, round(sim, 4), round(cfg.expansion_weight * sim, 4)))
     return out
 
 
@@ -396,17 +392,18 @@ def rank(
         lex_scores_ranked = masked
     else:
         lex_scores_ranked = lex_scores
-    candidates: set[int] = set()
+    found: list[np.ndarray] = []
     if mode != "embedding":
         top = np.argpartition(-lex_scores_ranked, min(pool, n - 1))[:pool]
-        candidates.update(int(r) for r in top if np.isfinite(lex_scores_ranked[r]) and lex_scores_ranked[r] > 0)
+        top_scores = lex_scores_ranked[top]
+        found.append(top[np.isfinite(top_scores) & (top_scores > 0)].astype(np.int64))
     qvec = text_vector(emb_terms, model.vectors)
     if mode != "lexical" and float(np.linalg.norm(qvec)) > 0:
         hits = search_index(model.index, qvec[None, :], pool, allowed_rows=allowed)
-        candidates.update(int(r) for r in hits.rows[0] if r >= 0)
-    if not candidates:
+        found.append(hits.rows[0][hits.rows[0] >= 0].astype(np.int64))
+    rows = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+    if rows.size == 0:
         return none
-    rows = np.asarray(sorted(candidates), dtype=np.int64)
     lex = lex_scores[rows].astype(np.float64)
     emb = (np.asarray(model.docvectors[rows], dtype=np.float32) @ qvec).astype(np.float64)
     if mode == "lexical":
@@ -435,17 +432,17 @@ def search(
     ranked = rank(model, query, offset + k, filters, expand, mode)
     analysis, expanded = ranked.analysis, ranked.expanded_terms
     marked_terms = set(analysis.tokens) | {p for e in expanded for p in e.term.split(PHRASE_JOINER)}
-    request = {kw.term: kw.weight for kw in analysis.keywords}
+    request_ids = _request_ids(model, {kw.term: kw.weight for kw in analysis.keywords})
     hits_out = []
     for i in range(offset, len(ranked.rows)):
         row = int(ranked.rows[i])
         doc = model.documents.get(row)
-        snip, matched = snippet(model, doc.text, marked_terms, cfg.snippet_chars)
+        snip, matched = _snippet(model, row, doc.text, marked_terms, cfg.snippet_chars)
         hits_out.append(SearchHit(
             doc_id=doc.id, score=round(float(ranked.scores[i]), 6), title=doc.title, type=doc.type,
             metadata=doc.metadata, snippet=snip, matched_terms=matched,
             lexical_score=round(float(ranked.lexical[i]), 6), embedding_score=round(float(ranked.embedding[i]), 6),
-            keywords=_explain(model, row, request),
+            keywords=_explain(model, row, request_ids),
         ))
     return SearchResult(tuple(hits_out), analysis.tokens, expanded, model.version)
 

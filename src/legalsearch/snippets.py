@@ -1,0 +1,139 @@
+"""Stage: the snippet index, where each document's opening words are and which lexical terms they produced.
+
+Entry point: ``index_snippets`` runs the preprocessor over every document's opening text once, at training
+time, and keeps each produced term's character span as arrays. At query time ``make_snippet`` finds the
+passage with most query terms and marks them with array lookups: tokenizing ten result texts per request was
+most of a recommendation's time before.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from legalsearch.errors import ArtifactError
+from legalsearch.text import Preprocessor
+
+log = logging.getLogger(__name__)
+
+FILES = {
+    "indptr": "snippets_indptr.npy",
+    "starts": "snippets_starts.npy",
+    "ends": "snippets_ends.npy",
+    "terms": "snippets_terms.npy",
+}
+
+
+def head_chars(snippet_chars: int) -> int:
+    """How much of a text's beginning snippets are chosen from: long statutes would cost too much in full."""
+    return max(snippet_chars * 12, 3000)
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """A passage as HTML-escaped text with matched terms in <mark>, and the matched lexical term ids."""
+
+    html: str
+    matched: frozenset[int]
+
+
+@dataclass(frozen=True)
+class SnippetIndex:
+    """CSR arrays: document row i's terms are ``terms[indptr[i]:indptr[i+1]]`` with their spans, in text order."""
+
+    indptr: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    terms: np.ndarray
+
+    def save(self, folder: Path) -> None:
+        """Write the four arrays as .npy files."""
+        for name, file in FILES.items():
+            np.save(folder / file, getattr(self, name))
+
+    @classmethod
+    def load(cls, folder: Path, mmap: bool = True) -> SnippetIndex | None:
+        """The index of a model folder, memory-mapped; None for a model trained before it existed."""
+        if not (folder / FILES["indptr"]).exists():
+            return None
+        mode: Literal["r"] | None = "r" if mmap else None
+        try:
+            # plain ndarray views of the maps: numpy's memmap subclass costs microseconds on every slice
+            arrays = {name: np.asarray(np.load(folder / file, mmap_mode=mode)) for name, file in FILES.items()}
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"snippet index in {folder} is unreadable: {exc}") from exc
+        n = int(arrays["indptr"][-1]) if arrays["indptr"].size else -1
+        if any(arrays[k].shape != (n,) for k in ("starts", "ends", "terms")):
+            raise ArtifactError(f"snippet index in {folder} is inconsistent: arrays of different lengths")
+        return cls(**arrays)
+
+    def __len__(self) -> int:
+        return int(self.indptr.shape[0]) - 1
+
+
+def index_snippets(
+    texts: Iterable[str], preprocessor: Preprocessor, vocab: Mapping[str, int], snippet_chars: int
+) -> SnippetIndex:
+    """Spans and lexical term ids of every term in each text's opening ``head_chars`` characters."""
+    head = head_chars(snippet_chars)
+    indptr = [0]
+    starts: list[int] = []
+    ends: list[int] = []
+    terms: list[int] = []
+    for text in texts:
+        for span in preprocessor.token_spans(text[:head]):
+            for token in dict.fromkeys(span.tokens):
+                term = vocab.get(token)
+                if term is not None:
+                    starts.append(span.start)
+                    ends.append(span.end)
+                    terms.append(term)
+        indptr.append(len(terms))
+    log.info("snippet index: %d term positions in %d documents", len(terms), len(indptr) - 1)
+    return SnippetIndex(
+        np.asarray(indptr, dtype=np.int64),
+        np.asarray(starts, dtype=np.int32),
+        np.asarray(ends, dtype=np.int32),
+        np.asarray(terms, dtype=np.int32),
+    )
+
+
+def make_snippet(index: SnippetIndex, row: int, text: str, wanted: frozenset[int], chars: int) -> Snippet:
+    """The ``chars`` long passage of ``text`` with most wanted terms, those marked; the lead when none occurs."""
+    lo, hi = int(index.indptr[row]), int(index.indptr[row + 1])
+    terms = index.terms[lo:hi].tolist()
+    picked = [i for i, t in enumerate(terms) if t in wanted]
+    if not picked:
+        return Snippet(html.escape(text[:chars] + ("…" if len(text) > chars else "")), frozenset())
+    matched = frozenset(terms[i] for i in picked)
+    all_starts = index.starts[lo:hi]
+    all_ends = index.ends[lo:hi]
+    # one word can produce several wanted terms (a compound and its parts): mark it once
+    spans = sorted({(int(all_starts[i]), int(all_ends[i])) for i in picked})
+    starts = np.fromiter((s for s, _ in spans), dtype=np.int64, count=len(spans))
+    # the first start whose window of `chars` covers most matches
+    covered = np.searchsorted(starts, starts + chars, side="left") - np.arange(len(spans))
+    best_start = int(starts[int(np.argmax(covered))])
+    start = max(0, best_start - chars // 4)
+    if start > 0:
+        # begin at a word boundary
+        space = text.rfind(" ", 0, start)
+        start = space + 1 if space >= 0 else start
+    end = min(len(text), start + chars)
+    out = ["…" if start > 0 else ""]
+    pos = start
+    for s, e in spans:
+        if s < start or e > end or s < pos:
+            continue
+        out.append(html.escape(text[pos:s]))
+        out.append(f"<mark>{html.escape(text[s:e])}</mark>")
+        pos = e
+    out.append(html.escape(text[pos:end]))
+    out.append("…" if end < len(text) else "")
+    return Snippet("".join(out), matched)
