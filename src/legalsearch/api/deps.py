@@ -1,4 +1,9 @@
-"""FastAPI dependencies: settings, the model (taken once per request), API keys, input size checks."""
+"""FastAPI dependencies: settings, the model (taken once per request), API keys, input size checks.
+
+These and the route handlers are ``async def``: each is quick, CPU-bound work, and FastAPI would run plain
+``def`` ones on a thread pool, a thread hop per dependency that cost more than the work itself and gains nothing
+while the GIL serialises them. A worker thus answers one request at a time; ``--workers`` gives parallelism.
+"""
 
 from __future__ import annotations
 
@@ -20,24 +25,24 @@ _api_key_header = APIKeyHeader(
 )
 
 
-def get_settings(request: Request) -> ServiceSettings:
+async def get_settings(request: Request) -> ServiceSettings:
     """The app's settings."""
     settings: ServiceSettings = request.app.state.settings
     return settings
 
 
-def get_holder(request: Request) -> ModelHolder:
+async def get_holder(request: Request) -> ModelHolder:
     """The app's model holder."""
     holder: ModelHolder = request.app.state.holder
     return holder
 
 
-def get_model(holder: Annotated[ModelHolder, Depends(get_holder)]) -> Model:
+async def get_model(holder: Annotated[ModelHolder, Depends(get_holder)]) -> Model:
     """The served model, read once: the whole request uses this reference even if a swap happens meanwhile."""
     return holder.require()
 
 
-def require_api_key(
+async def require_api_key(
     settings: Annotated[ServiceSettings, Depends(get_settings)],
     key: Annotated[str | None, Security(_api_key_header)] = None,
 ) -> None:

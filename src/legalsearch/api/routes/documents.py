@@ -19,7 +19,7 @@ router = APIRouter(tags=["documents"])
     summary="One document: metadata, text and top keywords",
     responses=errors(401, 404, 503),
 )
-def get_document(
+async def get_document(
     model: ModelDep,
     doc_id: Annotated[
         str,

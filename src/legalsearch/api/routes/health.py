@@ -47,7 +47,7 @@ async def readyz(holder: HolderDep) -> JSONResponse:
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition format."}},
 )
-def get_metrics() -> Response:
+async def get_metrics() -> Response:
     """Request counts and latency histograms by route template and status; the served model version."""
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)

@@ -22,7 +22,7 @@ admin_router = APIRouter(tags=["admin"])
     summary="The manifest of the model being served",
     responses=errors(401, 503),
 )
-def get_current_model(model: ModelDep) -> ModelResponse:
+async def get_current_model(model: ModelDep) -> ModelResponse:
     """The served model's version and manifest (config, counts, file hashes, timings)."""
     return ModelResponse(model=model.version, manifest=model.manifest)
 

@@ -27,7 +27,7 @@ router = APIRouter(tags=["recommendations"])
     summary="Documents related to seed documents, a text, or keywords",
     responses=errors(400, 401, 404, 413, 503),
 )
-def post_recommend(body: RecommendRequest, model: ModelDep, settings: SettingsDep) -> RecommendResponse:
+async def post_recommend(body: RecommendRequest, model: ModelDep, settings: SettingsDep) -> RecommendResponse:
     """Recommend documents. Give exactly one of `positive` (with optional `negative`), `text`, `keywords`.
 
     Seeds and `exclude` ids never come back; unknown seed ids are listed in `ignored_ids`; when no positive

@@ -53,7 +53,7 @@ def _parse_filters(raw: str | None) -> dict[str, FilterSpec]:
     summary="Hybrid search: BM25 over the expanded query fused with embedding similarity",
     responses=errors(401, 413, 503),
 )
-def get_search(
+async def get_search(
     model: ModelDep,
     settings: SettingsDep,
     q: Annotated[str, Query(description="The query (German).", examples=["Kündigung wegen Eigenbedarf"])],

@@ -20,7 +20,7 @@ router = APIRouter(tags=["terms"])
     summary="Terms related to a term (word2vec neighbours within the keyword vocabulary)",
     responses=errors(401, 404, 413, 422, 503),
 )
-def get_similar_terms(
+async def get_similar_terms(
     model: ModelDep,
     settings: SettingsDep,
     term: Annotated[
