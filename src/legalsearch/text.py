@@ -21,11 +21,12 @@ from functools import lru_cache
 from importlib import metadata, resources
 from itertools import chain, islice
 from multiprocessing.pool import AsyncResult
-from typing import Final, cast
+from typing import Final, cast, overload
 
 import spacy
 from catalogue import RegistryError
 from spacy.attrs import ORTH as ORTH_ATTR
+from spacy.strings import StringStore
 from spacy.symbols import ORTH
 from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc
@@ -49,6 +50,8 @@ _DATA_FILES: Final = (
 MIN_COMPOUND_PART: Final = 4
 #: memo dicts are cleared when they grow past this, so that memory stays bounded on huge corpora
 _MEMO_LIMIT: Final = 1_000_000
+#: distinct whitespace-separated chunks whose tokenization spaCy keeps (it stops adding, never evicts, past this)
+_TOKENIZER_CACHE: Final = 1_000_000
 
 _SECTION_NUMBER = re.compile(r"\d+[a-z]?")
 # bare numbers, ordinals ("12."), dates ("12.3.2017"), decimals ("1,5"), ranges ("2017/18")
@@ -90,6 +93,30 @@ class _Sentinel:
 _CITE: Final = _Sentinel("CITE")
 _MARK: Final = _Sentinel("MARK")
 _Entry = tuple[str, ...] | _Sentinel
+
+
+class _Words(Sequence[str]):
+    """The words of a doc made from its orth hashes on access: citations look at a few neighbours only."""
+
+    __slots__ = ("_hashes", "_strings")
+
+    def __init__(self, hashes: list[int], strings: StringStore) -> None:
+        self._hashes = hashes
+        self._strings = strings
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self._strings[h] for h in self._hashes[i]]
+        return cast(str, self._strings[self._hashes[i]])
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +209,10 @@ class Preprocessor:
         self.config = config
         self._nlp = spacy.blank("de")
         self._tokenizer = cast(Tokenizer, self._nlp.tokenizer)
+        # spaCy caches the affix splitting of only the first 10,000 distinct whitespace-separated chunks; a legal
+        # corpus has hundreds of thousands, and the splitting (regexes per chunk) is most of the tokenizer's cost.
+        # The cache holds exactly what the splitting would return, so its size never changes the tokens.
+        self._tokenizer.max_cache_size = _TOKENIZER_CACHE
         abbreviations = _read_list("legal_abbreviations.txt")
         for abbr in abbreviations:
             self._tokenizer.add_special_case(abbr, [{ORTH: abbr}])
@@ -200,7 +231,9 @@ class Preprocessor:
 
             self._simplemma = simplemma
         self._memo: dict[str, _Entry] = {}
-        self._hash_memo: dict[int, _Entry] = {}
+        #: orth hash -> tokens (grouped: the one group string), only for words that do not look at neighbours
+        self._hash_memo: dict[int, tuple[str, ...]] = {}
+        self._group_memo: dict[int, tuple[str, ...]] = {}
         self._strings = self._nlp.vocab.strings
         self._split_memo: dict[str, tuple[str, str, tuple[str, ...]] | None] = {}
         self._fingerprint = self._compute_fingerprint()
@@ -222,8 +255,9 @@ class Preprocessor:
         if parallel:
             yield from self._pipe_parallel(texts)
             return
-        for doc in self._tokenizer.pipe(texts, batch_size=self.config.batch_size):
-            yield self._tokens_of(doc)
+        tokenizer = self._tokenizer
+        for text in texts:
+            yield self._tokens_of(tokenizer(text))
 
     def pipe_grouped(self, texts: Iterable[str]) -> Iterator[list[str]]:
         """Like ``pipe``, but the tokens one word produced stay together, joined by ``GROUP_SEP``.
@@ -236,8 +270,9 @@ class Preprocessor:
         if parallel:
             yield from self._pipe_parallel(texts, grouped=True)
             return
-        for doc in self._tokenizer.pipe(texts, batch_size=self.config.batch_size):
-            yield self._tokens_of(doc, grouped=True)
+        tokenizer = self._tokenizer
+        for text in texts:
+            yield self._tokens_of(tokenizer(text), grouped=True)
 
     def _worth_parallel(self, texts: Iterable[str]) -> tuple[Iterable[str], bool]:
         """Whether to use worker processes: only with n_process > 1 and more than one batch of input.
@@ -272,33 +307,41 @@ class Preprocessor:
 
     def _tokens_of(self, doc: Doc, grouped: bool = False) -> list[str]:
         # keyed by the tokenizer's orth hashes: reading them as one array avoids creating a Token object and a
-        # str per token, which costs more than everything else here; strings are made only on a memo miss
-        out: list[str] = []
-        memo = self._hash_memo
+        # str per token, which costs more than everything else here. Words that need their neighbours (citations,
+        # markers) are never in the hash memos, so a text without them and without new words is one C-level
+        # map + chain; strings are made only for the few positions the slow path looks at.
+        memo = self._group_memo if grouped else self._hash_memo
         hashes: list[int] = doc.to_array(ORTH_ATTR).tolist()
-        words: list[str] | None = None
-        i, n = 0, len(hashes)
-        while i < n:
-            entry = memo.get(hashes[i])
-            if entry is None or entry.__class__ is _Sentinel:
-                if words is None:
-                    strings = self._strings
-                    words = [strings[h] for h in hashes]
-                if entry is None:
-                    entry = self._entry(words[i])
-                    if len(memo) >= _MEMO_LIMIT:
-                        memo.clear()
-                    memo[hashes[i]] = entry
-                    if entry.__class__ is not _Sentinel:
-                        out += _group(entry) if grouped else entry  # type: ignore[arg-type]
-                        i += 1
-                        continue
-                i, toks = self._step(words, i)
+        entries = list(map(memo.get, hashes))
+        if None not in entries:
+            return list(chain.from_iterable(entries))  # type: ignore[arg-type]
+        return self._tokens_slow(hashes, entries, memo, grouped)
+
+    def _tokens_slow(self, hashes: list[int], entries: list[tuple[str, ...] | None],
+                     memo: dict[int, tuple[str, ...]], grouped: bool) -> list[str]:
+        """The token loop from the first position the hash memo does not answer."""
+        out: list[str] = []
+        words = _Words(hashes, self._strings)
+        i = 0
+        while True:
+            try:
+                j = entries.index(None, i)
+            except ValueError:
+                out += chain.from_iterable(entries[i:])  # type: ignore[arg-type]
+                return out
+            out += chain.from_iterable(entries[i:j])  # type: ignore[arg-type]
+            entry = self._entry(words[j])
+            if entry.__class__ is _Sentinel:
+                i, toks = self._step(words, j)
                 out += _group(toks) if grouped else toks
                 continue
-            out += _group(entry) if grouped else entry  # type: ignore[arg-type]
-            i += 1
-        return out
+            plain = cast(tuple[str, ...], entry)
+            value = tuple(_group(plain)) if grouped else plain
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()
+            memo[hashes[j]] = value
+            out += value
+            i = j + 1
 
     def _step(self, words: Sequence[str], i: int) -> tuple[int, tuple[str, ...]]:
         """Process the unit starting at ``words[i]``: returns the next index and the tokens produced."""
