@@ -50,6 +50,8 @@ _DATA_FILES: Final = (
 MIN_COMPOUND_PART: Final = 4
 #: memo dicts are cleared when they grow past this, so that memory stays bounded on huge corpora
 _MEMO_LIMIT: Final = 1_000_000
+#: batches held per process in the parallel pipe (sent out or done here, not yet yielded)
+_PENDING_PER_PROCESS: Final = 8
 #: distinct whitespace-separated chunks whose tokenization spaCy keeps (it stops adding, never evicts, past this)
 _TOKENIZER_CACHE: Final = 1_000_000
 
@@ -208,6 +210,10 @@ class Preprocessor:
             raise ConfigError(f"[preprocess] n_process = {config.n_process}: must be at least 1")
         self.config = config
         self._nlp = spacy.blank("de")
+        # every new word becomes a spaCy lexeme, and by default spaCy computes its shape, prefix, suffix, stop and
+        # number flags then: a third of the cost of a word's first sighting. Nothing here reads them (only ORTH,
+        # text and offsets), and the tokenizer's rules do not depend on them.
+        self._nlp.vocab.lex_attr_getters = {}
         self._tokenizer = cast(Tokenizer, self._nlp.tokenizer)
         # spaCy caches the affix splitting of only the first 10,000 distinct whitespace-separated chunks; a legal
         # corpus has hundreds of thousands, and the splitting (regexes per chunk) is most of the tokenizer's cost.
@@ -568,27 +574,48 @@ class Preprocessor:
 
     # ------------------------------------------------------------------ parallel
 
+    def _batch(self, texts: list[str], grouped: bool) -> list[list[str]]:
+        tokenizer = self._tokenizer
+        return [self._tokens_of(tokenizer(text), grouped) for text in texts]
+
     def _pipe_parallel(self, texts: Iterable[str], grouped: bool = False) -> Iterator[list[str]]:
-        """Batches go to worker processes; at most 2 batches per worker are in flight (memory stays flat)."""
-        n_proc = self.config.n_process
+        """``n_process - 1`` worker processes plus this one; batches come back in input order.
+
+        This process tokenizes a batch itself whenever the workers already hold two batches each, so it works
+        while they start (importing spaCy and loading the lemma table takes them ~2.5 s) instead of waiting,
+        and n_process = 2 on 2 cores is one worker next to this process rather than two workers beside an idle
+        one. At most ``_PENDING_PER_PROCESS * n_process`` batches are held (memory stays flat).
+        """
+        n_workers = self.config.n_process - 1
         size = self.config.batch_size
+        max_pending = _PENDING_PER_PROCESS * self.config.n_process
         methods = multiprocessing.get_all_start_methods()
         # not fork: forking a process that already runs threads (BLAS, FAISS, a web server, a test runner) can
         # leave a child holding a lock no thread will release, and the pool then hangs on exit. forkserver forks
-        # from a clean single-threaded server; each worker loads the lemma table once (~2 s).
+        # from a clean single-threaded server; each worker loads the lemma table once.
         ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         it = iter(texts)
-        with ctx.Pool(n_proc, initializer=_init_worker, initargs=(self.config,)) as pool:
-            pending: deque[AsyncResult[list[list[str]]]] = deque()
+        with ctx.Pool(n_workers, initializer=_init_worker, initargs=(self.config,)) as pool:
+            pending: deque[AsyncResult[_Shipped] | list[list[str]]] = deque()
+            remote = 0
             while True:
-                while len(pending) < 2 * n_proc:
-                    batch = list(islice(it, size))
-                    if not batch:
-                        break
+                while pending and (len(pending) >= max_pending or _is_ready(pending[0])):
+                    head = pending.popleft()
+                    if isinstance(head, list):
+                        yield from head
+                    else:
+                        remote -= 1
+                        yield from _unship(head.get())
+                batch = list(islice(it, size))
+                if not batch:
+                    break
+                if remote < 2 * n_workers:
                     pending.append(pool.apply_async(_work, (batch, grouped)))
-                if not pending:
-                    return
-                yield from pending.popleft().get()
+                    remote += 1
+                else:
+                    pending.append(self._batch(batch, grouped))
+            for head in pending:
+                yield from head if isinstance(head, list) else _unship(head.get())
 
     def _compute_fingerprint(self) -> str:
         # batch_size and n_process do not change the tokens, so they must not invalidate caches
@@ -604,15 +631,42 @@ class Preprocessor:
 
 _worker: Preprocessor | None = None
 
+#: a batch's tokens as they travel back from a worker: one string (see ``_ship``) or, failing that, the lists
+_Shipped = str | list[list[str]]
+
 
 def _init_worker(config: PreprocessConfig) -> None:
     global _worker
     _worker = Preprocessor(dataclasses.replace(config, n_process=1))
 
 
-def _work(batch: list[str], grouped: bool = False) -> list[list[str]]:
+def _work(batch: list[str], grouped: bool = False) -> _Shipped:
     assert _worker is not None  # set by the pool initializer
-    return list(_worker.pipe_grouped(batch) if grouped else _worker.pipe(batch))
+    return _ship(_worker._batch(batch, grouped))
+
+
+def _ship(results: list[list[str]]) -> _Shipped:
+    """Tokens joined by " ", texts by newlines: one string pickles and unpickles far faster than the lists.
+
+    Tokens never hold whitespace and are never empty (``min_token_chars`` >= 1); the separator count checks it,
+    and a batch that breaks the rule travels as lists, so the round trip is exact either way.
+    """
+    joined = "\n".join(map(" ".join, results))
+    tokens = sum(map(len, results))
+    nonempty = len(results) - results.count([])
+    if joined.count(" ") != tokens - nonempty or joined.count("\n") != len(results) - 1:
+        return results
+    return joined
+
+
+def _unship(shipped: _Shipped) -> list[list[str]]:
+    if isinstance(shipped, list):
+        return shipped
+    return [line.split(" ") if line else [] for line in shipped.split("\n")]
+
+
+def _is_ready(item: AsyncResult[_Shipped] | list[list[str]]) -> bool:
+    return isinstance(item, list) or item.ready()
 
 
 GROUP_SEP = "|"
