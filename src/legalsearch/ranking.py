@@ -20,7 +20,7 @@ from legalsearch.engine import Model
 from legalsearch.errors import EmptyQueryError, InvalidRequestError, UnknownDocumentError
 from legalsearch.index import search_index
 from legalsearch.keywords import PHRASE_JOINER
-from legalsearch.snippets import make_snippet
+from legalsearch.snippets import make_snippet, wanted_terms
 from legalsearch.text import split_groups
 from legalsearch.types import Keyword, Recommendation, SearchHit, SimilarTerm
 
@@ -112,14 +112,30 @@ def _explain(model: Model, row: int, request_ids: Mapping[int, float], limit: in
     return tuple(shared[:limit])
 
 
-def _snippet(model: Model, row: int, text: str, terms: set[str], chars: int) -> tuple[str, tuple[str, ...]]:
+@dataclass(frozen=True)
+class _Marked:
+    """The terms to mark in a request's snippets, prepared once per request."""
+
+    terms: frozenset[str]
+    ids: dict[int, str]
+    mask: np.ndarray | None
+
+
+def _marked(model: Model, terms: Iterable[str]) -> _Marked:
+    wanted = frozenset(terms)
+    vocab = model.lexical.vocab
+    ids = {vocab[t]: t for t in wanted if t in vocab}
+    mask = wanted_terms(len(model.lexical.vocab), ids) if model.snippets is not None else None
+    return _Marked(wanted, ids, mask)
+
+
+def _snippet(model: Model, row: int, text: str, marked: _Marked, chars: int) -> tuple[str, tuple[str, ...]]:
     """A result's snippet and the query terms it matched: from the snippet index, or by tokenizing the text
     for models trained before the index existed."""
-    if model.snippets is None:
-        return snippet(model, text, terms, chars)
-    ids = {model.lexical.vocab[t]: t for t in terms if t in model.lexical.vocab}
-    found = make_snippet(model.snippets, row, text, frozenset(ids), chars)
-    return found.html, tuple(sorted(ids[i] for i in found.matched))
+    if model.snippets is None or marked.mask is None:
+        return snippet(model, text, marked.terms, chars)
+    found = make_snippet(model.snippets, row, text, marked.mask, chars)
+    return found.html, tuple(sorted(marked.ids[i] for i in found.matched))
 
 
 _WORD = re.compile(r"\w[\w-]*")
@@ -266,7 +282,7 @@ def recommend(
     page = rows[offset:want]
     chars = model.config.search.snippet_chars
     request_ids = _request_ids(model, request)
-    marked = {p for t in request for p in t.split(PHRASE_JOINER)}
+    marked = _marked(model, (p for t in request for p in t.split(PHRASE_JOINER)))
     results = []
     for row in page:
         doc = model.documents.get(row)
@@ -431,7 +447,9 @@ def search(
     cfg = model.config.search
     ranked = rank(model, query, offset + k, filters, expand, mode)
     analysis, expanded = ranked.analysis, ranked.expanded_terms
-    marked_terms = set(analysis.tokens) | {p for e in expanded for p in e.term.split(PHRASE_JOINER)}
+    marked_terms = _marked(
+        model, set(analysis.tokens) | {p for e in expanded for p in e.term.split(PHRASE_JOINER)}
+    )
     request_ids = _request_ids(model, {kw.term: kw.weight for kw in analysis.keywords})
     hits_out = []
     for i in range(offset, len(ranked.rows)):

@@ -104,21 +104,33 @@ def index_snippets(
     )
 
 
-def make_snippet(index: SnippetIndex, row: int, text: str, wanted: frozenset[int], chars: int) -> Snippet:
-    """The ``chars`` long passage of ``text`` with most wanted terms, those marked; the lead when none occurs."""
+def wanted_terms(n_terms: int, term_ids: Iterable[int]) -> np.ndarray:
+    """A request's terms as a boolean array over the lexical vocabulary: one lookup per indexed position."""
+    mask = np.zeros(n_terms, dtype=bool)
+    mask[np.fromiter(term_ids, dtype=np.int64)] = True
+    return mask
+
+
+def make_snippet(index: SnippetIndex, row: int, text: str, wanted: np.ndarray, chars: int) -> Snippet:
+    """The ``chars`` long passage of ``text`` with most wanted terms (``wanted_terms``), those marked; the lead
+    when none occurs."""
     lo, hi = int(index.indptr[row]), int(index.indptr[row + 1])
-    terms = index.terms[lo:hi].tolist()
-    picked = [i for i, t in enumerate(terms) if t in wanted]
-    if not picked:
+    terms = index.terms[lo:hi]
+    picked = np.flatnonzero(wanted[terms])
+    if picked.size == 0:
         return Snippet(html.escape(text[:chars] + ("…" if len(text) > chars else "")), frozenset())
-    matched = frozenset(terms[i] for i in picked)
-    all_starts = index.starts[lo:hi]
-    all_ends = index.ends[lo:hi]
-    # one word can produce several wanted terms (a compound and its parts): mark it once
-    spans = sorted({(int(all_starts[i]), int(all_ends[i])) for i in picked})
-    starts = np.fromiter((s for s, _ in spans), dtype=np.int64, count=len(spans))
+    matched = frozenset(terms[picked].tolist())
+    starts = index.starts[lo:hi][picked]
+    ends = index.ends[lo:hi][picked]
+    # one word can produce several wanted terms (a compound and its parts): mark it once; positions are in
+    # text order, so repeats are neighbours
+    if starts.size > 1:
+        first = np.empty(starts.size, dtype=bool)
+        first[0] = True
+        np.not_equal(starts[1:], starts[:-1], out=first[1:])
+        starts, ends = starts[first], ends[first]
     # the first start whose window of `chars` covers most matches
-    covered = np.searchsorted(starts, starts + chars, side="left") - np.arange(len(spans))
+    covered = np.searchsorted(starts, starts + chars, side="left") - np.arange(starts.size)
     best_start = int(starts[int(np.argmax(covered))])
     start = max(0, best_start - chars // 4)
     if start > 0:
@@ -128,7 +140,7 @@ def make_snippet(index: SnippetIndex, row: int, text: str, wanted: frozenset[int
     end = min(len(text), start + chars)
     out = ["…" if start > 0 else ""]
     pos = start
-    for s, e in spans:
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
         if s < start or e > end or s < pos:
             continue
         out.append(html.escape(text[pos:s]))

@@ -5,7 +5,7 @@ import pytest
 
 from legalsearch.config import PreprocessConfig
 from legalsearch.errors import ArtifactError
-from legalsearch.snippets import SnippetIndex, head_chars, index_snippets, make_snippet
+from legalsearch.snippets import SnippetIndex, head_chars, index_snippets, make_snippet, wanted_terms
 from legalsearch.text import Preprocessor
 
 FILLER = "Dieser Satz handelt von anderen Dingen wie Gebäuden und Straßen. "
@@ -35,7 +35,7 @@ def built(pre: Preprocessor) -> tuple[SnippetIndex, dict[str, int]]:
 def test_marks_every_form_of_a_term_and_reports_it(built: tuple[SnippetIndex, dict[str, int]]) -> None:
     index, vocab = built
     wanted = frozenset({vocab["kündigung"]})
-    snip = make_snippet(index, 0, TEXTS[0], wanted, 200)
+    snip = make_snippet(index, 0, TEXTS[0], wanted_terms(len(vocab), wanted), 200)
     # the compound produced "kündigung" as a part: the whole word is marked, once
     assert "<mark>Mietvertragskündigung</mark>" in snip.html
     assert snip.html.count("<mark>") == 1
@@ -44,7 +44,7 @@ def test_marks_every_form_of_a_term_and_reports_it(built: tuple[SnippetIndex, di
 
 def test_a_compound_matching_twice_is_marked_once(built: tuple[SnippetIndex, dict[str, int]]) -> None:
     index, vocab = built
-    wanted = frozenset({vocab["mietvertrag"], vocab["kündigung"], vocab["vermieter"]})
+    wanted = wanted_terms(len(vocab), {vocab["mietvertrag"], vocab["kündigung"], vocab["vermieter"]})
     snip = make_snippet(index, 0, TEXTS[0], wanted, 200)
     assert snip.html.count("<mark>Mietvertragskündigung</mark>") == 1
     assert "<mark>Vermieter</mark>" in snip.html
@@ -54,7 +54,7 @@ def test_window_goes_to_the_passage_with_most_matches_and_escapes_html(
     built: tuple[SnippetIndex, dict[str, int]],
 ) -> None:
     index, vocab = built
-    wanted = frozenset({vocab["kündigung"], vocab["widerspruch"]})
+    wanted = wanted_terms(len(vocab), {vocab["kündigung"], vocab["widerspruch"]})
     snip = make_snippet(index, 1, TEXTS[1], wanted, 80)
     assert snip.html.startswith("…") and snip.html.endswith("…")
     assert snip.html.count("<mark>") >= 2
@@ -65,16 +65,16 @@ def test_window_goes_to_the_passage_with_most_matches_and_escapes_html(
 
 def test_no_match_gives_the_escaped_lead(built: tuple[SnippetIndex, dict[str, int]]) -> None:
     index, vocab = built
-    snip = make_snippet(index, 2, TEXTS[2], frozenset({vocab["kündigung"]}), 30)
+    snip = make_snippet(index, 2, TEXTS[2], wanted_terms(len(vocab), {vocab["kündigung"]}), 30)
     assert snip.html == TEXTS[2][:30] + "…"
     assert snip.matched == frozenset()
-    full = make_snippet(index, 2, TEXTS[2], frozenset(), 500)
+    full = make_snippet(index, 2, TEXTS[2], wanted_terms(len(vocab), ()), 500)
     assert full.html == TEXTS[2].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def test_citations_are_marked_as_one_unit(built: tuple[SnippetIndex, dict[str, int]]) -> None:
     index, vocab = built
-    snip = make_snippet(index, 3, TEXTS[3], frozenset({vocab["§573@bgb"]}), 200)
+    snip = make_snippet(index, 3, TEXTS[3], wanted_terms(len(vocab), {vocab["§573@bgb"]}), 200)
     assert "<mark>§ 573 Abs. 2 BGB</mark>" in snip.html
 
 
