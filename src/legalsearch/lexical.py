@@ -41,15 +41,13 @@ def _weighted_scores(retriever: Any, n_docs: int, term_ids: np.ndarray, weights:
     indptr = retriever.scores["indptr"]
     starts = np.asarray(indptr[term_ids], dtype=np.int64)
     ends = np.asarray(indptr[term_ids + 1], dtype=np.int64)
-    scores = np.zeros(n_docs, dtype=np.float64)
-    dense_from = n_docs // 8
-    for s, e, w in zip(starts, ends, weights, strict=True):
-        if e - s > dense_from:
-            # long posting list: a dense bincount beats scattered fancy indexing
-            scores += w * np.bincount(indices[s:e], weights=data[s:e], minlength=n_docs)
-        elif e > s:
-            # a column holds each document at most once, so the fancy-index add cannot drop duplicates
-            scores[indices[s:e]] += w * data[s:e]
+    # all postings gathered and summed by one bincount: a question expands to ~100 terms, and one pass over
+    # their ~150k postings is twice as fast as adding column by column
+    bounds = list(zip(starts.tolist(), ends.tolist(), strict=True))
+    postings = np.concatenate([indices[s:e] for s, e in bounds])
+    values = np.concatenate([data[s:e] for s, e in bounds]).astype(np.float64)
+    values *= np.repeat(np.asarray(weights, dtype=np.float64), ends - starts)
+    scores = np.bincount(postings, weights=values, minlength=n_docs)
     nonoccurrence = getattr(retriever, "nonoccurrence_array", None)
     if nonoccurrence is not None:
         # bm25l / bm25+ give every document a floor score per query term
