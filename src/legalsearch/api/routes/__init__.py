@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Response
+from pydantic import BaseModel
+
 from legalsearch.api.schemas import ErrorResponse
+
+
+def json_response(body: BaseModel) -> Response:
+    """``body`` as JSON, serialised once by pydantic.
+
+    Routes still declare ``response_model`` for the OpenAPI description, but return this: a returned model
+    would be dumped, validated again and dumped a second time by FastAPI, a third of a fast request's time.
+    """
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from legalsearch.api.deps import ModelDep, SettingsDep, check_text_length
-from legalsearch.api.routes import errors
+from legalsearch.api.routes import errors, json_response
 from legalsearch.api.schemas import (
     Explanation,
     KeywordOut,
@@ -27,7 +27,7 @@ router = APIRouter(tags=["recommendations"])
     summary="Documents related to seed documents, a text, or keywords",
     responses=errors(400, 401, 404, 413, 503),
 )
-async def post_recommend(body: RecommendRequest, model: ModelDep, settings: SettingsDep) -> RecommendResponse:
+async def post_recommend(body: RecommendRequest, model: ModelDep, settings: SettingsDep) -> Response:
     """Recommend documents. Give exactly one of `positive` (with optional `negative`), `text`, `keywords`.
 
     Seeds and `exclude` ids never come back; unknown seed ids are listed in `ignored_ids`; when no positive
@@ -52,7 +52,7 @@ async def post_recommend(body: RecommendRequest, model: ModelDep, settings: Sett
         exclude=body.exclude,
         collapse=body.collapse,
     )
-    return RecommendResponse(
+    return json_response(RecommendResponse(
         results=[
             Recommendation(
                 id=r.doc_id,
@@ -67,4 +67,4 @@ async def post_recommend(body: RecommendRequest, model: ModelDep, settings: Sett
         ],
         ignored_ids=list(result.ignored_ids),
         model=result.model,
-    )
+    ))

@@ -6,11 +6,11 @@ import json
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import TypeAdapter, ValidationError
 
 from legalsearch.api.deps import ModelDep, SettingsDep, check_text_length
-from legalsearch.api.routes import errors
+from legalsearch.api.routes import errors, json_response
 from legalsearch.api.schemas import (
     MAX_K,
     MAX_OFFSET,
@@ -86,7 +86,7 @@ async def get_search(
     mode: Annotated[
         Literal["hybrid", "lexical", "embedding"], Query(description="Retrievers used: both, or only one.")
     ] = "hybrid",
-) -> SearchResponse:
+) -> Response:
     """Search documents. Matched terms are wrapped in `<mark>…</mark>` in the (HTML-escaped) snippets."""
     check_text_length(settings, "q", q)
     spec: dict[str, FilterSpec] = _parse_filters(filters)
@@ -99,7 +99,7 @@ async def get_search(
         except ValidationError as exc:
             raise InvalidRequestError(f"date_from/date_to: {exc.errors()[0].get('msg')}") from exc
     result = search(model, q, k=k, offset=offset, filters=to_filters(spec), expand=expand, mode=mode)
-    return SearchResponse(
+    return json_response(SearchResponse(
         hits=[
             SearchHitOut(
                 id=h.doc_id,
@@ -121,4 +121,4 @@ async def get_search(
             for e in result.expanded_terms
         ],
         model=result.model,
-    )
+    ))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from legalsearch.api.deps import ModelDep, SettingsDep, check_text_length
-from legalsearch.api.routes import errors
+from legalsearch.api.routes import errors, json_response
 from legalsearch.api.schemas import MAX_K, SimilarTermOut, SimilarTermsResponse, finite
 from legalsearch.ranking import similar_terms
 
@@ -34,12 +34,12 @@ async def get_similar_terms(
             "stable suggestions; 422 when the model has no seed variants)."
         ),
     ] = False,
-) -> SimilarTermsResponse:
+) -> Response:
     """Related terms with cosine similarities; 404 when the term is not in the vocabulary."""
     check_text_length(settings, "term", term)
     found = similar_terms(model, term, k, intersection=intersection)
-    return SimilarTermsResponse(
+    return json_response(SimilarTermsResponse(
         term=term,
         similar=[SimilarTermOut(term=s.term, score=finite(s.score) or 0.0) for s in found],
         model=model.version,
-    )
+    ))
