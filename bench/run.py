@@ -55,6 +55,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scale-dim", type=int, default=200, help="vector dimensions in the scale suite")
     p.add_argument("--scale-hnsw-sizes", default=None,
                    help="sizes at which HNSW is built (default 100000,200000; quick: the scale-n)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="uvicorn workers of the served API in the serving suite (default 2, one per core)")
     p.add_argument("--work-dir", type=Path, default=None, help="scratch folder (default: a temporary one)")
     p.add_argument("--gensim-epochs", type=int, default=None,
                    help="epochs of the plain gensim baseline (default: the model's); words/s stays comparable")
@@ -155,7 +157,7 @@ def _serving(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> d
     return run_serving(ServingOptions(
         model=_serving_model(args, results), work_dir=work / "serving", repeats=args.repeats,
         duration_s=duration, concurrency=conc, client=args.client,
-        in_process_calls=args.in_process_calls or (20 if args.quick else 100),
+        in_process_calls=args.in_process_calls or (20 if args.quick else 100), workers=args.workers,
     ))
 
 

@@ -362,6 +362,8 @@ class ServingOptions:
     concurrency: tuple[int, ...] = CONCURRENCY
     client: str = "auto"
     in_process_calls: int = 100
+    #: uvicorn workers: one per core, as `make serve` runs in production (FAISS and BLAS at one thread each)
+    workers: int = 2
 
 
 def _model_version_dir(models_dir: Path) -> Path:
@@ -382,7 +384,7 @@ def run_serving(opts: ServingOptions) -> dict[str, Any]:
     use_wrk = opts.client == "wrk" or (opts.client == "auto" and shutil.which("wrk") is not None)
     runner = load_wrk if use_wrk else load_httpx
     rows: list[LoadResult] = []
-    with run_server(models_dir) as server:
+    with run_server(models_dir, workers=opts.workers) as server:
         warm_up(server.base_url, loads)
         for endpoint in ENDPOINTS:
             for c in opts.concurrency:
@@ -434,7 +436,8 @@ def run_serving(opts: ServingOptions) -> dict[str, Any]:
         "index_type": manifest.get("index_type"),
         "duration_s": opts.duration_s,
         "repeats": opts.repeats,
-        "server": "uvicorn, 1 worker, loopback, LEGALSEARCH_FAISS_THREADS=1, BLAS threads 1",
+        "server": f"uvicorn, {opts.workers} worker(s), loopback, FAISS and BLAS threads 1 per worker",
+        "workers": opts.workers,
         "load": [asdict(r) for r in rows],
         "in_process": inproc,
         "overhead_ratio": overhead,
