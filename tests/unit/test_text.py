@@ -10,7 +10,7 @@ import pytest
 
 from legalsearch.config import PreprocessConfig
 from legalsearch.errors import ConfigError
-from legalsearch.text import Preprocessor, TokenSpan, preprocess
+from legalsearch.text import Preprocessor, TokenSpan, _ship, _unship, preprocess
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +141,38 @@ def test_pipe_equals_tokens(pre: Preprocessor) -> None:
 
 def test_pipe_parallel_equals_serial(pre: Preprocessor) -> None:
     texts = [f"Urteil {i}: Kündigung nach § {i} BGB, Mietvertragskündigung" for i in range(50)]
-    par = Preprocessor(PreprocessConfig(n_process=2, batch_size=7))
+    texts[10:10] = ["", "  ", "z.B. 12", "Die Mietvertragskündigung nach §§ 573, 574 BGB i.V.m. Art. 1 GG."]
+    par = Preprocessor(PreprocessConfig(n_process=2, batch_size=3))
     assert list(par.pipe(texts)) == [pre.tokens(t) for t in texts]
+    serial_grouped = list(Preprocessor(PreprocessConfig()).pipe_grouped(texts))
+    assert list(par.pipe_grouped(texts)) == serial_grouped
+    assert any("|" in g for toks in serial_grouped for g in toks)
+
+
+def test_worker_results_round_trip() -> None:
+    batch = [["miete", "§573@bgb"], [], ["mietvertragskündigung|mietvertrag|kündigung"], []]
+    shipped = _ship(batch)
+    assert isinstance(shipped, str)
+    assert _unship(shipped) == batch
+    assert _unship(_ship([[]])) == [[]]
+    # a token that breaks the no-whitespace rule travels as lists, so the round trip stays exact
+    odd = [["a b", "c"], ["d\ne"]]
+    assert _ship(odd) == odd
+    assert _unship(_ship(odd)) == odd
+
+
+def test_memo_answers_repeated_texts_identically() -> None:
+    fresh = Preprocessor(PreprocessConfig())
+    texts = ["Die Kündigung nach § 573 Abs. 2 BGB, Mietvertragskündigung und Art. 1 GG."] * 3
+    first, *rest = list(fresh.pipe(texts))
+    assert first == ["kündigung", "§573", "§573@bgb", "mietvertragskündigung", "mietvertrag", "kündigung",
+                     "art1", "art1@gg"]
+    assert rest == [first, first]
+    grouped = list(fresh.pipe_grouped(texts))
+    assert grouped[0] == grouped[2] == ["kündigung", "§573|§573@bgb",
+                                        "mietvertragskündigung|mietvertrag|kündigung", "art1|art1@gg"]
+    # the tokenizer keeps far more than spaCy's default 10,000 chunks (its cache never changes the tokens)
+    assert fresh._tokenizer.max_cache_size >= 100_000
 
 
 def test_pipe_is_lazy(pre: Preprocessor) -> None:
