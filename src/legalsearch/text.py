@@ -213,7 +213,7 @@ class Preprocessor:
         # every new word becomes a spaCy lexeme, and by default spaCy computes its shape, prefix, suffix, stop and
         # number flags then: a third of the cost of a word's first sighting. Nothing here reads them (only ORTH,
         # text and offsets), and the tokenizer's rules do not depend on them.
-        self._nlp.vocab.lex_attr_getters = {}
+        self._nlp.vocab.lex_attr_getters = {}  # type: ignore[attr-defined]  # missing from the stub, exists
         self._tokenizer = cast(Tokenizer, self._nlp.tokenizer)
         # spaCy caches the affix splitting of only the first 10,000 distinct whitespace-separated chunks; a legal
         # corpus has hundreds of thousands, and the splitting (regexes per chunk) is most of the tokenizer's cost.
