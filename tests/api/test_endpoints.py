@@ -395,3 +395,33 @@ def test_non_json_body_says_it_must_be_a_json_object(client: TestClient) -> None
     r = client.post("/recommend", content=b"[1, 2]", headers={"content-type": "application/json"})
     assert r.status_code == 422
     assert "must be a JSON object" in str(r.json()["detail"])
+
+
+# ---- answers match their declared schemas -------------------------------------------------------------
+# the hot routes assemble plain JSON for speed; the OpenAPI models must still describe them exactly
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "schema"),
+    [
+        ("POST", "/recommend", {"positive": ["DMietG § 12"], "k": 5}, "RecommendResponse"),
+        ("POST", "/recommend", {"text": "Der Vermieter kündigt wegen Eigenbedarfs.", "k": 3}, "RecommendResponse"),
+        ("POST", "/recommend", {"keywords": ["kündigung", "miete"]}, "RecommendResponse"),
+        ("GET", "/search?q=K%C3%BCndigung%20des%20Mietvertrags&k=4", None, "SearchResponse"),
+        ("GET", "/terms/kündigung/similar?k=3", None, "SimilarTermsResponse"),
+    ],
+)
+def test_answers_validate_against_their_response_models(
+    client: TestClient, method: str, path: str, body: dict[str, object] | None, schema: str
+) -> None:
+    from legalsearch.api import schemas
+
+    r = client.request(method, path, json=body)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/json"
+    model = getattr(schemas, schema)
+    parsed = model.model_validate_json(r.content, strict=False)
+    # nothing extra, nothing missing: the dumped model equals the answer field for field
+    assert parsed.model_dump(mode="json") == r.json()
+    items = r.json().get("results") or r.json().get("hits") or r.json().get("similar")
+    assert items, f"{path} gave no results to check"

@@ -37,16 +37,19 @@ async def get_holder(request: Request) -> ModelHolder:
     return holder
 
 
-async def get_model(holder: Annotated[ModelHolder, Depends(get_holder)]) -> Model:
+async def get_model(request: Request) -> Model:
     """The served model, read once: the whole request uses this reference even if a swap happens meanwhile."""
+    # the holder is read here rather than through get_holder: every nested dependency costs a solve per request
+    holder: ModelHolder = request.app.state.holder
     return holder.require()
 
 
 async def require_api_key(
-    settings: Annotated[ServiceSettings, Depends(get_settings)],
+    request: Request,
     key: Annotated[str | None, Security(_api_key_header)] = None,
 ) -> None:
     """401 unless no keys are configured or X-API-Key holds one of them."""
+    settings: ServiceSettings = request.app.state.settings
     if not settings.api_keys:
         return
     if not key:

@@ -5,11 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from legalsearch.api.deps import ModelDep, SettingsDep, check_text_length
-from legalsearch.api.routes import errors, json_response
+from legalsearch.api.routes import errors, json_response, keywords_json
 from legalsearch.api.schemas import (
-    Explanation,
-    KeywordOut,
-    Recommendation,
     RecommendRequest,
     RecommendResponse,
     finite,
@@ -52,19 +49,19 @@ async def post_recommend(body: RecommendRequest, model: ModelDep, settings: Sett
         exclude=body.exclude,
         collapse=body.collapse,
     )
-    return json_response(RecommendResponse(
-        results=[
-            Recommendation(
-                id=r.doc_id,
-                title=r.title,
-                type=r.type,
-                score=finite(r.score),
-                metadata=dict(r.metadata),
-                snippet=r.snippet,
-                explanation=Explanation(keywords=[KeywordOut.of(kw) for kw in r.keywords]),
-            )
+    return json_response({
+        "results": [
+            {
+                "id": r.doc_id,
+                "title": r.title,
+                "type": r.type,
+                "score": finite(r.score),
+                "metadata": dict(r.metadata),
+                "snippet": r.snippet,
+                "explanation": {"keywords": keywords_json(r.keywords)},
+            }
             for r in result.results
         ],
-        ignored_ids=list(result.ignored_ids),
-        model=result.model,
-    ))
+        "ignored_ids": list(result.ignored_ids),
+        "model": result.model,
+    })

@@ -10,16 +10,12 @@ from fastapi import APIRouter, Query, Response
 from pydantic import TypeAdapter, ValidationError
 
 from legalsearch.api.deps import ModelDep, SettingsDep, check_text_length
-from legalsearch.api.routes import errors, json_response
+from legalsearch.api.routes import errors, json_response, keywords_json
 from legalsearch.api.schemas import (
     MAX_K,
     MAX_OFFSET,
     DateRangeFilter,
-    ExpandedTermOut,
-    Explanation,
     FilterSpec,
-    KeywordOut,
-    SearchHitOut,
     SearchResponse,
     finite,
     to_filters,
@@ -99,26 +95,27 @@ async def get_search(
         except ValidationError as exc:
             raise InvalidRequestError(f"date_from/date_to: {exc.errors()[0].get('msg')}") from exc
     result = search(model, q, k=k, offset=offset, filters=to_filters(spec), expand=expand, mode=mode)
-    return json_response(SearchResponse(
-        hits=[
-            SearchHitOut(
-                id=h.doc_id,
-                title=h.title,
-                type=h.type,
-                score=finite(h.score),
-                lexical_score=finite(h.lexical_score),
-                embedding_score=finite(h.embedding_score),
-                metadata=dict(h.metadata),
-                snippet=h.snippet,
-                matched_terms=list(h.matched_terms),
-                explanation=Explanation(keywords=[KeywordOut.of(kw) for kw in h.keywords]),
-            )
+    return json_response({
+        "hits": [
+            {
+                "id": h.doc_id,
+                "title": h.title,
+                "type": h.type,
+                "score": finite(h.score),
+                "lexical_score": finite(h.lexical_score),
+                "embedding_score": finite(h.embedding_score),
+                "metadata": dict(h.metadata),
+                "snippet": h.snippet,
+                "matched_terms": list(h.matched_terms),
+                "explanation": {"keywords": keywords_json(h.keywords)},
+            }
             for h in result.hits
         ],
-        query_terms=list(result.query_terms),
-        expanded_terms=[
-            ExpandedTermOut(term=e.term, source=e.source, similarity=e.similarity, weight=e.weight)
+        "query_terms": list(result.query_terms),
+        "expanded_terms": [
+            {"term": e.term, "source": e.source, "similarity": finite(e.similarity) or 0.0,
+             "weight": finite(e.weight) or 0.0}
             for e in result.expanded_terms
         ],
-        model=result.model,
-    ))
+        "model": result.model,
+    })

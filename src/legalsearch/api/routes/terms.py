@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from legalsearch.api.deps import ModelDep, SettingsDep, check_text_length
 from legalsearch.api.routes import errors, json_response
-from legalsearch.api.schemas import MAX_K, SimilarTermOut, SimilarTermsResponse, finite
+from legalsearch.api.schemas import MAX_K, SimilarTermsResponse, finite
 from legalsearch.ranking import similar_terms
 
 router = APIRouter(tags=["terms"])
@@ -38,8 +38,8 @@ async def get_similar_terms(
     """Related terms with cosine similarities; 404 when the term is not in the vocabulary."""
     check_text_length(settings, "term", term)
     found = similar_terms(model, term, k, intersection=intersection)
-    return json_response(SimilarTermsResponse(
-        term=term,
-        similar=[SimilarTermOut(term=s.term, score=finite(s.score) or 0.0) for s in found],
-        model=model.version,
-    ))
+    return json_response({
+        "term": term,
+        "similar": [{"term": s.term, "score": finite(s.score) or 0.0} for s in found],
+        "model": model.version,
+    })
