@@ -43,7 +43,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--training-model", type=Path, default=None,
                    help="reuse this trained model's manifest timings instead of training (needs --training-cache)")
     p.add_argument("--training-cache", type=Path, default=None, help="cache dir the --training-model used")
-    p.add_argument("--preprocess-lines", type=int, default=20000,
+    p.add_argument("--preprocess-lines", type=int, default=100000,
                    help="court-sentence lines for the preprocessing measurement (0 = all)")
     p.add_argument("--duration", type=float, default=None, help="seconds per load point (default 8; quick 0.5)")
     p.add_argument("--concurrency", default=None, help="connections, comma-separated (default 1,16,64; quick 1,2)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import logging
+from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,12 +83,13 @@ def index_snippets(
 ) -> SnippetIndex:
     """Spans and lexical term ids of every term in each text's opening ``head_chars`` characters."""
     head = head_chars(snippet_chars)
-    indptr = [0]
-    starts: list[int] = []
-    ends: list[int] = []
-    terms: list[int] = []
-    for text in texts:
-        for span in preprocessor.token_spans(text[:head]):
+    # compact typed arrays while collecting: Python lists of ~8M ints held 600 MB in a full training
+    indptr = array("q", [0])
+    starts = array("i")
+    ends = array("i")
+    terms = array("i")
+    for spans in preprocessor.pipe_spans(text[:head] for text in texts):
+        for span in spans:
             for token in dict.fromkeys(span.tokens):
                 term = vocab.get(token)
                 if term is not None:
@@ -97,10 +99,10 @@ def index_snippets(
         indptr.append(len(terms))
     log.info("snippet index: %d term positions in %d documents", len(terms), len(indptr) - 1)
     return SnippetIndex(
-        np.asarray(indptr, dtype=np.int64),
-        np.asarray(starts, dtype=np.int32),
-        np.asarray(ends, dtype=np.int32),
-        np.asarray(terms, dtype=np.int32),
+        np.frombuffer(indptr, dtype=np.int64).copy(),
+        np.frombuffer(starts, dtype=np.int32).copy(),
+        np.frombuffer(ends, dtype=np.int32).copy(),
+        np.frombuffer(terms, dtype=np.int32).copy(),
     )
 
 

@@ -241,3 +241,21 @@ def test_small_inputs_stay_in_process_even_with_workers_configured(monkeypatch: 
         Preprocessor(PreprocessConfig(batch_size=4)).pipe_grouped(["Die Kündigung des Mietvertrags"])
     )
     assert list(pre.pipe(["Miete", "Kaution"])) == [["miete"], ["kaution"]]
+
+
+def test_pipe_spans_equals_token_spans_text_by_text() -> None:
+    texts = [
+        "Nach § 573 Abs. 2 BGB kann der Vermieter die Mietvertragskündigung erklären.",
+        "",
+        "   ",
+        "Art. 1 GG; vgl. §§ 573, 574 BGB und Nr. 3 — die Kündigung, die Kündigung!",
+        "Der Mieter (M.) zahlt 1.200,00 EUR; die Zahlung ist fällig.  Doppelte  Leerzeichen\tund Tabs.",
+    ] * 3
+    # a fresh preprocessor each: the first texts fill the hash memo that later ones are answered from
+    fresh, batched = Preprocessor(PreprocessConfig(batch_size=2)), Preprocessor(PreprocessConfig(batch_size=2))
+    expected = [fresh.token_spans(t) for t in texts]
+    got = list(batched.pipe_spans(texts))
+    assert got == expected
+    for text, spans in zip(texts, got, strict=True):
+        assert all(text[s.start:s.end] == s.surface for s in spans)
+    assert any(s.surface == "§ 573 Abs. 2 BGB" for s in got[0])
