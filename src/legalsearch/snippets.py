@@ -142,9 +142,8 @@ def make_snippet(index: SnippetIndex, row: int, text: str, wanted: np.ndarray, c
     end = min(len(text), start + chars)
     out = ["…" if start > 0 else ""]
     pos = start
-    first, last = np.searchsorted(starts, [start, end])
-    for s, e in zip(starts[first:last].tolist(), ends[first:last].tolist(), strict=True):
-        if e > end or s < pos:
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        if s < start or e > end or s < pos:
             continue
         out.append(html.escape(text[pos:s]))
         out.append(f"<mark>{html.escape(text[s:e])}</mark>")
