@@ -9,7 +9,8 @@ EXTRA_TEXT ?=
 SHARED ?= $(or $(LEGALSEARCH_SHARED),../shared)
 HOST ?= 127.0.0.1
 PORT ?= 8000
-WORKERS ?= 1
+# one uvicorn worker per core: each answers one request at a time (handlers are CPU-bound, see api/deps.py)
+WORKERS ?= 2
 export PYTHONHASHSEED ?= 0
 
 .PHONY: help install run train serve test test-notebooks lint eval bench notebooks clean
