@@ -127,14 +127,17 @@ def markdown(results: dict[str, Any]) -> str:
     if sv and "error" not in sv:
         lines += [f"## Serving ({sv.get('client')}, {sv.get('duration_s')} s per point, model "
                   f"{sv.get('model_documents'):,} documents)", "",
-                  "| endpoint | connections | p50 ms | p99 ms | req/s | errors |", "|---|---:|---:|---:|---:|---:|"]
+                  f"{sv.get('server', '')}. Server CPU = CPU time of all server processes per request.", "",
+                  "| endpoint | connections | p50 ms | p99 ms | req/s | server CPU ms/request | errors |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
         for row in sv.get("load", []):
+            cpu = _fmt(row.get("server_cpu_ms_per_request"), 2)
             if row["p50_ms"] is None:
                 lines.append(f"| {row['endpoint']} | {row['connections']} | none completed | none completed | "
-                             f"{_fmt(row['requests_per_s'], 1)} | {row['errors']} |")
+                             f"{_fmt(row['requests_per_s'], 1)} | {cpu} | {row['errors']} |")
                 continue
             lines.append(f"| {row['endpoint']} | {row['connections']} | {_fmt(row['p50_ms'], 2)} | "
-                         f"{_fmt(row['p99_ms'], 2)} | {_fmt(row['requests_per_s'], 0)} | {row['errors']} |")
+                         f"{_fmt(row['p99_ms'], 2)} | {_fmt(row['requests_per_s'], 0)} | {cpu} | {row['errors']} |")
         lines += ["", "| in-process operation | p50 ms | p99 ms |", "|---|---:|---:|"]
         for name, row in sv.get("in_process", {}).items():
             lines.append(f"| {name} | {_fmt(row['p50_ms'], 3)} | {_fmt(row['p99_ms'], 3)} |")

@@ -70,6 +70,8 @@ TEXTS = (
 
 CONCURRENCY = (1, 16, 64)
 ENDPOINTS = ("recommend_id", "recommend_text", "search")
+#: GET /livez: no model work at all, the floor that uvicorn + FastAPI + loopback cost on this machine
+FLOOR = "livez"
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,9 @@ class LoadResult:
     requests: int
     errors: int
     client: str
+    #: CPU time of the server's processes (all workers) per completed request, from /proc: what a request costs
+    #: the machine, whatever the latency; None where /proc is unreadable
+    server_cpu_ms_per_request: float | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,25 @@ def run_server(models_dir: Path, workers: int = 1, startup_timeout_s: float = 24
         server.log_path.unlink(missing_ok=True)
 
 
+def server_cpu_seconds(pgid: int) -> float | None:
+    """User + system CPU seconds of every live process in the server's process group (uvicorn and its workers)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        # after the command name: state, ppid, pgrp, ..., utime (12th), stime (13th)
+        if int(fields[2]) == pgid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def workloads(doc_ids: Sequence[str], seed: int = 7) -> dict[str, list[Request]]:
     """The three workloads: recommend by id (sampled ids), recommend by text, search with ~40-word questions."""
     rng = random.Random(seed)
@@ -181,6 +205,7 @@ def workloads(doc_ids: Sequence[str], seed: int = 7) -> dict[str, list[Request]]
         "recommend_id": [Request("POST", "/recommend", json.dumps({"positive": [i], "k": 10})) for i in ids],
         "recommend_text": [Request("POST", "/recommend", json.dumps({"text": t, "k": 10})) for t in TEXTS],
         "search": [Request("GET", "/search?" + urlencode({"q": q, "k": 10}), None) for q in QUESTIONS],
+        FLOOR: [Request("GET", "/livez", None)],
     }
 
 
@@ -386,16 +411,27 @@ def run_serving(opts: ServingOptions) -> dict[str, Any]:
     rows: list[LoadResult] = []
     with run_server(models_dir, workers=opts.workers) as server:
         warm_up(server.base_url, loads)
-        for endpoint in ENDPOINTS:
-            for c in opts.concurrency:
-                runs = [runner(server.base_url, endpoint, loads[endpoint], c, opts.duration_s)
-                        for _ in range(opts.repeats)]
+        pgid = server.process.pid
+        # the floor only at the middle concurrency (16 by default): it is a reference, not a workload
+        floor_c = sorted(opts.concurrency)[len(opts.concurrency) // 2]
+        for endpoint in (*ENDPOINTS, FLOOR):
+            for c in opts.concurrency if endpoint != FLOOR else (floor_c,):
+                runs = []
+                cpu_per_request = []
+                for _ in range(opts.repeats):
+                    before = server_cpu_seconds(pgid)
+                    run = runner(server.base_url, endpoint, loads[endpoint], c, opts.duration_s)
+                    after = server_cpu_seconds(pgid)
+                    runs.append(run)
+                    if before is not None and after is not None and run.requests:
+                        cpu_per_request.append((after - before) * 1000 / run.requests)
                 p50s = [r.p50_ms for r in runs if r.p50_ms is not None]
                 p99s = [r.p99_ms for r in runs if r.p99_ms is not None]
                 rows.append(LoadResult(
                     endpoint, c, round(median(p50s), 3) if p50s else None, round(median(p99s), 3) if p99s else None,
                     round(median([r.requests_per_s for r in runs]), 1), sum(r.requests for r in runs),
                     sum(r.errors for r in runs), runs[0].client,
+                    round(median(cpu_per_request), 3) if cpu_per_request else None,
                 ))
                 log.info("%s", rows[-1])
     inproc = in_process(model_path, doc_ids, opts.in_process_calls)
