@@ -122,18 +122,23 @@ def make_snippet(index: SnippetIndex, row: int, text: str, wanted: np.ndarray, c
     if picked.size == 0:
         return Snippet(html.escape(text[:chars] + ("…" if len(text) > chars else "")), frozenset())
     matched = frozenset(terms[picked].tolist())
-    starts = index.starts[lo:hi][picked]
-    ends = index.ends[lo:hi][picked]
-    # one word can produce several wanted terms (a compound and its parts): mark it once; positions are in
-    # text order, so repeats are neighbours
-    if starts.size > 1:
-        first = np.empty(starts.size, dtype=bool)
-        first[0] = True
-        np.not_equal(starts[1:], starts[:-1], out=first[1:])
-        starts, ends = starts[first], ends[first]
-    # the first start whose window of `chars` covers most matches
-    covered = np.searchsorted(starts, starts + chars, side="left") - np.arange(starts.size)
-    best_start = int(starts[int(np.argmax(covered))])
+    # a handful of matches per document: plain Python from here beats a dozen small numpy calls
+    spans: list[tuple[int, int]] = []
+    previous = -1
+    for s, e in zip(index.starts[lo:hi][picked].tolist(), index.ends[lo:hi][picked].tolist(), strict=True):
+        # one word can produce several wanted terms (a compound and its parts): mark it once; positions are
+        # in text order, so repeats are neighbours
+        if s != previous:
+            spans.append((s, e))
+            previous = s
+    # the first start whose window of `chars` covers most matches (two pointers over the sorted starts)
+    best_start, best_count, j = spans[0][0], 0, 0
+    for i, (s, _) in enumerate(spans):
+        j = max(j, i)
+        while j < len(spans) and spans[j][0] < s + chars:
+            j += 1
+        if j - i > best_count:
+            best_start, best_count = s, j - i
     start = max(0, best_start - chars // 4)
     if start > 0:
         # begin at a word boundary
@@ -142,7 +147,7 @@ def make_snippet(index: SnippetIndex, row: int, text: str, wanted: np.ndarray, c
     end = min(len(text), start + chars)
     out = ["…" if start > 0 else ""]
     pos = start
-    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+    for s, e in spans:
         if s < start or e > end or s < pos:
             continue
         out.append(html.escape(text[pos:s]))
