@@ -275,8 +275,9 @@ def recommend(
     want = offset + k
     fetch = want * 2 + len(exclude_rows) + 10
     hits = search_index(model.index, query[None, :], fetch, allowed_rows=allowed)
-    rows = [int(r) for r in hits.rows[0] if r >= 0 and int(r) not in exclude_rows]
-    scores = {int(r): float(s) for r, s in zip(hits.rows[0], hits.scores[0], strict=True)}
+    hit_rows: list[int] = hits.rows[0].tolist()
+    rows = [r for r in hit_rows if r >= 0 and r not in exclude_rows]
+    scores = dict(zip(hit_rows, hits.scores[0].tolist(), strict=True))
     if collapse:
         rows = _collapse(model, rows)
     page = rows[offset:want]
