@@ -105,6 +105,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"at end {run.get('load_end')}. Repeats: {run.get('repeats')}; quick: {run.get('quick')}.",
         "",
     ]
+    if run.get("merged_from_earlier_runs"):
+        lines += [f"Sections kept from earlier runs of this file (`--merge`): "
+                  f"{', '.join(run['merged_from_earlier_runs'])}. {run.get('merge_note', '')}".rstrip(), ""]
     tr = results.get("training")
     if tr and "error" not in tr:
         lines += [f"## Training ({tr.get('source')})", "", "| stage | seconds | items | throughput | peak RSS MB |",
