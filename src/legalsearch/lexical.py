@@ -47,7 +47,7 @@ def _weighted_scores(retriever: Any, n_docs: int, term_ids: np.ndarray, weights:
     postings = np.concatenate([indices[s:e] for s, e in bounds])
     values = np.concatenate([data[s:e] for s, e in bounds]).astype(np.float64)
     values *= np.repeat(np.asarray(weights, dtype=np.float64), ends - starts)
-    scores = np.bincount(postings, weights=values, minlength=n_docs)
+    scores = np.asarray(np.bincount(postings, weights=values, minlength=n_docs), dtype=np.float64)
     nonoccurrence = getattr(retriever, "nonoccurrence_array", None)
     if nonoccurrence is not None:
         # bm25l / bm25+ give every document a floor score per query term
