@@ -120,6 +120,11 @@ class LexicalIndex:
         """
         return _top_k(self.scores(query_terms), k, allowed_rows)
 
+    @property
+    def n_terms(self) -> int:
+        """Columns of the score matrix: every term id is below this."""
+        return int(self._df.shape[0])
+
     def document_frequency(self, term: str) -> int:
         """Number of documents containing ``term`` (0 when unknown)."""
         tid = self.vocab.get(term)

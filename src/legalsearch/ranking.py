@@ -125,7 +125,7 @@ def _marked(model: Model, terms: Iterable[str]) -> _Marked:
     wanted = frozenset(terms)
     vocab = model.lexical.vocab
     ids = {vocab[t]: t for t in wanted if t in vocab}
-    mask = wanted_terms(len(model.lexical.vocab), ids) if model.snippets is not None else None
+    mask = wanted_terms(model.lexical.n_terms, ids) if model.snippets is not None else None
     return _Marked(wanted, ids, mask)
 
 

@@ -29,7 +29,7 @@ def test_model_folder_is_complete_and_verified(demo_model_path: Path) -> None:
                 "timings"):
         assert key in manifest, key
     for name in ("ids.txt", "index.faiss", "vectors.kv", "docvectors.npy", "vocabulary.tsv", "phrases.tsv",
-                 "documents.jsonl"):
+                 "documents.jsonl", "expansion_rows.npy", "snippets_terms.npy"):
         assert name in manifest["files"], name
     for rel, info in manifest["files"].items():
         data = (demo_model_path / rel).read_bytes()
@@ -142,3 +142,29 @@ def test_intersection_needs_seed_variants(demo_model: Model) -> None:
 
     with pytest.raises(InvalidRequestError, match="intersection_models"):
         similar_terms(demo_model, "kündigung", intersection=True)
+
+
+def test_a_model_from_before_the_expansion_table_and_snippet_index_answers_the_same(
+    demo_model: Model, demo_model_path: Path, tmp_path: Path
+) -> None:
+    old = tmp_path / demo_model_path.name
+    shutil.copytree(demo_model_path, old)
+    manifest = json.loads((old / "manifest.json").read_text(encoding="utf-8"))
+    for rel in [r for r in manifest["files"] if r.startswith(("expansion_", "snippets_"))]:
+        (old / rel).unlink()
+        del manifest["files"][rel]
+    (old / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    legacy = Model.load(old)
+    assert legacy.snippets is None and legacy.expansions.precomputed == 0
+    assert demo_model.snippets is not None and demo_model.expansions.precomputed > 0
+    query = "Der Vermieter kündigt den Mietvertrag wegen Eigenbedarfs"
+    new_hits, old_hits = search(demo_model, query, k=5), search(legacy, query, k=5)
+    # the table holds exactly what the per-query computation finds; snippets differ only in how they are made
+    assert new_hits.expanded_terms == old_hits.expanded_terms
+    assert [h.doc_id for h in new_hits.hits] == [h.doc_id for h in old_hits.hits]
+    assert [h.score for h in new_hits.hits] == [h.score for h in old_hits.hits]
+    assert all("<mark>" in h.snippet for h in new_hits.hits if h.matched_terms)
+    assert sum(bool(h.matched_terms) for h in new_hits.hits) >= 3
+    seed = new_hits.hits[0].doc_id
+    a, b = recommend(demo_model, positive=[seed], k=5), recommend(legacy, positive=[seed], k=5)
+    assert [(r.doc_id, r.score, r.keywords) for r in a.results] == [(r.doc_id, r.score, r.keywords) for r in b.results]
