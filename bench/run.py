@@ -54,7 +54,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scale-n", type=int, default=None, help="vectors in the scale suite (default 1,000,000)")
     p.add_argument("--scale-dim", type=int, default=200, help="vector dimensions in the scale suite")
     p.add_argument("--scale-hnsw-sizes", default=None,
-                   help="sizes at which HNSW is built (default 100000,200000; quick: the scale-n)")
+                   help="sizes at which HNSW is built (default 100000,200000,1000000; quick: the scale-n)")
     p.add_argument("--workers", type=int, default=2,
                    help="uvicorn workers of the served API in the serving suite (default 2, one per core)")
     p.add_argument("--work-dir", type=Path, default=None, help="scratch folder (default: a temporary one)")
@@ -173,7 +173,7 @@ def _scale(args: argparse.Namespace) -> dict[str, Any]:
     from bench.scale import run_scale
 
     n = args.scale_n or (500 if args.quick else 1_000_000)
-    default_hnsw = (n,) if args.quick else (100_000, 200_000)
+    default_hnsw = (n,) if args.quick else (100_000, 200_000, n)
     hnsw = _ints(args.scale_hnsw_sizes) if args.scale_hnsw_sizes else default_hnsw
     return run_scale(n=n, d=args.scale_dim, hnsw_sizes=hnsw, queries=20 if args.quick else 500)
 
