@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from legalsearch.errors import ArtifactError, InvalidRequestError
+from legalsearch.model import load_array
 from legalsearch.types import Document, Scalar
 
 DOCS_FILE = "documents.jsonl"
@@ -94,9 +95,8 @@ class DocumentStore:
 
     def __init__(self, folder: Path, mmap_texts: bool = True) -> None:
         try:
-            # plain ndarray views of the maps: numpy's memmap subclass costs microseconds on every access
-            self._offsets = np.asarray(np.load(folder / OFFSETS_FILE, mmap_mode="r"))
-            self.text_hashes: np.ndarray = np.asarray(np.load(folder / TEXT_HASH_FILE, mmap_mode="r"))
+            self._offsets = load_array(folder / OFFSETS_FILE)
+            self.text_hashes: np.ndarray = load_array(folder / TEXT_HASH_FILE)
             self._fh = (folder / DOCS_FILE).open("rb")
             self._buf: mmap.mmap | bytes = (
                 mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ) if mmap_texts else self._fh.read()
@@ -105,7 +105,7 @@ class DocumentStore:
             self.fields: tuple[str, ...] = tuple(meta["fields"])
             self._values: dict[str, list[Scalar]] = meta["values"]
             self._codes = {
-                key: np.asarray(np.load(folder / FACETS_DIR / f"{i:03d}.npy", mmap_mode="r"))
+                key: load_array(folder / FACETS_DIR / f"{i:03d}.npy")
                 for i, key in enumerate(self.fields)
             }
         except (OSError, ValueError, KeyError) as exc:

@@ -19,7 +19,7 @@ from legalsearch.expansion import ExpansionTable
 from legalsearch.index import LoadedIndex, load_index
 from legalsearch.keywords import DocumentKeywords, KeywordModel, PhraseModel
 from legalsearch.lexical import LexicalIndex, load_lexical_index
-from legalsearch.model import resolve_model_dir, verify_model
+from legalsearch.model import load_array, resolve_model_dir, verify_model
 from legalsearch.pipeline import DOCVECTORS_FILE, LEXICAL_DIR, PHRASES_FILE, THESAURUS_DIR, VOCABULARY_FILE
 from legalsearch.snippets import SnippetIndex
 from legalsearch.text import Preprocessor
@@ -65,8 +65,7 @@ class Model:
         manifest = verify_model(folder, check_hashes=verify)
         config = config_from_dict(manifest["config"])
         try:
-            # a plain ndarray view of the map: numpy's memmap subclass costs microseconds on every slice
-            docvectors = np.asarray(np.load(folder / DOCVECTORS_FILE, mmap_mode="r" if mmap else None))
+            docvectors = load_array(folder / DOCVECTORS_FILE, mmap)
         except (OSError, ValueError) as exc:
             raise ArtifactError(f"document vectors in {folder} are unreadable: {exc}") from exc
         vectors = load_vectors(folder, mmap=mmap)

@@ -12,13 +12,13 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from gensim.models import KeyedVectors
 
 from legalsearch.errors import ArtifactError
 from legalsearch.keywords import KeywordModel
+from legalsearch.model import load_array
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +123,9 @@ class ExpansionTable:
         """The table of a model folder; a model trained without one computes every word on first use."""
         if not (folder / ROWS_FILE).exists():
             return cls(kv, keyword_model, width)
-        mode: Literal["r"] | None = "r" if mmap else None
         try:
-            rows = np.asarray(np.load(folder / ROWS_FILE, mmap_mode=mode))
-            sims = np.asarray(np.load(folder / SIMS_FILE, mmap_mode=mode))
+            rows = load_array(folder / ROWS_FILE, mmap)
+            sims = load_array(folder / SIMS_FILE, mmap)
         except (OSError, ValueError) as exc:
             raise ArtifactError(f"expansion table in {folder} is unreadable: {exc}") from exc
         if rows.shape != sims.shape or rows.ndim != 2 or rows.shape[0] > len(kv):

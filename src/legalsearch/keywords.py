@@ -13,7 +13,6 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,6 +21,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from legalsearch.config import KeywordsConfig, PhrasesConfig
 from legalsearch.errors import ArtifactError, CorpusError
+from legalsearch.model import load_array
 from legalsearch.types import Keyword
 
 log = logging.getLogger(__name__)
@@ -185,12 +185,10 @@ class DocumentKeywords:
     @classmethod
     def load(cls, folder: Path, mmap: bool = True) -> DocumentKeywords:
         """Load the arrays, memory-mapped so that server workers share them."""
-        mode: Literal["r"] | None = "r" if mmap else None
-        # plain ndarray views of the maps: numpy's memmap subclass costs microseconds on every slice
         return cls(
-            np.asarray(np.load(folder / "keywords_indptr.npy", mmap_mode=mode)),
-            np.asarray(np.load(folder / "keywords_terms.npy", mmap_mode=mode)),
-            np.asarray(np.load(folder / "keywords_weights.npy", mmap_mode=mode)),
+            load_array(folder / "keywords_indptr.npy", mmap),
+            load_array(folder / "keywords_terms.npy", mmap),
+            load_array(folder / "keywords_weights.npy", mmap),
         )
 
 

@@ -26,6 +26,8 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Any
 
+import numpy as np
+
 import legalsearch
 from legalsearch.errors import ArtifactError, NoModelError
 
@@ -404,3 +406,12 @@ def update_manifest(model_dir: Path, **fields: Any) -> None:
     manifest = read_manifest(model_dir)
     manifest.update(fields)
     _write_json_atomic(model_dir / MANIFEST_NAME, manifest)
+
+
+def load_array(path: Path, mmap: bool = True) -> np.ndarray:
+    """A model's .npy array, memory-mapped read-only by default so that server workers share its pages.
+
+    Returned as a plain ndarray view of the map: numpy's ``memmap`` subclass costs microseconds on every slice,
+    which the query path does thousands of times per request.
+    """
+    return np.asarray(np.load(path, mmap_mode="r" if mmap else None))

@@ -14,11 +14,11 @@ from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from legalsearch.errors import ArtifactError
+from legalsearch.model import load_array
 from legalsearch.text import Preprocessor
 
 log = logging.getLogger(__name__)
@@ -63,10 +63,8 @@ class SnippetIndex:
         """The index of a model folder, memory-mapped; None for a model trained before it existed."""
         if not (folder / FILES["indptr"]).exists():
             return None
-        mode: Literal["r"] | None = "r" if mmap else None
         try:
-            # plain ndarray views of the maps: numpy's memmap subclass costs microseconds on every slice
-            arrays = {name: np.asarray(np.load(folder / file, mmap_mode=mode)) for name, file in FILES.items()}
+            arrays = {name: load_array(folder / file, mmap) for name, file in FILES.items()}
         except (OSError, ValueError) as exc:
             raise ArtifactError(f"snippet index in {folder} is unreadable: {exc}") from exc
         n = int(arrays["indptr"][-1]) if arrays["indptr"].size else -1
