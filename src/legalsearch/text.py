@@ -310,44 +310,44 @@ class Preprocessor:
         return spans
 
     def pipe_spans(self, texts: Iterable[str]) -> Iterator[list[TokenSpan]]:
-        """``token_spans`` of many texts, in order (same result): the tokenizer runs batch-wise and known
-        words are answered from the hash memo, which makes it fast enough for every document of a corpus."""
+        """``token_spans`` of many texts, in order (same result; ``token_spans`` stays the plain reference the tests
+        compare against): known words are answered from the hash memo and offsets found without Token objects,
+        which makes it fast enough for every document of a corpus."""
         memo = self._hash_memo
         strings = self._strings
-        size = self.config.batch_size
-        it = iter(texts)
-        while batch := list(islice(it, size)):
-            for text, doc in zip(batch, self._tokenizer.pipe(batch), strict=True):
-                hashes: list[int] = doc.to_array(ORTH_ATTR).tolist()
-                words = [strings[h] for h in hashes]
-                # token offsets by a forward search: the tokenizer keeps the text's order and every token is a
-                # substring of it; reading spaCy's idx attribute per token cost several times more
-                starts: list[int] = []
-                cursor = 0
-                for w in words:
-                    cursor = text.find(w, cursor)
-                    starts.append(cursor)
-                    cursor += len(w)
-                spans: list[TokenSpan] = []
-                i, n = 0, len(words)
-                while i < n:
-                    toks = memo.get(hashes[i])
-                    j = i + 1
-                    if toks is None:
-                        entry = self._entry(words[i])
-                        if entry.__class__ is _Sentinel:
-                            j, toks = self._step(words, i)
-                        else:
-                            toks = cast(tuple[str, ...], entry)
-                            if len(memo) >= _MEMO_LIMIT:
-                                memo.clear()
-                            memo[hashes[i]] = toks
-                    if toks:
-                        start = starts[i]
-                        end = starts[j - 1] + len(words[j - 1])
-                        spans.append(TokenSpan(start, end, text[start:end], toks))
-                    i = j
-                yield spans
+        tokenizer = self._tokenizer
+        for text in texts:
+            doc = tokenizer(text)
+            hashes: list[int] = doc.to_array(ORTH_ATTR).tolist()
+            words = [strings[h] for h in hashes]
+            # token offsets by a forward search: the tokenizer keeps the text's order and every token is a
+            # substring of it; reading spaCy's idx attribute per token cost several times more
+            starts: list[int] = []
+            cursor = 0
+            for w in words:
+                cursor = text.find(w, cursor)
+                starts.append(cursor)
+                cursor += len(w)
+            spans: list[TokenSpan] = []
+            i, n = 0, len(words)
+            while i < n:
+                toks = memo.get(hashes[i])
+                j = i + 1
+                if toks is None:
+                    entry = self._entry(words[i])
+                    if entry.__class__ is _Sentinel:
+                        j, toks = self._step(words, i)
+                    else:
+                        toks = cast(tuple[str, ...], entry)
+                        if len(memo) >= _MEMO_LIMIT:
+                            memo.clear()
+                        memo[hashes[i]] = toks
+                if toks:
+                    start = starts[i]
+                    end = starts[j - 1] + len(words[j - 1])
+                    spans.append(TokenSpan(start, end, text[start:end], toks))
+                i = j
+            yield spans
 
     # ------------------------------------------------------------------ token loop
 
