@@ -57,6 +57,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="sizes at which HNSW is built (default 100000,200000,1000000; quick: the scale-n)")
     p.add_argument("--workers", type=int, default=2,
                    help="uvicorn workers of the served API in the serving suite (default 2, one per core)")
+    p.add_argument("--no-balance", action="store_true",
+                   help="serve with uvicorn's own workers racing for connections instead of legalsearch's balancer")
     p.add_argument("--work-dir", type=Path, default=None, help="scratch folder (default: a temporary one)")
     p.add_argument("--gensim-epochs", type=int, default=None,
                    help="epochs of the plain gensim baseline (default: the model's); words/s stays comparable")
@@ -158,6 +160,7 @@ def _serving(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> d
         model=_serving_model(args, results), work_dir=work / "serving", repeats=args.repeats,
         duration_s=duration, concurrency=conc, client=args.client,
         in_process_calls=args.in_process_calls or (20 if args.quick else 100), workers=args.workers,
+        balance=not args.no_balance,
     ))
 
 

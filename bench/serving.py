@@ -137,15 +137,18 @@ def models_dir_for(model: Path, scratch: Path) -> Path:
 
 
 @contextmanager
-def run_server(models_dir: Path, workers: int = 1, startup_timeout_s: float = 240) -> Iterator[ServerProcess]:
-    """Start ``uvicorn legalsearch.api.app:create_app --factory`` on loopback; stop it afterwards."""
+def run_server(models_dir: Path, workers: int = 1, startup_timeout_s: float = 240,
+               balance: bool = True) -> Iterator[ServerProcess]:
+    """Start ``legalsearch serve`` on loopback; stop it afterwards."""
     port = free_port()
     env = dict(os.environ, LEGALSEARCH_MODELS_DIR=str(models_dir), LEGALSEARCH_WATCH_INTERVAL_S="0",
                LEGALSEARCH_LOG_LEVEL="warning")
     env.pop("LEGALSEARCH_API_KEYS", None)
     log_file = tempfile.NamedTemporaryFile(prefix="bench-uvicorn-", suffix=".log", delete=False)  # noqa: SIM115
-    cmd = [sys.executable, "-m", "uvicorn", "legalsearch.api.app:create_app", "--factory", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+    # the production command: with several workers it balances connections (legalsearch.api.workers)
+    cmd = [sys.executable, "-m", "legalsearch.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+           "--workers", str(workers), "--models-dir", str(models_dir), "--no-access-log",
+           "--balance" if balance else "--no-balance"]
     proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     server = ServerProcess(proc, base, Path(log_file.name))
@@ -389,6 +392,8 @@ class ServingOptions:
     in_process_calls: int = 100
     #: uvicorn workers: one per core, as `make serve` runs in production (FAISS and BLAS at one thread each)
     workers: int = 2
+    #: connections handed out by legalsearch's balancer (False: uvicorn's workers race for them)
+    balance: bool = True
 
 
 def _model_version_dir(models_dir: Path) -> Path:
@@ -409,7 +414,7 @@ def run_serving(opts: ServingOptions) -> dict[str, Any]:
     use_wrk = opts.client == "wrk" or (opts.client == "auto" and shutil.which("wrk") is not None)
     runner = load_wrk if use_wrk else load_httpx
     rows: list[LoadResult] = []
-    with run_server(models_dir, workers=opts.workers) as server:
+    with run_server(models_dir, workers=opts.workers, balance=opts.balance) as server:
         warm_up(server.base_url, loads)
         pgid = server.process.pid
         # the floor only at the middle concurrency (16 by default): it is a reference, not a workload
@@ -472,7 +477,10 @@ def run_serving(opts: ServingOptions) -> dict[str, Any]:
         "index_type": manifest.get("index_type"),
         "duration_s": opts.duration_s,
         "repeats": opts.repeats,
-        "server": f"uvicorn, {opts.workers} worker(s), loopback, FAISS and BLAS threads 1 per worker",
+        "server": f"legalsearch serve (uvicorn), {opts.workers} worker(s)"
+                  + (", connections balanced by the main process" if opts.balance and opts.workers > 1 else
+                     ", workers racing for connections" if opts.workers > 1 else "")
+                  + ", loopback, FAISS and BLAS threads 1 per worker",
         "workers": opts.workers,
         "load": [asdict(r) for r in rows],
         "in_process": inproc,

@@ -269,7 +269,18 @@ def eval_(
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option("--workers", help="uvicorn worker processes.")] = 1,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="uvicorn worker processes.")] = 1,
+    balance: Annotated[
+        bool,
+        typer.Option(
+            "--balance/--no-balance",
+            help="With several workers: the main process hands each new connection to the worker with fewest open "
+            "ones (default), instead of letting uvicorn's workers race for them.",
+        ),
+    ] = True,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log one line per request (uvicorn's access log).")
+    ] = True,
     models_dir: ModelsOpt = None,
     train_if_missing: Annotated[
         bool, typer.Option("--train-if-missing", help="Train on the demo corpus first when there is no model.")
@@ -288,8 +299,18 @@ def serve(
         train(corpus=None, extra_text=None, config=None, models_dir=directory, cache_dir=None,
               no_current=False, quiet=True, verbose=False)
     os.environ["LEGALSEARCH_MODELS_DIR"] = str(directory)
-    uvicorn.run("legalsearch.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info")
+    from legalsearch.config import ServiceSettings
+
+    options: dict[str, Any] = {"app": "legalsearch.api.app:create_app", "factory": True, "host": host, "port": port,
+                               "log_level": ServiceSettings().log_level, "access_log": access_log}
+    if workers > 1 and balance:
+        from legalsearch.api.workers import run_workers
+
+        status = run_workers(options, workers)
+        if status:
+            raise typer.Exit(status)
+        return
+    uvicorn.run(**options, workers=workers)
 
 
 def _plain(obj: Any) -> Any:

@@ -1,0 +1,301 @@
+"""Several uvicorn workers behind one port, each new connection handed to the worker with the fewest open ones.
+
+uvicorn's own ``--workers`` shares the listening socket among the workers and lets them race for each new
+connection. The first worker to wake takes every connection waiting at that moment, and a keep-alive client then
+stays with it: 16 connections opened together were split 2/14 or 10/6 between two workers on this project's
+machine, and the crowded worker's queue set the tail latency while the other idled. Here the main process does
+the accepting (as Node's cluster module does by default, for the same reason): it hands the socket to the least
+busy worker over a Unix socket (SCM_RIGHTS), and the worker serves it with uvicorn's own HTTP protocol. Workers
+report each closed connection back, so the counts stay right for clients that come and go.
+
+The main process never imports the application or loads a model; a worker that dies is replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import multiprocessing
+import os
+import selectors
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import uvicorn
+
+log = logging.getLogger("uvicorn.error")
+
+#: worker -> main: the worker finished starting up (its model is loaded) and takes connections
+READY = b"r"
+#: worker -> main: one connection the worker was given is closed
+CLOSED = b"c"
+#: how many descriptors one message may carry (the main process sends one per accepted connection)
+MAX_FDS = 64
+
+
+@dataclass
+class _Worker:
+    """The main process's view of one worker."""
+
+    process: BaseProcess
+    channel: socket.socket
+    connections: int = 0
+    ready: bool = False
+    given: int = 0
+
+
+class _HandedServer(uvicorn.Server):
+    """A uvicorn server that listens on nothing and serves the connections the main process sends it."""
+
+    def __init__(self, config: uvicorn.Config, channel: socket.socket) -> None:
+        super().__init__(config)
+        self.channel = channel
+        self._pending: set[asyncio.Task[Any]] = set()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's startup (lifespan: the model loads here) without listeners, then take connections."""
+        await super().startup(sockets=[])
+        if self.should_exit or not self.started:
+            return
+        loop = asyncio.get_running_loop()
+        channel = self.channel
+
+        def report_closed() -> None:
+            with contextlib.suppress(OSError):
+                channel.send(CLOSED)
+
+        base: Any = self.config.http_protocol_class
+
+        class CountedProtocol(base):
+            """uvicorn's HTTP protocol, telling the main process when its connection is gone."""
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                super().connection_lost(exc)
+                report_closed()
+
+        factory = functools.partial(
+            CountedProtocol, config=self.config, server_state=self.server_state, app_state=self.lifespan.state
+        )
+        channel.setblocking(False)
+        loop.add_reader(channel.fileno(), self._receive, loop, factory)
+        channel.send(READY)
+
+    def _receive(self, loop: asyncio.AbstractEventLoop, factory: Callable[[], asyncio.Protocol]) -> None:
+        while True:
+            try:
+                data, fds, _, _ = socket.recv_fds(self.channel, 16, MAX_FDS)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                data, fds = b"", []
+                log.error("worker %d: channel to the main process failed: %s", os.getpid(), exc)
+            if not data and not fds:
+                # the main process is gone: nobody will send connections or count them any more
+                log.error("worker %d: lost the main process, shutting down", os.getpid())
+                loop.remove_reader(self.channel.fileno())
+                self.should_exit = True
+                return
+            for fd in fds:
+                sock = socket.socket(fileno=fd)
+                task = loop.create_task(self._connect(loop, factory, sock))
+                # the loop keeps only weak references to tasks
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop, factory: Callable[[], asyncio.Protocol],
+                       sock: socket.socket) -> None:
+        try:
+            await loop.connect_accepted_socket(factory, sock)
+        except OSError as exc:  # the client hung up before we got to it
+            log.debug("worker %d: dropped a connection: %s", os.getpid(), exc)
+            sock.close()
+            with contextlib.suppress(OSError):
+                self.channel.send(CLOSED)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stop taking connections, then uvicorn's graceful shutdown of the open ones."""
+        with contextlib.suppress(ValueError, OSError, RuntimeError):
+            asyncio.get_running_loop().remove_reader(self.channel.fileno())
+        await super().shutdown(sockets=[])
+
+
+def _run_worker(config_kwargs: dict[str, Any], channel: socket.socket) -> None:
+    """A worker process's entry point."""
+    config = uvicorn.Config(**config_kwargs)
+    _HandedServer(config, channel).run()
+
+
+class Balancer:
+    """The main process: accepts connections and gives each to the least busy live worker."""
+
+    def __init__(self, config_kwargs: dict[str, Any], workers: int) -> None:
+        if workers < 2:
+            raise ValueError("the balancer needs at least two workers")
+        self.config_kwargs = config_kwargs
+        self.n_workers = workers
+        self.workers: list[_Worker] = []
+        self.selector = selectors.DefaultSelector()
+        self.stopping = False
+        self.listener: socket.socket | None = None
+        self.accepting = False
+        #: why the balancer gave up (a worker that could not even start), None while all is well
+        self.failure: str | None = None
+        self._ctx = multiprocessing.get_context("spawn")
+
+    def _start_worker(self) -> _Worker:
+        # datagram-like: one message per handed connection or report, never merged or split
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        process = self._ctx.Process(target=_run_worker, args=(self.config_kwargs, theirs), daemon=False)
+        process.start()
+        theirs.close()
+        mine.setblocking(False)
+        worker = _Worker(process, mine)
+        self.selector.register(mine, selectors.EVENT_READ, ("channel", worker))
+        self.selector.register(process.sentinel, selectors.EVENT_READ, ("exit", worker))
+        log.info("started worker process [%d]", process.pid)
+        return worker
+
+    def _pick(self) -> _Worker | None:
+        live = [w for w in self.workers if w.process.is_alive()]
+        if not live:
+            return None
+        # ready workers first (a starting one would keep the client waiting for its model to load), then the one
+        # with fewest open connections, then the one given fewest so far, so that ties rotate
+        return min(live, key=lambda w: (not w.ready, w.connections, w.given))
+
+    def _accept(self, listener: socket.socket) -> None:
+        for _ in range(64):
+            try:
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. out of descriptors: keep serving the connections we have
+                log.warning("accept failed: %s", exc)
+                return
+            with conn:
+                worker = self._pick()
+                if worker is None:
+                    continue
+                try:
+                    socket.send_fds(worker.channel, [b"f"], [conn.fileno()])
+                except OSError as exc:
+                    log.warning("could not hand a connection to worker %d: %s", worker.process.pid, exc)
+                    continue
+                worker.connections += 1
+                worker.given += 1
+
+    def _on_channel(self, worker: _Worker) -> None:
+        try:
+            data = worker.channel.recv(16)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            # the worker is exiting; its sentinel reports the exit
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(worker.channel)
+            return
+        if data == CLOSED:
+            worker.connections = max(0, worker.connections - 1)
+        elif data == READY and not worker.ready:
+            worker.ready = True
+            log.info("worker process [%d] is taking connections", worker.process.pid)
+            if self.listener is not None and not self.accepting and all(w.ready for w in self.workers):
+                # the first connections wait until every worker has its model, or they would all go to the first
+                self.selector.register(self.listener, selectors.EVENT_READ, ("listen", None))
+                self.accepting = True
+
+    def _on_exit(self, worker: _Worker) -> None:
+        for key in (worker.channel, worker.process.sentinel):
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(key)
+        worker.channel.close()
+        worker.process.join(timeout=1)
+        self.workers.remove(worker)
+        if self.stopping:
+            return
+        if not worker.ready:
+            # it died while starting: a replacement would fail the same way, forever
+            self.failure = f"worker process [{worker.process.pid}] exited with {worker.process.exitcode} while starting"
+            log.error("%s: stopping", self.failure)
+            self.stopping = True
+            return
+        log.error("worker process [%s] exited with %s: starting a new one", worker.process.pid,
+                  worker.process.exitcode)
+        self.workers.append(self._start_worker())
+
+    def run(self, listener: socket.socket) -> int:
+        """Serve until SIGINT or SIGTERM, then stop the workers gracefully; the exit status (0: stopped)."""
+        wake_r, wake_w = socket.socketpair()
+        wake_w.setblocking(False)
+        previous_wakeup = signal.set_wakeup_fd(wake_w.fileno())
+        handlers = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        listener.setblocking(False)
+        self.listener = listener
+        try:
+            self.selector.register(wake_r, selectors.EVENT_READ, ("wake", None))
+            self.workers = [self._start_worker() for _ in range(self.n_workers)]
+            while not self.stopping:
+                for key, _ in self.selector.select():
+                    kind, worker = key.data
+                    if kind == "listen":
+                        self._accept(listener)
+                    elif kind == "channel":
+                        self._on_channel(worker)
+                    elif kind == "exit":
+                        self._on_exit(worker)
+                    else:
+                        with contextlib.suppress(OSError):
+                            wake_r.recv(512)
+        finally:
+            self.stopping = True
+            if self.accepting:
+                self.selector.unregister(listener)
+            listener.close()
+            self._stop_workers()
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+            signal.set_wakeup_fd(previous_wakeup)
+            wake_r.close()
+            wake_w.close()
+        return 0 if self.failure is None else 1
+
+    def _stop(self, signum: int, frame: object) -> None:
+        log.info("received %s: stopping the workers", signal.Signals(signum).name)
+        self.stopping = True
+
+    def _stop_workers(self, timeout: float = 30.0) -> None:
+        for worker in self.workers:
+            if worker.process.is_alive() and worker.process.pid is not None:
+                # SIGTERM: uvicorn finishes the requests in flight, then exits
+                os.kill(worker.process.pid, signal.SIGTERM)
+        for worker in self.workers:
+            worker.process.join(timeout)
+            if worker.process.is_alive():
+                log.error("worker process [%d] did not stop in %.0f s: killing it", worker.process.pid, timeout)
+                worker.process.kill()
+                worker.process.join()
+            worker.channel.close()
+        self.workers = []
+
+
+def run_workers(config_kwargs: dict[str, Any], workers: int) -> int:
+    """Bind ``host``/``port`` of ``config_kwargs`` and serve them with ``workers`` balanced uvicorn workers until
+    SIGINT/SIGTERM; the exit status."""
+    config = uvicorn.Config(**config_kwargs)  # configures uvicorn's logging in this process too
+    listener = config.bind_socket()
+    # uvicorn leaves listen() to the event loop's create_server; here nobody else calls it
+    listener.listen(config.backlog)
+    log.info("balancing connections over %d workers [main process %d]", workers, os.getpid())
+    status = Balancer(config_kwargs, workers).run(listener)
+    log.info("stopped [main process %d]", os.getpid())
+    sys.stdout.flush()
+    return status
