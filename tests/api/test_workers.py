@@ -97,8 +97,8 @@ def balanced_server(demo_models_dir: Path) -> Iterator[tuple[str, int, subproces
                 proc.wait(timeout=10)
 
 
-def test_connections_spread_evenly_and_a_dead_worker_is_replaced(
-    balanced_server: tuple[str, int, subprocess.Popen[bytes]], demo_model  # type: ignore[no-untyped-def]
+def test_connections_spread_evenly_and_a_dead_worker_is_replaced(  # type: ignore[no-untyped-def]
+    balanced_server: tuple[str, int, subprocess.Popen[bytes]], demo_model
 ) -> None:
     base, port, proc = balanced_server
     main = psutil.Process(proc.pid)
