@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from fastapi import Response
 
 from legalsearch.api.schemas import ErrorResponse, finite
@@ -17,12 +17,10 @@ def json_response(body: dict[str, Any]) -> Response:
 
     The hot routes declare ``response_model`` for the OpenAPI description (and tests validate answers against
     it) but assemble plain dicts: building, validating and dumping ~50 pydantic objects per answer cost more
-    than the ranking of a recommendation.
+    than the ranking of a recommendation. orjson writes the same compact UTF-8 JSON as ``json.dumps`` several times
+    faster; scores are made finite before (``finite``), since orjson would write NaN as null.
     """
-    return Response(
-        json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8"),
-        media_type="application/json",
-    )
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 def keywords_json(keywords: Iterable[Keyword]) -> list[dict[str, Any]]:
