@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
-from legalsearch.api.deps import ModelDep, SettingsDep, check_text_length
+from legalsearch.api.deps import app_settings, check_text_length, served_model
 from legalsearch.api.routes import errors, json_response, keywords_json
 from legalsearch.api.schemas import (
     RecommendRequest,
@@ -24,12 +24,13 @@ router = APIRouter(tags=["recommendations"])
     summary="Documents related to seed documents, a text, or keywords",
     responses=errors(400, 401, 404, 413, 503),
 )
-async def post_recommend(body: RecommendRequest, model: ModelDep, settings: SettingsDep) -> Response:
+async def post_recommend(body: RecommendRequest, request: Request) -> Response:
     """Recommend documents. Give exactly one of `positive` (with optional `negative`), `text`, `keywords`.
 
     Seeds and `exclude` ids never come back; unknown seed ids are listed in `ignored_ids`; when no positive
     id is known the answer is 404. Empty or stopword-only text gives 422.
     """
+    model, settings = served_model(request), app_settings(request)
     if body.text is not None:
         check_text_length(settings, "text", body.text)
         if not body.text.strip():

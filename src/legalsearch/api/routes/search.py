@@ -6,10 +6,10 @@ import json
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
-from legalsearch.api.deps import ModelDep, SettingsDep, check_text_length
+from legalsearch.api.deps import app_settings, check_text_length, served_model
 from legalsearch.api.routes import errors, json_response, keywords_json
 from legalsearch.api.schemas import (
     MAX_K,
@@ -50,8 +50,7 @@ def _parse_filters(raw: str | None) -> dict[str, FilterSpec]:
     responses=errors(401, 413, 503),
 )
 async def get_search(
-    model: ModelDep,
-    settings: SettingsDep,
+    request: Request,
     q: Annotated[str, Query(description="The query (German).", examples=["Kündigung wegen Eigenbedarf"])],
     k: Annotated[int, Query(ge=1, le=MAX_K, description="Number of results.")] = 10,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Results to skip (stable pagination).")] = 0,
@@ -84,6 +83,7 @@ async def get_search(
     ] = "hybrid",
 ) -> Response:
     """Search documents. Matched terms are wrapped in `<mark>…</mark>` in the (HTML-escaped) snippets."""
+    model, settings = served_model(request), app_settings(request)
     check_text_length(settings, "q", q)
     spec: dict[str, FilterSpec] = _parse_filters(filters)
     for name, values in (("type", type), ("law", law), ("court", court)):
