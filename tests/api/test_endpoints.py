@@ -425,3 +425,23 @@ def test_answers_validate_against_their_response_models(
     assert parsed.model_dump(mode="json") == r.json()
     items = r.json().get("results") or r.json().get("hits") or r.json().get("similar")
     assert items, f"{path} gave no results to check"
+
+
+def test_a_swap_freezes_the_heap_and_the_old_model_is_collected(models_copy: Path) -> None:
+    import gc
+    import weakref
+
+    from legalsearch.api.state import ModelHolder
+
+    holder = ModelHolder(models_copy)
+    assert holder.refresh(force=True).changed
+    # the loaded model sits out of the cyclic collector's reach: a full collection no longer walks it
+    assert gc.get_freeze_count() > 0
+    first = weakref.ref(holder.model)
+    for version in ("20990101-000000-aaaaaa", "20990101-000000-bbbbbb"):
+        copy_version(models_copy, version)
+        point_current(models_copy, version)
+        assert holder.refresh(force=False).changed
+    # each swap unfreezes and collects first: a replaced model does not stay frozen forever
+    assert first() is None
+    gc.unfreeze()
