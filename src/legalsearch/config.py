@@ -127,6 +127,10 @@ class IndexConfig:
     hnsw_m: int = setting(32, "HNSW graph degree.")
     hnsw_ef_construction: int = setting(80, "HNSW build-time search depth.")
     hnsw_ef_search: int = setting(128, "HNSW query-time search depth.")
+    precomputed_neighbours: int = setting(
+        64, "Nearest documents stored per document at training, so that /recommend for one seed document reads "
+        "them instead of searching the index; 0 stores none."
+    )
     ivf_nlist: int = setting(0, "IVF lists; 0 means 4 * sqrt(n).")
     ivf_nprobe: int = setting(16, "IVF lists searched per query.")
     pq_m: int = setting(0, "Product-quantisation subvectors; 0 means vector_size / 4.")

@@ -20,6 +20,7 @@ from legalsearch.index import LoadedIndex, load_index
 from legalsearch.keywords import DocumentKeywords, KeywordModel, PhraseModel
 from legalsearch.lexical import LexicalIndex, load_lexical_index
 from legalsearch.model import load_array, resolve_model_dir, verify_model
+from legalsearch.neighbours import NeighbourTable
 from legalsearch.pipeline import DOCVECTORS_FILE, LEXICAL_DIR, PHRASES_FILE, THESAURUS_DIR, VOCABULARY_FILE
 from legalsearch.snippets import SnippetIndex
 from legalsearch.text import Preprocessor
@@ -50,6 +51,8 @@ class Model:
     snippets: SnippetIndex | None = None
     #: extra word2vec models with other seeds, for the intersection method (empty when not trained)
     thesaurus: tuple[KeyedVectors, ...] = ()
+    #: each document's nearest documents (None for models trained without them)
+    neighbours: NeighbourTable | None = None
 
     @property
     def version(self) -> str:
@@ -89,6 +92,7 @@ class Model:
             thesaurus=tuple(
                 load_vectors(sub, mmap=mmap) for sub in sorted((folder / THESAURUS_DIR).glob("seed-*"))
             ),
+            neighbours=NeighbourTable.load(folder, int(docvectors.shape[0]), mmap=mmap),
         )
         model._check_counts()
         log.info("loaded model %s (%d documents)", model.version, len(model.documents))

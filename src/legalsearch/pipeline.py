@@ -30,10 +30,11 @@ from legalsearch.docvectors import document_vectors
 from legalsearch.embeddings import save_vectors, thesaurus_seeds, train_seed_variants, train_word2vec
 from legalsearch.errors import CorpusError
 from legalsearch.expansion import build_expansions, save_expansions
-from legalsearch.index import build_index, choose_index_type, write_index
+from legalsearch.index import build_index, choose_index_type, load_index, write_index
 from legalsearch.keywords import PhraseModel, extract_keywords, iter_token_lines, learn_phrases
 from legalsearch.lexical import build_lexical_index, save_lexical_index
 from legalsearch.model import ModelWriter
+from legalsearch.neighbours import precompute_neighbours
 from legalsearch.snippets import index_snippets
 from legalsearch.text import Preprocessor, split_groups
 from legalsearch.types import Document
@@ -339,6 +340,13 @@ def train(
             index = build_index(vectors, config.index)
             write_index(index, [d.id for d in documents], out)
             count[0] = len(documents)
+
+        if config.index.precomputed_neighbours > 0:
+            with timer.stage("neighbours", "documents") as count:
+                # the index as written and as the server reads it, so that the table answers what a search would
+                width = config.index.precomputed_neighbours
+                precompute_neighbours(load_index(out, mmap=False), vectors, width).save(out)
+                count[0] = len(documents)
 
         with timer.stage("lexical", "documents") as count:
             lexical = build_lexical_index(
