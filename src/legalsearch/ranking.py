@@ -20,7 +20,7 @@ from legalsearch.engine import Model
 from legalsearch.errors import EmptyQueryError, InvalidRequestError, UnknownDocumentError
 from legalsearch.index import search_index
 from legalsearch.keywords import PHRASE_JOINER
-from legalsearch.snippets import make_snippet, wanted_terms
+from legalsearch.snippets import make_snippets, wanted_ids
 from legalsearch.text import split_groups
 from legalsearch.types import Keyword, Recommendation, SearchHit, SimilarTerm
 
@@ -98,18 +98,24 @@ def _request_ids(model: Model, request: Mapping[str, float]) -> dict[int, float]
     return {index[t]: w for t, w in request.items() if t in index}
 
 
-def _explain(model: Model, row: int, request_ids: Mapping[int, float], limit: int = 8) -> tuple[Keyword, ...]:
-    """The keywords a document shares with the request, weighted by both sides, best first."""
-    dk = model.doc_keywords
-    lo, hi = int(dk.indptr[row]), int(dk.indptr[row + 1])
+def _explain(model: Model, rows: Sequence[int], request_ids: Mapping[int, float], limit: int = 8) -> (
+    list[tuple[Keyword, ...]]
+):
+    """Per row, the keywords the document shares with the request, weighted by both sides, best first."""
+    found = model.doc_keywords.rows(rows)
     vocabulary = model.keyword_model.vocabulary
-    shared = [
-        Keyword(vocabulary[t], round(w * request_ids[t], 6))
-        for t, w in zip(dk.terms[lo:hi].tolist(), dk.weights[lo:hi].tolist(), strict=True)
-        if t in request_ids
-    ]
-    shared.sort(key=lambda k: (-k.weight, k.term))
-    return tuple(shared[:limit])
+    out: list[tuple[Keyword, ...]] = []
+    for r in range(len(rows)):
+        lo, hi = found.bounds[r], found.bounds[r + 1]
+        shared: list[tuple[float, str]] = []
+        for t, w in zip(found.terms[lo:hi], found.weights[lo:hi], strict=True):
+            q = request_ids.get(t)
+            if q is not None:
+                shared.append((round(w * q, 6), vocabulary[t]))
+        shared.sort(key=lambda wt: (-wt[0], wt[1]))
+        # Keywords only for those returned: a frozen dataclass costs a microsecond to build
+        out.append(tuple(Keyword(t, w) for w, t in shared[:limit]))
+    return out
 
 
 @dataclass(frozen=True)
@@ -118,24 +124,34 @@ class _Marked:
 
     terms: frozenset[str]
     ids: dict[int, str]
-    mask: np.ndarray | None
+    #: sorted lexical term ids (``wanted_ids``); None for a model without snippet index
+    wanted: np.ndarray | None
 
 
 def _marked(model: Model, terms: Iterable[str]) -> _Marked:
     wanted = frozenset(terms)
     vocab = model.lexical.vocab
     ids = {vocab[t]: t for t in wanted if t in vocab}
-    mask = wanted_terms(model.lexical.n_terms, ids) if model.snippets is not None else None
-    return _Marked(wanted, ids, mask)
+    return _Marked(wanted, ids, wanted_ids(ids) if model.snippets is not None else None)
 
 
-def _snippet(model: Model, row: int, text: str, marked: _Marked, chars: int) -> tuple[str, tuple[str, ...]]:
-    """A result's snippet and the query terms it matched: from the snippet index, or by tokenizing the text
+@dataclass(frozen=True)
+class _Snippet:
+    html: str
+    matched: tuple[str, ...]
+
+
+def _snippets(model: Model, rows: Sequence[int], texts: Sequence[str], marked: _Marked, chars: int) -> (
+    list[_Snippet]
+):
+    """Results' snippets and the query terms each matched: from the snippet index, or by tokenizing the texts
     for models trained before the index existed."""
-    if model.snippets is None or marked.mask is None:
-        return snippet(model, text, marked.terms, chars)
-    found = make_snippet(model.snippets, row, text, marked.mask, chars)
-    return found.html, tuple(sorted(marked.ids[i] for i in found.matched))
+    if model.snippets is None or marked.wanted is None:
+        return [_Snippet(*snippet(model, text, marked.terms, chars)) for text in texts]
+    return [
+        _Snippet(found.html, tuple(sorted(marked.ids[i] for i in found.matched)))
+        for found in make_snippets(model.snippets, rows, texts, marked.wanted, chars)
+    ]
 
 
 _WORD = re.compile(r"\w[\w-]*")
@@ -211,8 +227,7 @@ def _collapse(model: Model, rows: Sequence[int]) -> list[int]:
     """Keep the first of each group of near-identical texts (same fingerprint, see docstore)."""
     seen: set[int] = set()
     kept: list[int] = []
-    for row in rows:
-        fingerprint = int(model.documents.text_hashes[row])
+    for row, fingerprint in zip(rows, model.documents.text_hashes[rows].tolist(), strict=True):
         if fingerprint not in seen:
             seen.add(fingerprint)
             kept.append(row)
@@ -250,9 +265,11 @@ def recommend(
         query = np.asarray(model.docvectors[pos_rows], dtype=np.float32).mean(axis=0)
         if neg_rows:
             query = query - 0.5 * np.asarray(model.docvectors[neg_rows], dtype=np.float32).mean(axis=0)
-        for row in pos_rows:
-            for kw in model.doc_keywords.of(row, model.keyword_model.vocabulary):
-                request[kw.term] = request.get(kw.term, 0.0) + kw.weight / len(pos_rows)
+        seeds = model.doc_keywords.rows(pos_rows)
+        vocabulary = model.keyword_model.vocabulary
+        for t, w in zip(seeds.terms, seeds.weights, strict=True):
+            term = vocabulary[t]
+            request[term] = request.get(term, 0.0) + w / len(pos_rows)
     else:
         if text is not None:
             analysis = analyze_text(model, text)
@@ -284,14 +301,16 @@ def recommend(
     chars = model.config.search.snippet_chars
     request_ids = _request_ids(model, request)
     marked = _marked(model, (p for t in request for p in t.split(PHRASE_JOINER)))
-    results = []
-    for row in page:
-        doc = model.documents.get(row)
-        snip, _ = _snippet(model, row, doc.text, marked, chars)
-        results.append(Recommendation(
-            doc_id=doc.id, score=round(scores[row], 6), title=doc.title, type=doc.type,
-            metadata=doc.metadata, snippet=snip, keywords=_explain(model, row, request_ids),
-        ))
+    # records, not Documents: a frozen dataclass per result is a cost for nothing here
+    records = [model.documents.record(row) for row in page]
+    snippets = _snippets(model, page, [r["text"] for r in records], marked, chars)
+    results = [
+        Recommendation(
+            doc_id=r["id"], score=round(scores[row], 6), title=r["title"], type=r["type"],
+            metadata=r["metadata"], snippet=snip.html, keywords=explained,
+        )
+        for row, r, snip, explained in zip(page, records, snippets, _explain(model, page, request_ids), strict=True)
+    ]
     req_kws = tuple(Keyword(t, w) for t, w in sorted(request.items(), key=lambda tw: (-tw[1], tw[0]))[:20])
     return RecommendResult(tuple(results), tuple(ignored), model.version, req_kws)
 
@@ -452,18 +471,21 @@ def search(
         model, set(analysis.tokens) | {p for e in expanded for p in e.term.split(PHRASE_JOINER)}
     )
     request_ids = _request_ids(model, {kw.term: kw.weight for kw in analysis.keywords})
-    hits_out = []
-    for i in range(offset, len(ranked.rows)):
-        row = int(ranked.rows[i])
-        doc = model.documents.get(row)
-        snip, matched = _snippet(model, row, doc.text, marked_terms, cfg.snippet_chars)
-        hits_out.append(SearchHit(
-            doc_id=doc.id, score=round(float(ranked.scores[i]), 6), title=doc.title, type=doc.type,
-            metadata=doc.metadata, snippet=snip, matched_terms=matched,
-            lexical_score=round(float(ranked.lexical[i]), 6), embedding_score=round(float(ranked.embedding[i]), 6),
-            keywords=_explain(model, row, request_ids),
-        ))
-    return SearchResult(tuple(hits_out), analysis.tokens, expanded, model.version)
+    page = ranked.rows[offset:].tolist()
+    records = [model.documents.record(row) for row in page]
+    snippets = _snippets(model, page, [r["text"] for r in records], marked_terms, cfg.snippet_chars)
+    hits_out = tuple(
+        SearchHit(
+            doc_id=r["id"], score=round(score, 6), title=r["title"], type=r["type"],
+            metadata=r["metadata"], snippet=snip.html, matched_terms=snip.matched,
+            lexical_score=round(lexical, 6), embedding_score=round(embedding, 6), keywords=explained,
+        )
+        for r, snip, explained, score, lexical, embedding in zip(
+            records, snippets, _explain(model, page, request_ids), ranked.scores[offset:].tolist(),
+            ranked.lexical[offset:].tolist(), ranked.embedding[offset:].tolist(), strict=True,
+        )
+    )
+    return SearchResult(hits_out, analysis.tokens, expanded, model.version)
 
 
 def similar_terms(model: Model, term: str, k: int = 10, intersection: bool = False) -> list[SimilarTerm]:

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import html
 import logging
+import re
+import threading
 from array import array
-from collections.abc import Iterable, Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from legalsearch.errors import ArtifactError
+from legalsearch.keywords import csr_rows
 from legalsearch.model import load_array
 from legalsearch.text import Preprocessor
 
@@ -111,46 +115,116 @@ def wanted_terms(n_terms: int, term_ids: Iterable[int]) -> np.ndarray:
     return mask
 
 
+def wanted_ids(term_ids: Iterable[int]) -> np.ndarray:
+    """A request's terms as the sorted array ``make_snippets`` takes: a vocabulary-wide mask per request cost
+    more (a fresh 350 kB allocation) than looking the few terms up by binary search."""
+    return np.unique(np.fromiter(term_ids, dtype=np.int64))
+
+
 def make_snippet(index: SnippetIndex, row: int, text: str, wanted: np.ndarray, chars: int) -> Snippet:
-    """The ``chars`` long passage of ``text`` with most wanted terms (``wanted_terms``), those marked; the lead
-    when none occurs."""
-    lo, hi = int(index.indptr[row]), int(index.indptr[row + 1])
-    terms = index.terms[lo:hi]
-    picked = np.flatnonzero(wanted[terms])
-    if picked.size == 0:
-        return Snippet(html.escape(text[:chars] + ("…" if len(text) > chars else "")), frozenset())
-    matched = frozenset(terms[picked].tolist())
-    # a handful of matches per document: plain Python from here beats a dozen small numpy calls
-    spans: list[tuple[int, int]] = []
-    previous = -1
-    for s, e in zip(index.starts[lo:hi][picked].tolist(), index.ends[lo:hi][picked].tolist(), strict=True):
-        # one word can produce several wanted terms (a compound and its parts): mark it once; positions are
-        # in text order, so repeats are neighbours
-        if s != previous:
-            spans.append((s, e))
-            previous = s
-    # the first start whose window of `chars` covers most matches (two pointers over the sorted starts)
-    best_start, best_count, j = spans[0][0], 0, 0
-    for i, (s, _) in enumerate(spans):
-        j = max(j, i)
-        while j < len(spans) and spans[j][0] < s + chars:
-            j += 1
-        if j - i > best_count:
-            best_start, best_count = s, j - i
+    """The ``chars`` long passage of ``text`` with most wanted terms (a ``wanted_terms`` mask), those marked;
+    the lead when none occurs."""
+    return make_snippets(index, [row], [text], np.flatnonzero(wanted), chars)[0]
+
+
+_HTML_SPECIAL = re.compile("[&<>\"']")
+_SCRATCH = threading.local()
+
+
+def _scratch_mask(size: int) -> np.ndarray:
+    """An all-False boolean array of at least ``size``, one per thread and kept: allocating a mask over the
+    lexical vocabulary (350 kB) per request cost more than the lookups, and binary search did too.
+    Callers set their entries and must reset them."""
+    mask: np.ndarray | None = getattr(_SCRATCH, "mask", None)
+    if mask is None or mask.size < size:
+        mask = np.zeros(max(size, 2 * (0 if mask is None else mask.size)), dtype=bool)
+        _SCRATCH.mask = mask
+    return mask
+
+
+def make_snippets(
+    index: SnippetIndex, rows: Sequence[int], texts: Sequence[str], wanted: np.ndarray, chars: int
+) -> list[Snippet]:
+    """``make_snippet`` for several documents at once, with the wanted terms as sorted ids (``wanted_ids``).
+
+    The array work runs once for all rows: per document it was a dozen numpy calls on ~100 positions, where
+    the call overhead was most of the time.
+    """
+    if not rows:
+        return []
+    at = csr_rows(index.indptr, rows)
+    positions = at.positions
+    terms = index.terms[positions]
+    if wanted.size:
+        # a lookup table over term ids; one slot past the highest wanted id stands for every higher id
+        size = int(wanted[-1]) + 2
+        mask = _scratch_mask(size)
+        mask[wanted] = True
+        try:
+            picked = np.flatnonzero(mask[np.minimum(terms, size - 1)])
+        finally:
+            mask[wanted] = False
+    else:
+        picked = np.zeros(0, dtype=np.int64)
+    # picked positions per row: rows' matches are consecutive in `picked`
+    bounds = np.searchsorted(picked, at.bounds).tolist()
+    at_pos = positions[picked]
+    starts = index.starts[at_pos].astype(np.int64)
+    # one word can produce several wanted terms (a compound and its parts): it is marked once; positions are
+    # in text order, so repeats are neighbours
+    keep = np.ones(picked.size, dtype=bool)
+    keep[1:] = starts[1:] != starts[:-1]
+    keep[[b for b in bounds[:-1] if b < picked.size]] = True  # each row's first match
+    kept = np.flatnonzero(keep)
+    kept_bounds = np.searchsorted(kept, bounds).tolist()
+    # a kept span's window of `chars` covers the spans up to the first starting at or past start + chars; rows
+    # are kept apart by a high key, so that one binary search serves all rows
+    row_of = np.repeat(np.arange(len(rows), dtype=np.int64), np.diff(bounds))[kept]
+    starts = starts[kept]
+    keys = (row_of << 32) + starts
+    ahead = np.searchsorted(keys, keys + chars) - np.arange(kept.size)
+    covered = np.maximum(ahead, 0).tolist()
+    kept_starts = starts.tolist()
+    kept_ends = index.ends[at_pos[kept]].tolist()
+    matched_terms = terms[picked].tolist()
+    out: list[Snippet] = []
+    for r, text in enumerate(texts):
+        a, b = bounds[r], bounds[r + 1]
+        if a == b:
+            out.append(Snippet(html.escape(text[:chars] + ("…" if len(text) > chars else "")), frozenset()))
+            continue
+        ka, kb = kept_bounds[r], kept_bounds[r + 1]
+        counts = covered[ka:kb]
+        # the first start whose window covers most matches
+        best_start = kept_starts[ka + counts.index(max(counts))]
+        out.append(Snippet(
+            _window(text, kept_starts[ka:kb], kept_ends[ka:kb], best_start, chars),
+            frozenset(matched_terms[a:b]),
+        ))
+    return out
+
+
+def _window(text: str, starts: list[int], ends: list[int], best_start: int, chars: int) -> str:
+    """The escaped passage around ``best_start`` with the spans inside it marked."""
     start = max(0, best_start - chars // 4)
     if start > 0:
         # begin at a word boundary
         space = text.rfind(" ", 0, start)
         start = space + 1 if space >= 0 else start
     end = min(len(text), start + chars)
+    # most passages hold nothing to escape: one scan saves an html.escape per piece (str is a no-op here)
+    escape: Callable[[str], str] = html.escape if _HTML_SPECIAL.search(text, start, end) else str
     out = ["…" if start > 0 else ""]
     pos = start
-    for s, e in spans:
-        if s < start or e > end or s < pos:
+    first = bisect_left(starts, start)
+    for s, e in zip(starts[first:], ends[first:], strict=True):
+        if s > end:
+            break  # spans are sorted and end after they start: none further fits
+        if e > end or s < pos:
             continue
-        out.append(html.escape(text[pos:s]))
-        out.append(f"<mark>{html.escape(text[s:e])}</mark>")
+        out.append(escape(text[pos:s]))
+        out.append(f"<mark>{escape(text[s:e])}</mark>")
         pos = e
-    out.append(html.escape(text[pos:end]))
+    out.append(escape(text[pos:end]))
     out.append("…" if end < len(text) else "")
-    return Snippet("".join(out), matched)
+    return "".join(out)

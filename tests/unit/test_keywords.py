@@ -5,7 +5,14 @@ import pytest
 
 from legalsearch.config import KeywordsConfig, PhrasesConfig
 from legalsearch.errors import CorpusError
-from legalsearch.keywords import DocumentKeywords, KeywordModel, PhraseModel, extract_keywords, learn_phrases
+from legalsearch.keywords import (
+    DocumentKeywords,
+    KeywordModel,
+    PhraseModel,
+    csr_rows,
+    extract_keywords,
+    learn_phrases,
+)
 
 DOCS = [
     ["ordentliche", "kündigung", "mietvertrag", "vermieter", "berechtigt", "interesse"],
@@ -68,3 +75,21 @@ def test_weigh_matches_document_weights_and_round_trips(tmp_path: Path) -> None:
     result.documents.save(tmp_path)
     again = DocumentKeywords.load(tmp_path)
     assert again.of(2, loaded.vocabulary) == result.documents.of(2, result.model.vocabulary)
+
+
+def test_rows_gathers_several_rows_like_one_at_a_time() -> None:
+    kws = DocumentKeywords(
+        np.array([0, 2, 2, 5], dtype=np.int64),
+        np.array([4, 1, 0, 3, 2], dtype=np.int32),
+        np.array([0.5, 0.25, 0.75, 0.125, 0.0625], dtype=np.float32),
+    )
+    vocabulary = ["a", "b", "c", "d", "e"]
+    found = kws.rows([2, 1, 0, 2])
+    assert found.bounds == [0, 3, 3, 5, 8]
+    for r, row in enumerate([2, 1, 0, 2]):
+        lo, hi = found.bounds[r], found.bounds[r + 1]
+        assert [(vocabulary[t], w) for t, w in zip(found.terms[lo:hi], found.weights[lo:hi], strict=True)] == [
+            (k.term, k.weight) for k in kws.of(row, vocabulary)
+        ]
+    assert csr_rows(kws.indptr, []).bounds == [0]
+    assert csr_rows(kws.indptr, []).positions.size == 0

@@ -5,7 +5,15 @@ import pytest
 
 from legalsearch.config import PreprocessConfig
 from legalsearch.errors import ArtifactError
-from legalsearch.snippets import SnippetIndex, head_chars, index_snippets, make_snippet, wanted_terms
+from legalsearch.snippets import (
+    SnippetIndex,
+    head_chars,
+    index_snippets,
+    make_snippet,
+    make_snippets,
+    wanted_ids,
+    wanted_terms,
+)
 from legalsearch.text import Preprocessor
 
 FILLER = "Dieser Satz handelt von anderen Dingen wie Gebäuden und Straßen. "
@@ -98,3 +106,16 @@ def test_round_trip_and_damage(built: tuple[SnippetIndex, dict[str, int]], tmp_p
     (tmp_path / "snippets_ends.npy").write_bytes(b"garbage")
     with pytest.raises(ArtifactError, match="unreadable"):
         SnippetIndex.load(tmp_path)
+
+
+def test_batched_snippets_equal_one_at_a_time(built: tuple[SnippetIndex, dict[str, int]]) -> None:
+    index, vocab = built
+    ids = {vocab["kündigung"], vocab["vermieter"], vocab["widerspruch"], vocab["§573@bgb"]}
+    # row 2 matches nothing: first, in the middle and last of a batch
+    rows = [2, 1, 0, 2, 3, 2]
+    for chars in (30, 80, 500):
+        batch = make_snippets(index, rows, [TEXTS[r] for r in rows], wanted_ids(ids), chars)
+        single = [make_snippet(index, r, TEXTS[r], wanted_terms(len(vocab), ids), chars) for r in rows]
+        assert batch == single
+    assert make_snippets(index, [], [], wanted_ids(ids), 80) == []
+    assert all(s.matched == frozenset() for s in make_snippets(index, [0, 1], TEXTS[:2], wanted_ids(()), 80))
