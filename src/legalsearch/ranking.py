@@ -18,6 +18,7 @@ from legalsearch.docvectors import text_vector
 from legalsearch.embeddings import similar_terms as _similar_terms
 from legalsearch.engine import Model
 from legalsearch.errors import EmptyQueryError, InvalidRequestError, UnknownDocumentError
+from legalsearch.expansion import Neighbours
 from legalsearch.index import search_index
 from legalsearch.keywords import PHRASE_JOINER
 from legalsearch.snippets import make_snippets, wanted_ids
@@ -321,40 +322,81 @@ def warm_up(model: Model) -> None:
     _ = model.keyword_terms
 
 
-def expand_terms(model: Model, terms: Sequence[str]) -> list[ExpandedTerm]:
-    """Related terms for query terms, weighted by similarity, restricted to the keyword vocabulary.
+@dataclass(frozen=True)
+class _Candidate:
+    """An expansion of one query term that passed the filters depending only on the model, with the parts of
+    it that may join the lexical query (in enough documents, not in too many)."""
 
-    Neighbours come from the model's expansion table (computed at training time for frequent words).
-    """
+    expanded: ExpandedTerm
+    parts: tuple[str, ...]
+
+
+#: per model, each query term's expansion candidates: the table lookups, similarity threshold and document
+#: frequency checks were ~15% of a search and depend on nothing but the term
+_EXPANSIONS: WeakKeyDictionary[Model, dict[str, tuple[_Candidate, ...]]] = WeakKeyDictionary()
+_EXPANSION_MEMO_LIMIT = 200_000
+
+
+def _candidates(model: Model, term: str, found: Neighbours) -> tuple[_Candidate, ...]:
     cfg = model.config.search
-    if cfg.expansion_terms <= 0:
+    words = model.vectors.index_to_key
+    max_df = cfg.expansion_max_df * model.lexical.n_docs
+    out: list[_Candidate] = []
+    taken = 0
+    # one spare neighbour per term, since a term is its own nearest neighbour
+    for row, sim in zip(found.rows[: cfg.expansion_terms + 1].tolist(),
+                        found.similarities[: cfg.expansion_terms + 1].tolist(), strict=True):
+        if row < 0:
+            break
+        word = words[row]
+        if word == term:
+            continue
+        if taken >= cfg.expansion_terms:
+            break
+        taken += 1
+        if sim < cfg.expansion_min_similarity:
+            continue
+        # very common expansions (e.g. 'vertrag') add noise to every candidate, not recall
+        parts = tuple(p for p in word.split(PHRASE_JOINER) if 0 < model.lexical.document_frequency(p) <= max_df)
+        out.append(_Candidate(ExpandedTerm(word, term, round(sim, 4), round(cfg.expansion_weight * sim, 4)), parts))
+    return tuple(out)
+
+
+def _expand(model: Model, terms: Sequence[str]) -> list[_Candidate]:
+    """``expand_terms`` with each expansion's lexical parts."""
+    if model.config.search.expansion_terms <= 0:
         return []
     kv = model.vectors
     sources = [t for t in dict.fromkeys(terms) if t in kv.key_to_index]
     if not sources:
         return []
+    memo = _EXPANSIONS.get(model)
+    if memo is None or len(memo) > _EXPANSION_MEMO_LIMIT:
+        memo = {}
+        _EXPANSIONS[model] = memo
+    if any(t not in memo for t in sources):
+        # all sources in one call, as before the memo: rarer words' neighbours are computed per batch
+        for term, found in zip(sources, model.expansions.neighbours([kv.key_to_index[t] for t in sources]),
+                               strict=True):
+            if term not in memo:
+                memo[term] = _candidates(model, term, found)
     seen = set(terms)
-    out: list[ExpandedTerm] = []
-    words = kv.index_to_key
-    for term, found in zip(sources, model.expansions.neighbours([kv.key_to_index[t] for t in sources]),
-                           strict=True):
-        taken = 0
-        # one spare neighbour per term, since a term is its own nearest neighbour
-        for row, sim in zip(found.rows[: cfg.expansion_terms + 1].tolist(),
-                            found.similarities[: cfg.expansion_terms + 1].tolist(), strict=True):
-            if row < 0:
-                break
-            word = words[row]
-            if word == term:
-                continue
-            if taken >= cfg.expansion_terms:
-                break
-            taken += 1
-            if sim < cfg.expansion_min_similarity or word in seen:
-                continue
-            seen.add(word)
-            out.append(ExpandedTerm(word, term, round(sim, 4), round(cfg.expansion_weight * sim, 4)))
+    out: list[_Candidate] = []
+    for term in sources:
+        for candidate in memo[term]:
+            word = candidate.expanded.term
+            if word not in seen:
+                seen.add(word)
+                out.append(candidate)
     return out
+
+
+def expand_terms(model: Model, terms: Sequence[str]) -> list[ExpandedTerm]:
+    """Related terms for query terms, weighted by similarity, restricted to the keyword vocabulary.
+
+    Neighbours come from the model's expansion table (computed at training time for frequent words).
+    """
+    return [c.expanded for c in _expand(model, terms)]
 
 
 def query_term_weights(tokens: Sequence[str], scheme: str) -> dict[str, float]:
@@ -374,6 +416,37 @@ def query_term_weights(tokens: Sequence[str], scheme: str) -> dict[str, float]:
 def _zscore(values: np.ndarray) -> np.ndarray:
     std = float(values.std())
     return (values - float(values.mean())) / std if std > 0 else np.zeros_like(values)
+
+
+#: every this many rows one goes into the sample that estimates the score threshold of a lexical top list
+_SAMPLE_STEP = 16
+
+
+def _top_rows(scores: np.ndarray, pool: int) -> np.ndarray:
+    """The rows of the ``pool`` best positive scores: the set an argpartition over all rows picks.
+
+    A question's scores are positive for half the corpus; partitioning all of them (and negating the array
+    first) was ~10% of a search. Instead a threshold from a sample of every 16th row leaves a few hundred
+    candidates. Where rows tied at the cut would make the choice among them arbitrary, the full argpartition
+    decides, as before.
+    """
+    n = scores.shape[0]
+    sample = scores[::_SAMPLE_STEP]
+    # twice the share of the pool in the sample: usually ~2 * pool rows score at least that
+    want = 2 * pool // _SAMPLE_STEP + 1
+    if pool < n and want < sample.size:
+        threshold = float(np.partition(sample, sample.size - want)[sample.size - want])
+        if threshold > 0:
+            candidates = np.flatnonzero(scores >= threshold)
+            if candidates.size >= pool:
+                values = scores[candidates]
+                best = np.argpartition(-values, pool - 1)[:pool]
+                cut = values[best].min()
+                if np.count_nonzero(values == cut) == np.count_nonzero(values[best] == cut):
+                    return candidates[best].astype(np.int64)
+    top = np.argpartition(-scores, min(pool, n - 1))[:pool]
+    top_scores = scores[top]
+    return top[np.isfinite(top_scores) & (top_scores > 0)].astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -403,16 +476,15 @@ def rank(
         raise InvalidRequestError(f"unknown search mode {mode!r}")
     cfg = model.config.search
     analysis = analyze_text(model, query)
-    expanded = tuple(expand_terms(model, analysis.phrased)) if expand else ()
+    candidates = _expand(model, analysis.phrased) if expand else []
+    expanded = tuple(c.expanded for c in candidates)
     empty = np.zeros(0, dtype=np.float64)
     none = Ranking(np.zeros(0, dtype=np.int64), empty, empty, empty, analysis, expanded)
     lex_terms = query_term_weights(analysis.tokens, cfg.query_term_weighting)
-    max_df = cfg.expansion_max_df * model.lexical.n_docs
-    for e in expanded:
-        for part in e.term.split(PHRASE_JOINER):
-            # very common expansions (e.g. 'vertrag') add noise to every candidate, not recall
-            if part not in lex_terms and 0 < model.lexical.document_frequency(part) <= max_df:
-                lex_terms[part] = e.weight
+    for c in candidates:
+        for part in c.parts:
+            if part not in lex_terms:
+                lex_terms[part] = c.expanded.weight
     # expansions stay out of the query vector: on the tune half they did not help the embedding side
     emb_terms = {kw.term: kw.weight for kw in analysis.keywords}
     allowed = _allowed_rows(model, filters, ())
@@ -430,9 +502,7 @@ def rank(
         lex_scores_ranked = lex_scores
     found: list[np.ndarray] = []
     if mode != "embedding":
-        top = np.argpartition(-lex_scores_ranked, min(pool, n - 1))[:pool]
-        top_scores = lex_scores_ranked[top]
-        found.append(top[np.isfinite(top_scores) & (top_scores > 0)].astype(np.int64))
+        found.append(_top_rows(lex_scores_ranked, pool))
     qvec = text_vector(emb_terms, model.vectors)
     if mode != "lexical" and float(np.linalg.norm(qvec)) > 0:
         hits = search_index(model.index, qvec[None, :], pool, allowed_rows=allowed)

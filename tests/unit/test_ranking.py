@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+from legalsearch.ranking import ExpandedTerm, _top_rows, expand_terms
+
+
+def _reference(scores: np.ndarray, pool: int) -> set[int]:
+    # what rank() did before the sampled threshold: an argpartition over every row
+    n = scores.shape[0]
+    top = np.argpartition(-scores, min(pool, n - 1))[:pool]
+    top_scores = scores[top]
+    return set(top[np.isfinite(top_scores) & (top_scores > 0)].tolist())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_top_rows_pick_the_same_set_as_a_full_argpartition(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 20_000
+    for pool in (1, 10, 200, 999):
+        # half the rows unmatched, the rest continuous, coarse (many ties at any cut), or filtered out
+        scores = np.where(rng.random(n) < 0.5, 0.0, rng.gamma(2.0, 1.0, n)).astype(np.float32)
+        coarse = np.round(scores, 1)
+        filtered = scores.copy()
+        filtered[rng.random(n) < 0.3] = -np.inf
+        few = np.zeros(n, dtype=np.float32)
+        few[rng.choice(n, pool // 2 + 1, replace=False)] = 1.5
+        for s in (scores, coarse, filtered, few, np.zeros(n, dtype=np.float32)):
+            got = _top_rows(s, pool)
+            assert got.dtype == np.int64
+            assert len(set(got.tolist())) == got.size
+            assert set(got.tolist()) == _reference(s, pool)
+
+
+def test_top_rows_with_a_pool_as_large_as_the_collection() -> None:
+    scores = np.array([0.0, 2.0, -np.inf, 1.0], dtype=np.float32)
+    assert sorted(_top_rows(scores, 4).tolist()) == [1, 3]
+
+
+def _expand_reference(model, terms: list[str]) -> list[ExpandedTerm]:  # type: ignore[no-untyped-def]
+    # expand_terms as it was before the per-model memo: every filter per request
+    cfg = model.config.search
+    kv = model.vectors
+    sources = [t for t in dict.fromkeys(terms) if t in kv.key_to_index]
+    seen = set(terms)
+    out = []
+    for term, found in zip(sources, model.expansions.neighbours([kv.key_to_index[t] for t in sources]), strict=True):
+        taken = 0
+        for row, sim in zip(found.rows[: cfg.expansion_terms + 1].tolist(),
+                            found.similarities[: cfg.expansion_terms + 1].tolist(), strict=True):
+            if row < 0:
+                break
+            word = kv.index_to_key[row]
+            if word == term:
+                continue
+            if taken >= cfg.expansion_terms:
+                break
+            taken += 1
+            if sim < cfg.expansion_min_similarity or word in seen:
+                continue
+            seen.add(word)
+            out.append(ExpandedTerm(word, term, round(sim, 4), round(cfg.expansion_weight * sim, 4)))
+    return out
+
+
+def test_memoised_expansions_equal_the_per_request_filters(demo_model) -> None:  # type: ignore[no-untyped-def]
+    words = list(demo_model.vectors.index_to_key[:60])
+    queries = [words[:8], words[4:12], words[:8], list(reversed(words[:12])), [*words[20:30], "unbekanntwort"]]
+    expanded = 0
+    for terms in queries + queries:  # the second round answers from the memo only
+        got = expand_terms(demo_model, terms)
+        assert got == _expand_reference(demo_model, terms)
+        assert len({e.term for e in got}) == len(got)
+        assert not {e.term for e in got} & set(terms)
+        expanded += len(got)
+    assert expanded > 0
