@@ -225,16 +225,18 @@ def load_index(folder: Path, mmap: bool = True) -> LoadedIndex:
 
 def _sorted_hits(scores: np.ndarray, rows: np.ndarray, k: int) -> IndexHits:
     """Order each line by (score desc, row asc), padding (-1) last, cut to k columns."""
-    scores = np.where(rows >= 0, scores, -np.inf).astype(np.float32)
-    rows = rows.astype(np.int64)
-    nq = rows.shape[0]
-    out_s = np.full((nq, k), -np.inf, dtype=np.float32)
-    out_r = np.full((nq, k), -1, dtype=np.int64)
-    for q in range(nq):
-        # padding rows are -1 with -inf score; key on "is padding" first so they sort after real hits
-        order = np.lexsort((rows[q], -scores[q], rows[q] < 0))[:k]
-        out_s[q, : len(order)] = scores[q][order]
-        out_r[q, : len(order)] = rows[q][order]
+    rows = rows.astype(np.int64, copy=False)
+    padding = rows < 0
+    scores = np.where(padding, -np.inf, scores).astype(np.float32, copy=False)
+    # padding rows are -1 with -inf score; key on "is padding" first so they sort after real hits; all lines
+    # at once: per-line calls and fresh output arrays were a noticeable part of a recommendation
+    order = np.lexsort((rows, -scores, padding), axis=-1)[:, :k]
+    line = np.arange(rows.shape[0])[:, None]
+    out_s, out_r = scores[line, order], rows[line, order]
+    if order.shape[1] < k:
+        fill = ((0, 0), (0, k - order.shape[1]))
+        out_s = np.pad(out_s, fill, constant_values=-np.inf)
+        out_r = np.pad(out_r, fill, constant_values=-1)
     return IndexHits(scores=out_s, rows=out_r)
 
 

@@ -263,7 +263,11 @@ def recommend(
         if not pos_rows:
             raise UnknownDocumentError(list(positive))
         seed_rows = pos_rows + neg_rows
-        query = np.asarray(model.docvectors[pos_rows], dtype=np.float32).mean(axis=0)
+        if len(pos_rows) == 1:
+            # the mean of one row is that row, exactly; np.mean's overhead was a few percent of a request
+            query = np.array(model.docvectors[pos_rows[0]], dtype=np.float32)
+        else:
+            query = np.asarray(model.docvectors[pos_rows], dtype=np.float32).mean(axis=0)
         if neg_rows:
             query = query - 0.5 * np.asarray(model.docvectors[neg_rows], dtype=np.float32).mean(axis=0)
         seeds = model.doc_keywords.rows(pos_rows)

@@ -213,3 +213,17 @@ def test_hnsw_selector_path_respects_filter(tmp_path: Path, monkeypatch: pytest.
     hits = search_index(loaded, x[:20], 10, allowed_rows=allowed)
     assert all(np.isin(hits.rows_for(q), allowed).all() for q in range(20))
     assert _recall(hits.rows, allowed[_exact(x[allowed], x[:20], 10)]) >= 0.9
+
+
+def test_sorted_hits_orders_ties_by_row_and_pads_at_the_end() -> None:
+    from legalsearch.index import _sorted_hits
+
+    scores = np.array([[0.5, 0.9, 0.5, 7.0], [0.1, 0.2, 0.3, 0.4]], dtype=np.float32)
+    rows = np.array([[8, 3, 2, -1], [5, 6, 7, 9]], dtype=np.int64)
+    hits = _sorted_hits(scores, rows, 6)
+    assert hits.rows.tolist() == [[3, 2, 8, -1, -1, -1], [9, 7, 6, 5, -1, -1]]
+    assert hits.scores[0].tolist()[:3] == pytest.approx([0.9, 0.5, 0.5])
+    assert np.isneginf(hits.scores[0, 3:]).all() and np.isneginf(hits.scores[1, 4:]).all()
+    assert hits.rows.dtype == np.int64 and hits.scores.dtype == np.float32
+    cut = _sorted_hits(scores, rows, 2)
+    assert cut.rows.tolist() == [[3, 2], [9, 7]] and cut.scores.shape == (2, 2)
