@@ -21,6 +21,7 @@ from legalsearch.errors import EmptyQueryError, InvalidRequestError, UnknownDocu
 from legalsearch.expansion import Neighbours
 from legalsearch.index import search_index
 from legalsearch.keywords import PHRASE_JOINER
+from legalsearch.neighbours import seed_query
 from legalsearch.snippets import make_snippets, wanted_ids
 from legalsearch.text import split_groups
 from legalsearch.types import Keyword, Recommendation, SearchHit, SimilarTerm
@@ -263,13 +264,8 @@ def recommend(
         if not pos_rows:
             raise UnknownDocumentError(list(positive))
         seed_rows = pos_rows + neg_rows
-        if len(pos_rows) == 1:
-            # the mean of one row is that row, exactly; np.mean's overhead was a few percent of a request
-            query = np.array(model.docvectors[pos_rows[0]], dtype=np.float32)
-        else:
-            query = np.asarray(model.docvectors[pos_rows], dtype=np.float32).mean(axis=0)
-        if neg_rows:
-            query = query - 0.5 * np.asarray(model.docvectors[neg_rows], dtype=np.float32).mean(axis=0)
+        # the very query the neighbour table was searched with at training time
+        query = seed_query(model.docvectors, pos_rows, neg_rows)
         seeds = model.doc_keywords.rows(pos_rows)
         vocabulary = model.keyword_model.vocabulary
         for t, w in zip(seeds.terms, seeds.weights, strict=True):
@@ -284,10 +280,11 @@ def recommend(
             weights = {t: 1.0 for t in analysis.phrased if t in model.vectors.key_to_index}
         request = {kw.term: kw.weight for kw in analysis.keywords} or dict(weights)
         query = text_vector(weights, model.vectors)
-    norm = float(np.linalg.norm(query))
-    if norm == 0:
+        norm = float(np.linalg.norm(query))
+        if norm > 0:
+            query = (query / norm).astype(np.float32)
+    if not query.any():
         raise EmptyQueryError("none of the request's terms is known to the model")
-    query = (query / norm).astype(np.float32)
     exclude_rows = set(seed_rows) | {model.index.rows[i] for i in exclude if i in model.index.rows}
     # exclusions are dropped after the search (it over-fetches by their number): an allow-list of all other
     # rows would cost more than the search itself
@@ -296,7 +293,12 @@ def recommend(
         return RecommendResult((), tuple(ignored), model.version, ())
     want = offset + k
     fetch = want * 2 + len(exclude_rows) + 10
-    hits = search_index(model.index, query[None, :], fetch, allowed_rows=allowed)
+    table = model.neighbours
+    if table is not None and positive and len(seed_rows) == 1 and allowed is None and fetch <= table.width:
+        # one seed, no filter: the search this request would make was made at training time
+        hits = table.hits(seed_rows[0], fetch)
+    else:
+        hits = search_index(model.index, query[None, :], fetch, allowed_rows=allowed)
     hit_rows: list[int] = hits.rows[0].tolist()
     rows = [r for r in hit_rows if r >= 0 and r not in exclude_rows]
     scores = dict(zip(hit_rows, hits.scores[0].tolist(), strict=True))

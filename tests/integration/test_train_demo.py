@@ -144,19 +144,20 @@ def test_intersection_needs_seed_variants(demo_model: Model) -> None:
         similar_terms(demo_model, "kündigung", intersection=True)
 
 
-def test_a_model_from_before_the_expansion_table_and_snippet_index_answers_the_same(
+def test_a_model_from_before_the_expansion_table_snippet_index_and_neighbour_table_answers_the_same(
     demo_model: Model, demo_model_path: Path, tmp_path: Path
 ) -> None:
     old = tmp_path / demo_model_path.name
     shutil.copytree(demo_model_path, old)
     manifest = json.loads((old / "manifest.json").read_text(encoding="utf-8"))
-    for rel in [r for r in manifest["files"] if r.startswith(("expansion_", "snippets_"))]:
+    for rel in [r for r in manifest["files"] if r.startswith(("expansion_", "snippets_", "neighbours_"))]:
         (old / rel).unlink()
         del manifest["files"][rel]
     (old / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     legacy = Model.load(old)
-    assert legacy.snippets is None and legacy.expansions.precomputed == 0
+    assert legacy.snippets is None and legacy.expansions.precomputed == 0 and legacy.neighbours is None
     assert demo_model.snippets is not None and demo_model.expansions.precomputed > 0
+    assert demo_model.neighbours is not None
     query = "Der Vermieter kündigt den Mietvertrag wegen Eigenbedarfs"
     new_hits, old_hits = search(demo_model, query, k=5), search(legacy, query, k=5)
     # the table holds exactly what the per-query computation finds; snippets differ only in how they are made
@@ -165,6 +166,21 @@ def test_a_model_from_before_the_expansion_table_and_snippet_index_answers_the_s
     assert [h.score for h in new_hits.hits] == [h.score for h in old_hits.hits]
     assert all("<mark>" in h.snippet for h in new_hits.hits if h.matched_terms)
     assert sum(bool(h.matched_terms) for h in new_hits.hits) >= 3
-    seed = new_hits.hits[0].doc_id
-    a, b = recommend(demo_model, positive=[seed], k=5), recommend(legacy, positive=[seed], k=5)
-    assert [(r.doc_id, r.score, r.keywords) for r in a.results] == [(r.doc_id, r.score, r.keywords) for r in b.results]
+    # one-seed recommendations read the neighbour table; without it they search the index: same answers
+    for seed in demo_model.index.ids[::7]:
+        for options in ({"k": 5}, {"k": 10, "offset": 10}, {"k": 3, "exclude": list(demo_model.index.ids[:4])}):
+            a = recommend(demo_model, positive=[seed], **options)  # type: ignore[arg-type]
+            b = recommend(legacy, positive=[seed], **options)  # type: ignore[arg-type]
+            assert [(r.doc_id, r.score, r.keywords) for r in a.results] == [
+                (r.doc_id, r.score, r.keywords) for r in b.results
+            ]
+
+
+def test_one_seed_recommendations_from_the_neighbour_table_equal_a_search(demo_model: Model) -> None:
+    import dataclasses
+
+    searching = dataclasses.replace(demo_model, neighbours=None)
+    assert demo_model.neighbours is not None and demo_model.neighbours.width == 64
+    for seed in demo_model.index.ids:
+        a, b = recommend(demo_model, positive=[seed], k=10), recommend(searching, positive=[seed], k=10)
+        assert a == b
