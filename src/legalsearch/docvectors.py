@@ -72,9 +72,12 @@ def _keep_top(matrix: sp.csr_matrix, top_k: int) -> sp.csr_matrix:
 def text_vector(term_weights: Mapping[str, float], kv: KeyedVectors) -> np.ndarray:
     """The unit vector of a weighted bag of terms (a query, keywords); zeros when none is known."""
     vec = np.zeros(kv.vector_size, dtype=np.float32)
+    # a plain ndarray view of the (memory-mapped) vectors: numpy's memmap subclass costs microseconds per row
+    vectors = np.asarray(kv.vectors)
+    index = kv.key_to_index
     for term, weight in term_weights.items():
-        idx = kv.key_to_index.get(term)
+        idx = index.get(term)
         if idx is not None:
-            vec += weight * kv.vectors[idx]
+            vec += weight * vectors[idx]
     norm = float(np.linalg.norm(vec))
     return vec / norm if norm > 0 else vec
