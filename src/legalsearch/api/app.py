@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from legalsearch.api import metrics
-from legalsearch.api.deps import require_api_key
+from legalsearch.api.deps import API_KEY_SCHEME, api_key_scheme
 from legalsearch.api.errors import install_error_handlers
 from legalsearch.api.limits import BodyLimitMiddleware
 from legalsearch.api.routes import documents, health, models, recommend, search, terms
@@ -84,15 +86,25 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.holder = ModelHolder(settings.models_dir)
     install_error_handlers(app)
-    protected = [Depends(require_api_key)]
     app.include_router(health.router)
-    for router in (recommend.router, search.router, terms.router, documents.router, models.router):
-        app.include_router(router, dependencies=protected)
-    app.include_router(models.admin_router, dependencies=protected)
+    # these routers' routes are ProtectedRoute: they check X-API-Key themselves
+    for router in (recommend.router, search.router, terms.router, documents.router, models.router,
+                   models.admin_router):
+        app.include_router(router)
+    app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     # outermost last: metrics time everything, including bodies refused for size
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(metrics.MetricsMiddleware)
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's description plus the API-key scheme the protected routes name (no dependency declares it)."""
+    if app.openapi_schema is None:
+        schema = FastAPI.openapi(app)
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})[API_KEY_SCHEME] = api_key_scheme()
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def _package_version() -> str:

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from legalsearch.api.deps import ModelDep
+from legalsearch.api.deps import ModelDep, ProtectedRoute
 from legalsearch.api.routes import errors
 from legalsearch.api.schemas import DocumentResponse, KeywordOut
 
-router = APIRouter(tags=["documents"])
+router = APIRouter(tags=["documents"], route_class=ProtectedRoute)
 
 
 @router.get(

@@ -7,13 +7,13 @@ import asyncio
 from fastapi import APIRouter
 
 from legalsearch.api import metrics
-from legalsearch.api.deps import HolderDep, ModelDep
+from legalsearch.api.deps import HolderDep, ModelDep, ProtectedRoute
 from legalsearch.api.routes import errors
 from legalsearch.api.schemas import ModelResponse, ReloadResponse
 from legalsearch.api.state import ModelHolder, ReloadOutcome
 
-router = APIRouter(tags=["models"])
-admin_router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["models"], route_class=ProtectedRoute)
+admin_router = APIRouter(tags=["admin"], route_class=ProtectedRoute)
 
 
 @router.get(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from legalsearch.api.deps import app_settings, check_text_length, served_model
+from legalsearch.api.deps import ProtectedRoute, app_settings, check_text_length, served_model
 from legalsearch.api.routes import errors, json_response, keywords_json
 from legalsearch.api.schemas import (
     RecommendRequest,
@@ -15,7 +15,7 @@ from legalsearch.api.schemas import (
 from legalsearch.errors import EmptyQueryError
 from legalsearch.ranking import recommend
 
-router = APIRouter(tags=["recommendations"])
+router = APIRouter(tags=["recommendations"], route_class=ProtectedRoute)
 
 
 @router.post(

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
-from legalsearch.api.deps import app_settings, check_text_length, served_model
+from legalsearch.api.deps import ProtectedRoute, app_settings, check_text_length, served_model
 from legalsearch.api.routes import errors, json_response, keywords_json
 from legalsearch.api.schemas import (
     MAX_K,
@@ -23,7 +23,7 @@ from legalsearch.api.schemas import (
 from legalsearch.errors import InvalidRequestError
 from legalsearch.ranking import search
 
-router = APIRouter(tags=["search"])
+router = APIRouter(tags=["search"], route_class=ProtectedRoute)
 
 _FILTERS_ADAPTER: TypeAdapter[dict[str, FilterSpec]] = TypeAdapter(dict[str, FilterSpec])
 

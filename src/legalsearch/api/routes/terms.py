@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from legalsearch.api.deps import ModelDep, SettingsDep, check_text_length
+from legalsearch.api.deps import ModelDep, ProtectedRoute, SettingsDep, check_text_length
 from legalsearch.api.routes import errors, json_response
 from legalsearch.api.schemas import MAX_K, SimilarTermsResponse, finite
 from legalsearch.ranking import similar_terms
 
-router = APIRouter(tags=["terms"])
+router = APIRouter(tags=["terms"], route_class=ProtectedRoute)
 
 
 @router.get(
