@@ -141,6 +141,17 @@ def markdown(results: dict[str, Any]) -> str:
                 continue
             lines.append(f"| {row['endpoint']} | {row['connections']} | {_fmt(row['p50_ms'], 2)} | "
                          f"{_fmt(row['p99_ms'], 2)} | {_fmt(row['requests_per_s'], 0)} | {cpu} | {row['errors']} |")
+        if sv.get("paced"):
+            lines += ["", "Paced: 16 connections offering a set rate (random think time between a response and the "
+                      "next request), i.e. the latency at that load rather than at saturation.", "",
+                      "| endpoint | offered req/s | achieved req/s | p50 ms | p99 ms | server CPU ms/request "
+                      "| errors |",
+                      "|---|---:|---:|---:|---:|---:|---:|"]
+            for row in sv["paced"]:
+                lines.append(f"| {row['endpoint']} | {_fmt(row['offered_per_s'], 0)} | "
+                             f"{_fmt(row['requests_per_s'], 0)} | {_fmt(row['p50_ms'], 2)} | "
+                             f"{_fmt(row['p99_ms'], 2)} | "
+                             f"{_fmt(row.get('server_cpu_ms_per_request'), 2)} | {row['errors']} |")
         lines += ["", "| in-process operation | p50 ms | p99 ms |", "|---|---:|---:|"]
         for name, row in sv.get("in_process", {}).items():
             lines.append(f"| {name} | {_fmt(row['p50_ms'], 3)} | {_fmt(row['p99_ms'], 3)} |")
