@@ -425,6 +425,11 @@ def _paced_runs(server: ServerProcess, loads: dict[str, list[Request]], rows: Se
         unloaded = next((r.p50_ms for r in rows if r.endpoint == endpoint and r.connections == 1 and r.p50_ms), 0.0)
         # each connection's cycle is think time plus its own latency; the unloaded latency stands in for the latter
         think = max(0.0, connections / rate * 1000 - (unloaded or 0.0))
+        # one short calibration run: under load a request takes longer than unloaded, so the think time is
+        # shortened by what each connection's cycle overran
+        probe = load_wrk(server.base_url, endpoint, loads[endpoint], connections, max(1.0, opts.duration_s / 2), think)
+        if probe.requests_per_s > 0:
+            think = max(0.0, think + connections * 1000 * (1 / rate - 1 / probe.requests_per_s))
         runs, cpu = [], []
         for _ in range(opts.repeats):
             before = server_cpu_seconds(server.process.pid)
