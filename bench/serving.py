@@ -5,6 +5,7 @@ beside the in-process cost of the same operations, so that the API's overhead sh
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -412,6 +413,29 @@ def _model_version_dir(models_dir: Path) -> Path:
     return resolve_model_dir(models_dir)
 
 
+def _median_run(server: ServerProcess, once: Callable[[], LoadResult], repeats: int) -> LoadResult:
+    """``once`` run ``repeats`` times: median latencies, throughput and server CPU per request; summed counts."""
+    runs = []
+    cpu_per_request = []
+    for _ in range(repeats):
+        before = server_cpu_seconds(server.process.pid)
+        run = once()
+        after = server_cpu_seconds(server.process.pid)
+        runs.append(run)
+        if before is not None and after is not None and run.requests:
+            cpu_per_request.append((after - before) * 1000 / run.requests)
+    p50s = [r.p50_ms for r in runs if r.p50_ms is not None]
+    p99s = [r.p99_ms for r in runs if r.p99_ms is not None]
+    result = LoadResult(
+        runs[0].endpoint, runs[0].connections, round(median(p50s), 3) if p50s else None,
+        round(median(p99s), 3) if p99s else None, round(median([r.requests_per_s for r in runs]), 1),
+        sum(r.requests for r in runs), sum(r.errors for r in runs), runs[0].client,
+        round(median(cpu_per_request), 3) if cpu_per_request else None,
+    )
+    log.info("%s", result)
+    return result
+
+
 def _paced_runs(server: ServerProcess, loads: dict[str, list[Request]], rows: Sequence[LoadResult],
                 opts: ServingOptions) -> list[dict[str, Any]]:
     """Each paced endpoint at 16 connections offering its rate: latency when the server is not saturated.
@@ -430,22 +454,12 @@ def _paced_runs(server: ServerProcess, loads: dict[str, list[Request]], rows: Se
         probe = load_wrk(server.base_url, endpoint, loads[endpoint], connections, max(1.0, opts.duration_s / 2), think)
         if probe.requests_per_s > 0:
             think = max(0.0, think + connections * 1000 * (1 / rate - 1 / probe.requests_per_s))
-        runs, cpu = [], []
-        for _ in range(opts.repeats):
-            before = server_cpu_seconds(server.process.pid)
-            run = load_wrk(server.base_url, endpoint, loads[endpoint], connections, opts.duration_s, think)
-            after = server_cpu_seconds(server.process.pid)
-            runs.append(run)
-            if before is not None and after is not None and run.requests:
-                cpu.append((after - before) * 1000 / run.requests)
-        p50s = [r.p50_ms for r in runs if r.p50_ms is not None]
-        p99s = [r.p99_ms for r in runs if r.p99_ms is not None]
+        run = _median_run(server, functools.partial(load_wrk, server.base_url, endpoint, loads[endpoint],
+                                                    connections, opts.duration_s, think), opts.repeats)
         out.append({
             "endpoint": endpoint, "connections": connections, "offered_per_s": rate, "think_ms": round(think, 2),
-            "p50_ms": round(median(p50s), 3) if p50s else None, "p99_ms": round(median(p99s), 3) if p99s else None,
-            "requests_per_s": round(median([r.requests_per_s for r in runs]), 1),
-            "errors": sum(r.errors for r in runs),
-            "server_cpu_ms_per_request": round(median(cpu), 3) if cpu else None,
+            "p50_ms": run.p50_ms, "p99_ms": run.p99_ms, "requests_per_s": run.requests_per_s, "errors": run.errors,
+            "server_cpu_ms_per_request": run.server_cpu_ms_per_request,
         })
         log.info("paced %s", out[-1])
     return out
@@ -465,29 +479,14 @@ def run_serving(opts: ServingOptions) -> dict[str, Any]:
     rows: list[LoadResult] = []
     with run_server(models_dir, workers=opts.workers, balance=opts.balance) as server:
         warm_up(server.base_url, loads)
-        pgid = server.process.pid
         # the floor only at the middle concurrency (16 by default): it is a reference, not a workload
         floor_c = sorted(opts.concurrency)[len(opts.concurrency) // 2]
         for endpoint in (*ENDPOINTS, FLOOR):
             for c in opts.concurrency if endpoint != FLOOR else (floor_c,):
-                runs = []
-                cpu_per_request = []
-                for _ in range(opts.repeats):
-                    before = server_cpu_seconds(pgid)
-                    run = runner(server.base_url, endpoint, loads[endpoint], c, opts.duration_s)
-                    after = server_cpu_seconds(pgid)
-                    runs.append(run)
-                    if before is not None and after is not None and run.requests:
-                        cpu_per_request.append((after - before) * 1000 / run.requests)
-                p50s = [r.p50_ms for r in runs if r.p50_ms is not None]
-                p99s = [r.p99_ms for r in runs if r.p99_ms is not None]
-                rows.append(LoadResult(
-                    endpoint, c, round(median(p50s), 3) if p50s else None, round(median(p99s), 3) if p99s else None,
-                    round(median([r.requests_per_s for r in runs]), 1), sum(r.requests for r in runs),
-                    sum(r.errors for r in runs), runs[0].client,
-                    round(median(cpu_per_request), 3) if cpu_per_request else None,
+                rows.append(_median_run(
+                    server, functools.partial(runner, server.base_url, endpoint, loads[endpoint], c, opts.duration_s),
+                    opts.repeats,
                 ))
-                log.info("%s", rows[-1])
         paced = _paced_runs(server, loads, rows, opts) if use_wrk else []
     inproc = in_process(model_path, doc_ids, opts.in_process_calls)
 

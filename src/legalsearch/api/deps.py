@@ -22,8 +22,7 @@ from legalsearch.engine import Model
 
 async def get_settings(request: Request) -> ServiceSettings:
     """The app's settings."""
-    settings: ServiceSettings = request.app.state.settings
-    return settings
+    return app_settings(request)
 
 
 async def get_holder(request: Request) -> ModelHolder:
@@ -34,9 +33,8 @@ async def get_holder(request: Request) -> ModelHolder:
 
 async def get_model(request: Request) -> Model:
     """The served model, read once: the whole request uses this reference even if a swap happens meanwhile."""
-    # the holder is read here rather than through get_holder: every nested dependency costs a solve per request
-    holder: ModelHolder = request.app.state.holder
-    return holder.require()
+    # not through get_holder: every nested dependency costs a solve per request
+    return served_model(request)
 
 
 def served_model(request: Request) -> Model:
