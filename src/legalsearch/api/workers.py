@@ -22,7 +22,6 @@ import os
 import selectors
 import signal
 import socket
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
@@ -297,5 +296,4 @@ def run_workers(config_kwargs: dict[str, Any], workers: int) -> int:
     log.info("balancing connections over %d workers [main process %d]", workers, os.getpid())
     status = Balancer(config_kwargs, workers).run(listener)
     log.info("stopped [main process %d]", os.getpid())
-    sys.stdout.flush()
     return status
