@@ -288,6 +288,11 @@ class ServiceSettings(BaseSettings):
         1, description="BLAS/OpenMP threads of numpy and scikit-learn per worker (threadpoolctl); 0 leaves them as is."
     )
     log_level: str = Field("info", description="Log level of the service.")
+    fast_path: bool = Field(
+        True,
+        description="Answer valid POST /recommend and GET /search requests without FastAPI's per-request "
+        "machinery (same answers, less CPU); any other request, and every error, is FastAPI's as always.",
+    )
 
 
 def settings_markdown() -> str:

@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from legalsearch.api import metrics
 from legalsearch.api.deps import API_KEY_SCHEME, api_key_scheme
 from legalsearch.api.errors import install_error_handlers
+from legalsearch.api.fastpath import FastPathMiddleware, FastPathStats, FastRoute
 from legalsearch.api.limits import BodyLimitMiddleware
 from legalsearch.api.routes import documents, health, models, recommend, search, terms
 from legalsearch.api.state import ModelHolder
@@ -92,10 +94,29 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                    models.admin_router):
         app.include_router(router)
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
-    # outermost last: metrics time everything, including bodies refused for size
+    # outermost last: metrics time everything, including bodies refused for size; the fast path sees only
+    # bodies within the limit
+    app.state.fast_path_stats = FastPathStats()
+    if settings.fast_path:
+        app.add_middleware(FastPathMiddleware, routes=_fast_routes(), stats=app.state.fast_path_stats)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(metrics.MetricsMiddleware)
     return app
+
+
+def _fast_routes() -> dict[tuple[str, str], FastRoute]:
+    """The hot routes the fast path answers, each with FastAPI's route of the same method and path."""
+    handlers = {("POST", "/recommend"): recommend.fast_recommend, ("GET", "/search"): search.fast_search}
+    routes: dict[tuple[str, str], FastRoute] = {}
+    for route in (*recommend.router.routes, *search.router.routes):
+        if isinstance(route, APIRoute):
+            for method in route.methods or ():
+                handler = handlers.get((method, route.path))
+                if handler is not None:
+                    routes[(method, route.path)] = FastRoute(route, handler)
+    if routes.keys() != handlers.keys():
+        raise RuntimeError(f"fast path routes without a FastAPI route: {sorted(handlers.keys() - routes.keys())}")
+    return routes
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -247,6 +247,39 @@ class SearchResponse(BaseModel):
     model: str = Field(description="Version of the model that answered.", examples=["20261128-151200-a1b2c3"])
 
 
+class SearchParams(BaseModel):
+    """The query parameters of GET /search (one declaration for FastAPI and the fast path)."""
+
+    q: str = Field(description="The query (German).", examples=["Kündigung wegen Eigenbedarf"])
+    k: int = Field(10, ge=1, le=MAX_K, description="Number of results.")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Results to skip (stable pagination).")
+    type: list[str] | None = Field(
+        None, description="Only these document types (repeatable).", examples=[["statute"]]
+    )
+    law: list[str] | None = Field(
+        None, description="Only documents of these laws (repeatable).", examples=[["DMietG"]]
+    )
+    court: list[str] | None = Field(
+        None, description="Only decisions of these courts (repeatable).", examples=[["BGH"]]
+    )
+    date_from: date | None = Field(
+        None, description="Only documents dated on or after this day.", examples=["2018-01-01"]
+    )
+    date_to: date | None = Field(
+        None, description="Only documents dated on or before this day.", examples=["2022-12-31"]
+    )
+    filters: str | None = Field(
+        None,
+        description="Further filters as a JSON object, same shape as in POST /recommend "
+        '(field -> value | [values] | {"from": date, "to": date}); the parameters above take precedence.',
+        examples=['{"court": ["BGH", "LG Berlin"]}'],
+    )
+    expand: bool = Field(True, description="Add related terms from word2vec to the query.")
+    mode: Literal["hybrid", "lexical", "embedding"] = Field(
+        "hybrid", description="Retrievers used: both, or only one."
+    )
+
+
 class SimilarTermOut(BaseModel):
     """A related term."""
 

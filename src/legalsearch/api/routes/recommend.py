@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import orjson
 from fastapi import APIRouter, Request, Response
 
-from legalsearch.api.deps import ProtectedRoute, app_settings, check_text_length, served_model
+from legalsearch.api.deps import ProtectedRoute, app_settings, check_api_key, check_text_length, served_model
+from legalsearch.api.fastpath import FastPathDeclined
 from legalsearch.api.routes import errors, json_response, keywords_json
 from legalsearch.api.schemas import (
     RecommendRequest,
@@ -12,6 +14,8 @@ from legalsearch.api.schemas import (
     finite,
     to_filters,
 )
+from legalsearch.config import ServiceSettings
+from legalsearch.engine import Model
 from legalsearch.errors import EmptyQueryError
 from legalsearch.ranking import recommend
 
@@ -30,7 +34,30 @@ async def post_recommend(body: RecommendRequest, request: Request) -> Response:
     Seeds and `exclude` ids never come back; unknown seed ids are listed in `ignored_ids`; when no positive
     id is known the answer is 404. Empty or stopword-only text gives 422.
     """
-    model, settings = served_model(request), app_settings(request)
+    return answer_recommend(served_model(request), app_settings(request), body)
+
+
+#: the media types the fast path reads as JSON; others (and every odd case) are left to FastAPI
+_JSON_TYPES = (b"application/json", b"application/json; charset=utf-8")
+
+
+async def fast_recommend(request: Request, body: bytes) -> Response:
+    """``post_recommend`` for the fast path (``legalsearch.api.fastpath``): raises on anything but a valid request.
+
+    The body is parsed as FastAPI parses it (JSON, then the same model in Python mode). orjson rejects what
+    ``json.loads`` would turn into something odd (NaN, lone surrogates, other encodings); such bodies raise
+    here and FastAPI answers them.
+    """
+    check_api_key(request)
+    content_type = next((v for k, v in request.scope["headers"] if k == b"content-type"), b"").lower()
+    if content_type not in _JSON_TYPES:
+        raise FastPathDeclined("not a plain JSON body")
+    request_body = RecommendRequest.model_validate(orjson.loads(body))
+    return answer_recommend(served_model(request), app_settings(request), request_body)
+
+
+def answer_recommend(model: Model, settings: ServiceSettings, body: RecommendRequest) -> Response:
+    """The answer to a validated recommendation request."""
     if body.text is not None:
         check_text_length(settings, "text", body.text)
         if not body.text.strip():

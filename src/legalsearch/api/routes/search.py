@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import json
-from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
-from legalsearch.api.deps import ProtectedRoute, app_settings, check_text_length, served_model
+from legalsearch.api.deps import ProtectedRoute, app_settings, check_api_key, check_text_length, served_model
+from legalsearch.api.fastpath import FastPathDeclined
 from legalsearch.api.routes import errors, json_response, keywords_json
 from legalsearch.api.schemas import (
-    MAX_K,
-    MAX_OFFSET,
     DateRangeFilter,
     FilterSpec,
+    SearchParams,
     SearchResponse,
     finite,
     to_filters,
 )
+from legalsearch.config import ServiceSettings
+from legalsearch.engine import Model
 from legalsearch.errors import InvalidRequestError
 from legalsearch.ranking import search
 
@@ -49,52 +51,49 @@ def _parse_filters(raw: str | None) -> dict[str, FilterSpec]:
     summary="Hybrid search: BM25 over the expanded query fused with embedding similarity",
     responses=errors(401, 413, 503),
 )
-async def get_search(
-    request: Request,
-    q: Annotated[str, Query(description="The query (German).", examples=["Kündigung wegen Eigenbedarf"])],
-    k: Annotated[int, Query(ge=1, le=MAX_K, description="Number of results.")] = 10,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Results to skip (stable pagination).")] = 0,
-    type: Annotated[
-        list[str] | None, Query(description="Only these document types (repeatable).", examples=[["statute"]])
-    ] = None,
-    law: Annotated[
-        list[str] | None, Query(description="Only documents of these laws (repeatable).", examples=[["DMietG"]])
-    ] = None,
-    court: Annotated[
-        list[str] | None, Query(description="Only decisions of these courts (repeatable).", examples=[["BGH"]])
-    ] = None,
-    date_from: Annotated[
-        date | None, Query(description="Only documents dated on or after this day.", examples=["2018-01-01"])
-    ] = None,
-    date_to: Annotated[
-        date | None, Query(description="Only documents dated on or before this day.", examples=["2022-12-31"])
-    ] = None,
-    filters: Annotated[
-        str | None,
-        Query(
-            description="Further filters as a JSON object, same shape as in POST /recommend "
-            '(field -> value | [values] | {"from": date, "to": date}); the parameters above take precedence.',
-            examples=['{"court": ["BGH", "LG Berlin"]}'],
-        ),
-    ] = None,
-    expand: Annotated[bool, Query(description="Add related terms from word2vec to the query.")] = True,
-    mode: Annotated[
-        Literal["hybrid", "lexical", "embedding"], Query(description="Retrievers used: both, or only one.")
-    ] = "hybrid",
-) -> Response:
+async def get_search(request: Request, params: Annotated[SearchParams, Query()]) -> Response:
     """Search documents. Matched terms are wrapped in `<mark>…</mark>` in the (HTML-escaped) snippets."""
-    model, settings = served_model(request), app_settings(request)
+    return answer_search(served_model(request), app_settings(request), params)
+
+
+#: the parameters a client may repeat (lists); any other repeated one leaves the request to FastAPI
+_LIST_PARAMS = frozenset(("type", "law", "court"))
+_SCALAR_PARAMS = frozenset(SearchParams.model_fields) - _LIST_PARAMS
+
+
+async def fast_search(request: Request, body: bytes) -> Response:
+    """``get_search`` for the fast path (``legalsearch.api.fastpath``): raises on anything but a valid request.
+
+    The query string is read as Starlette reads it and validated by the same model; a repeated scalar
+    parameter raises, since which of its values FastAPI would take is FastAPI's business.
+    """
+    check_api_key(request)
+    values: dict[str, Any] = {}
+    for key, value in parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True):
+        if key in _LIST_PARAMS:
+            values.setdefault(key, []).append(value)
+        elif key in _SCALAR_PARAMS:
+            if key in values:
+                raise FastPathDeclined(f"repeated query parameter {key!r}")
+            values[key] = value
+    return answer_search(served_model(request), app_settings(request), SearchParams.model_validate(values))
+
+
+def answer_search(model: Model, settings: ServiceSettings, params: SearchParams) -> Response:
+    """The answer to a validated search."""
+    q = params.q
     check_text_length(settings, "q", q)
-    spec: dict[str, FilterSpec] = _parse_filters(filters)
-    for name, values in (("type", type), ("law", law), ("court", court)):
+    spec: dict[str, FilterSpec] = _parse_filters(params.filters)
+    for name, values in (("type", params.type), ("law", params.law), ("court", params.court)):
         if values:
             spec[name] = list(values)
-    if date_from is not None or date_to is not None:
+    if params.date_from is not None or params.date_to is not None:
         try:
-            spec["date"] = DateRangeFilter.model_validate({"from": date_from, "to": date_to})
+            spec["date"] = DateRangeFilter.model_validate({"from": params.date_from, "to": params.date_to})
         except ValidationError as exc:
             raise InvalidRequestError(f"date_from/date_to: {exc.errors()[0].get('msg')}") from exc
-    result = search(model, q, k=k, offset=offset, filters=to_filters(spec), expand=expand, mode=mode)
+    result = search(model, q, k=params.k, offset=params.offset, filters=to_filters(spec),
+                    expand=params.expand, mode=params.mode)
     return json_response({
         "hits": [
             {

@@ -1,0 +1,164 @@
+"""The fast path answers exactly what FastAPI answers: the same requests, fast path on and off, byte for byte."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from conftest import make_settings
+from fastapi.testclient import TestClient
+
+from legalsearch.api.app import create_app
+from legalsearch.api.fastpath import FastPathStats
+
+KEY = "fast-path-key"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request as the tests send it."""
+
+    method: str
+    path: str
+    body: bytes | None = None
+    content_type: str | None = "application/json"
+    key: str | None = KEY
+
+
+def _post(payload: object, **kwargs: object) -> Call:
+    return Call("POST", "/recommend", json.dumps(payload).encode(), **kwargs)  # type: ignore[arg-type]
+
+
+def _get(params: list[tuple[str, str]] | dict[str, str], **kwargs: object) -> Call:
+    return Call("GET", "/search?" + urlencode(params), None, None, **kwargs)  # type: ignore[arg-type]
+
+
+def _calls(ids: list[str]) -> tuple[list[Call], list[Call]]:
+    """Requests the fast path answers, and requests it leaves to FastAPI."""
+    seed, other, third = ids[0], ids[1], ids[2]
+    question = "Kann der Vermieter die Wohnung wegen Eigenbedarf kündigen?"
+    fast = [
+        _post({"positive": [seed]}),
+        _post({"positive": [seed, other], "negative": [third], "k": 3, "offset": 1}),
+        _post({"positive": [seed, "no such id"], "exclude": [other], "collapse": False}),
+        _post({"text": question, "filters": {"type": "statute"}}),
+        _post({"keywords": ["kündigung", "mietvertrag"], "k": "5"}),
+        _post({"text": question}, content_type="application/json; charset=utf-8"),
+        _get({"q": question}),
+        _get([("q", question), ("k", "3"), ("offset", "2"), ("expand", "false"), ("mode", "lexical")]),
+        _get([("q", question), ("type", "statute"), ("type", "decision"), ("unknown", "ignored")]),
+        _get({"q": question, "filters": '{"type": ["statute"]}', "date_from": "1900-01-01", "mode": "embedding"}),
+        _get({"q": question, "expand": "yes", "k": "100"}),
+    ]
+    left = [
+        _post({"positive": ["no such id"]}),
+        _post({"text": "   "}),
+        _post({"text": "und oder der die das"}),
+        _post({"text": "x" * 30_000}),
+        _post({"positive": [seed], "text": question}),
+        _post({"positive": [seed], "k": 0}),
+        _post({"positive": [seed], "unexpected": 1}),
+        _post({"negative": [seed]}),
+        _post([seed]),
+        _post({"positive": [seed]}, key=None),
+        _post({"positive": [seed]}, key="wrong"),
+        _post({"positive": [seed]}, content_type="text/plain"),
+        _post({"positive": [seed]}, content_type=None),
+        Call("POST", "/recommend", b'{"positive": ['),
+        Call("POST", "/recommend", b'{"text": NaN}'),
+        Call("POST", "/recommend", b'{"text": "\\ud800"}'),
+        Call("POST", "/recommend", '{"text": "Kündigung"}'.encode("latin-1")),
+        Call("POST", "/recommend", b""),
+        _get({}),
+        _get({"q": ""}),
+        _get({"q": question, "k": "0"}),
+        _get({"q": question, "k": "abc"}),
+        _get([("q", question), ("k", "3"), ("k", "4")]),
+        _get([("q", question), ("q", "Miete")]),
+        _get({"q": question, "mode": "both"}),
+        _get({"q": question, "filters": "{not json"}),
+        _get({"q": question, "filters": '{"nope": 1}'}),
+        _get({"q": question, "date_from": "2020-01-01", "date_to": "2019-01-01"}),
+        _get({"q": question, "date_from": "yesterday"}),
+        _get({"q": "x" * 30_000}),
+        _get({"q": question}, key=None),
+    ]
+    return fast, left
+
+
+def _send(client: TestClient, call: Call) -> tuple[int, dict[str, str], bytes]:
+    headers = {}
+    if call.content_type is not None:
+        headers["Content-Type"] = call.content_type
+    if call.key is not None:
+        headers["X-API-Key"] = call.key
+    resp = client.request(call.method, call.path, content=call.body, headers=headers)
+    kept = {name: resp.headers[name] for name in ("content-type", "content-length") if name in resp.headers}
+    return resp.status_code, kept, resp.content
+
+
+@pytest.fixture(scope="module")
+def clients(demo_models_dir: Path) -> Iterator[tuple[TestClient, TestClient]]:
+    """The same app with the fast path on and off, both with an API key configured."""
+    fast = create_app(make_settings(demo_models_dir, api_keys=[KEY], fast_path=True))
+    plain = create_app(make_settings(demo_models_dir, api_keys=[KEY], fast_path=False))
+    with TestClient(fast) as f, TestClient(plain) as p:
+        yield f, p
+
+
+def test_fast_path_answers_what_fastapi_answers(clients: tuple[TestClient, TestClient], doc_ids: list[str]) -> None:
+    fast, plain = clients
+    stats: FastPathStats = fast.app.state.fast_path_stats  # type: ignore[attr-defined]
+    answered_calls, left_calls = _calls(doc_ids)
+    statuses = set()
+    for call in answered_calls + left_calls:
+        before = sum(stats.answered.values()), sum(stats.declined.values())
+        got, expected = _send(fast, call), _send(plain, call)
+        assert got == expected, call
+        statuses.add(got[0])
+        answered = sum(stats.answered.values()) - before[0]
+        declined = sum(stats.declined.values()) - before[1]
+        assert (answered, declined) == ((1, 0) if call in answered_calls else (0, 1)), call
+        # the fast path only ever answers successfully (FastAPI may still answer 200 to what it declined)
+        assert not answered or got[0] == 200
+    assert {200, 400, 401, 404, 413, 422} <= statuses
+    assert stats.answered["/recommend"] == 6
+    assert stats.answered["/search"] == 5
+
+
+def test_fast_path_off_answers_nothing(clients: tuple[TestClient, TestClient], doc_ids: list[str]) -> None:
+    _, plain = clients
+    assert _send(plain, _post({"positive": [doc_ids[0]]}))[0] == 200
+    stats: FastPathStats = plain.app.state.fast_path_stats  # type: ignore[attr-defined]
+    assert not stats.answered and not stats.declined
+
+
+def test_fast_answers_are_counted_under_their_route(clients: tuple[TestClient, TestClient], doc_ids: list[str]) -> None:
+    fast, _ = clients
+
+    def served() -> float:
+        text = fast.get("/metrics").text
+        line = next(
+            (ln for ln in text.splitlines() if ln.startswith("legalsearch_http_requests_total{")
+             and 'route="/recommend"' in ln and 'status="200"' in ln),
+            None,
+        )
+        return float(line.rsplit(" ", 1)[1]) if line else 0.0
+
+    before = served()
+    assert _send(fast, _post({"positive": [doc_ids[0]]}))[0] == 200
+    assert served() == before + 1
+
+
+def test_without_a_model_both_paths_say_so(tmp_path: Path) -> None:
+    fast = create_app(make_settings(tmp_path, fast_path=True))
+    plain = create_app(make_settings(tmp_path, fast_path=False))
+    with TestClient(fast) as f, TestClient(plain) as p:
+        for call in (_post({"positive": ["x"]}, key=None), _get({"q": "Miete"}, key=None)):
+            got = _send(f, call)
+            assert got == _send(p, call)
+            assert got[0] == 503
