@@ -16,6 +16,7 @@ import bm25s
 import numpy as np
 import Stemmer
 from bm25s.tokenization import Tokenized
+from scipy import sparse
 
 from legalsearch.config import LexicalConfig
 from legalsearch.errors import ArtifactError, InvalidRequestError
@@ -32,23 +33,34 @@ REFERENCE_STEMMER = "german"
 REFERENCE_STOPWORDS = "de"
 
 
-def _weighted_scores(retriever: Any, n_docs: int, term_ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def score_matrix(retriever: Any) -> sparse.csc_array:
+    """bm25s's precomputed BM25(term, doc) as a (docs x terms) CSC array over the same memory.
+
+    The column pointers are narrowed to the postings' int32 when they fit: scipy would otherwise widen the
+    postings to int64, a private copy of the largest array in every worker.
+    """
+    scores = retriever.scores
+    indptr = np.asarray(scores["indptr"])
+    indices = np.asarray(scores["indices"])
+    if indices.dtype == np.int32 and int(indptr[-1]) < np.iinfo(np.int32).max:
+        indptr = indptr.astype(np.int32)
+    return sparse.csc_array(
+        (np.asarray(scores["data"]), indices, indptr),
+        shape=(int(scores["num_docs"]), indptr.shape[0] - 1),
+        copy=False,
+    )
+
+
+def _weighted_scores(matrix: sparse.csc_array, nonoccurrence: np.ndarray | None, term_ids: np.ndarray,
+                     weights: np.ndarray) -> np.ndarray:
     """sum_t weights[t] * BM25(t, doc) for every doc, from the CSC columns of the precomputed scores."""
+    n_docs = matrix.shape[0]
     if term_ids.size == 0:
         return np.zeros(n_docs, dtype=np.float32)
-    data = retriever.scores["data"]
-    indices = retriever.scores["indices"]
-    indptr = retriever.scores["indptr"]
-    starts = np.asarray(indptr[term_ids], dtype=np.int64)
-    ends = np.asarray(indptr[term_ids + 1], dtype=np.int64)
-    # all postings gathered and summed by one bincount: a question expands to ~100 terms, and one pass over
-    # their ~150k postings is twice as fast as adding column by column
-    bounds = list(zip(starts.tolist(), ends.tolist(), strict=True))
-    postings = np.concatenate([indices[s:e] for s, e in bounds])
-    values = np.concatenate([data[s:e] for s, e in bounds]).astype(np.float64)
-    values *= np.repeat(np.asarray(weights, dtype=np.float64), ends - starts)
-    scores = np.asarray(np.bincount(postings, weights=values, minlength=n_docs), dtype=np.float64)
-    nonoccurrence = getattr(retriever, "nonoccurrence_array", None)
+    weights = np.asarray(weights, dtype=np.float64)
+    # the query's columns times their weights, summed in float64 column by column: a question expands to ~100
+    # terms and ~150k postings, and scipy's C++ loop reads them once where numpy needed gathers and copies
+    scores = np.asarray(matrix[:, term_ids] @ weights, dtype=np.float64)
     if nonoccurrence is not None:
         # bm25l / bm25+ give every document a floor score per query term
         scores += float(np.dot(nonoccurrence[term_ids].astype(np.float64), weights))
@@ -99,17 +111,25 @@ class LexicalIndex:
         if any(not 0 <= i < n_columns for i in vocab.values()):
             raise ArtifactError("lexical index: vocabulary ids exceed the score matrix")
         self._df = np.diff(indptr).astype(np.int64)
+        self._matrix = score_matrix(retriever)
+        self._nonoccurrence: np.ndarray | None = getattr(retriever, "nonoccurrence_array", None)
 
     def _ids_weights(self, query_terms: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-        pairs = [(self.vocab[t], float(w)) for t, w in query_terms.items() if t in self.vocab and w != 0]
-        ids = np.array([p[0] for p in pairs], dtype=np.int64)
-        weights = np.array([p[1] for p in pairs], dtype=np.float64)
-        return ids, weights
+        vocab = self.vocab
+        ids: list[int] = []
+        weights: list[float] = []
+        for t, w in query_terms.items():
+            # one lookup per term: the vocabulary is large, and a question brings ~100 terms
+            i = vocab.get(t)
+            if i is not None and w != 0:
+                ids.append(i)
+                weights.append(float(w))
+        return np.array(ids, dtype=np.int64), np.array(weights, dtype=np.float64)
 
     def scores(self, query_terms: Mapping[str, float]) -> np.ndarray:
         """All scores (n_docs,) float32: sum of weight * BM25(term, doc); unknown terms ignored."""
         ids, weights = self._ids_weights(query_terms)
-        return _weighted_scores(self.retriever, self.n_docs, ids, weights)
+        return _weighted_scores(self._matrix, self._nonoccurrence, ids, weights)
 
     def top_k(
         self, query_terms: Mapping[str, float], k: int, allowed_rows: np.ndarray | None = None
@@ -189,6 +209,8 @@ class ReferenceBM25:
         self.retriever = retriever
         self.n_docs: int = int(retriever.scores["num_docs"])
         self._stemmer = Stemmer.Stemmer(REFERENCE_STEMMER)
+        self._matrix = score_matrix(retriever)
+        self._nonoccurrence: np.ndarray | None = getattr(retriever, "nonoccurrence_array", None)
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> ReferenceBM25:
@@ -228,7 +250,7 @@ class ReferenceBM25:
         for q, query in enumerate(queries):
             # a repeated query word counts once per occurrence, as in bm25s's own retrieve()
             ids = np.array([vocab[t] for t in self.query_terms(query) if t in vocab], dtype=np.int64)
-            scores = _weighted_scores(self.retriever, self.n_docs, ids, np.ones(ids.size))
+            scores = _weighted_scores(self._matrix, self._nonoccurrence, ids, np.ones(ids.size))
             hits = _top_k(scores, k)
             out_s[q], out_r[q] = hits.scores[0], hits.rows[0]
         return IndexHits(scores=out_s, rows=out_r)
