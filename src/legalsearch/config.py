@@ -155,8 +155,8 @@ class SearchConfig:
     expansion_min_similarity: float = setting(0.6, "Expanded terms need at least this cosine similarity.")
     expansion_weight: float = setting(0.1, "Weight of an expanded term relative to a query term.")
     expansion_precomputed: int = setting(
-        30000, "Most frequent words whose expansion neighbours are computed at training time; rarer query "
-        "words are computed on first use and memoised."
+        0, "Most frequent words whose expansion neighbours are computed at training time (0: every word); "
+        "rarer query words are computed on first use and memoised."
     )
     expansion_max_df: float = setting(
         0.2, "Expanded terms found in more than this share of documents are not added to the lexical query."
