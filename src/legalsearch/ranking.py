@@ -98,7 +98,7 @@ def _allowed_rows(model: Model, filters: Mapping[str, FilterValue] | None, exclu
 def _request_ids(model: Model, request: Mapping[str, float]) -> dict[int, float]:
     """A request's keyword weights keyed by keyword id, the form documents' keywords are stored in."""
     index = model.keyword_model.term_index
-    return {index[t]: w for t, w in request.items() if t in index}
+    return {i: w for t, w in request.items() if (i := index.get(t)) is not None}
 
 
 def _explain(model: Model, rows: Sequence[int], request_ids: Mapping[int, float], limit: int = 8) -> (
@@ -133,7 +133,7 @@ class _Marked:
 def _marked(model: Model, terms: Iterable[str]) -> _Marked:
     wanted = frozenset(terms)
     vocab = model.lexical.vocab
-    ids = {vocab[t]: t for t in wanted if t in vocab}
+    ids = {i: t for t in wanted if (i := vocab.get(t)) is not None}
     return _Marked(wanted, ids, wanted_ids(ids) if model.snippets is not None else None)
 
 
