@@ -73,8 +73,8 @@ def run_memory(model: Path, work_dir: Path, worker_counts: tuple[int, ...] = (1,
     runs = []
     for workers in worker_counts:
         with run_server(models_dir, workers=workers) as server:
-            # with several workers the kernel spreads connections; enough rounds reach every worker
-            warm_up(server.base_url, loads, rounds=warm_rounds * workers)
+            # two connections per worker: the server spreads connections over its workers
+            warm_up(server.base_url, loads, rounds=warm_rounds, connections=2 * workers)
             procs = _server_processes(server.process.pid, workers)
         worker_procs = [p for p in procs if p.role.startswith("worker")]
         runs.append({

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -322,14 +323,22 @@ def load_httpx(base_url: str, endpoint: str, requests: Sequence[Request], connec
                       len(latencies) / elapsed, len(latencies), errors, "httpx")
 
 
-def warm_up(base_url: str, loads: dict[str, list[Request]], rounds: int = 2, per_workload: int = 20) -> None:
-    """Send the first requests of every workload so that memory maps and caches are populated."""
-    with httpx.Client(base_url=base_url, timeout=120) as client:
-        for _ in range(rounds):
-            for reqs in loads.values():
-                for r in reqs[:per_workload]:
-                    client.request(r.method, r.path, content=r.body,
-                                   headers={"Content-Type": "application/json"} if r.body else None)
+def warm_up(base_url: str, loads: dict[str, list[Request]], rounds: int = 2, per_workload: int = 20,
+            connections: int = 4) -> None:
+    """Send the first requests of every workload so that memory maps and caches are populated, over several
+    connections held at once: the server gives each new connection to its least busy worker, so every worker
+    gets its share (one connection would warm one worker and leave the other cold for the timed run)."""
+
+    def one_connection(_: int) -> None:
+        with httpx.Client(base_url=base_url, timeout=120) as client:
+            for _ in range(rounds):
+                for reqs in loads.values():
+                    for r in reqs[:per_workload]:
+                        client.request(r.method, r.path, content=r.body,
+                                       headers={"Content-Type": "application/json"} if r.body else None)
+
+    with ThreadPoolExecutor(max_workers=connections) as pool:
+        list(pool.map(one_connection, range(connections)))
 
 
 def _timed(fn: Callable[[], object], n: int) -> dict[str, float]:
