@@ -107,13 +107,17 @@ def _explain(model: Model, rows: Sequence[int], request_ids: Mapping[int, float]
     """Per row, the keywords the document shares with the request, weighted by both sides, best first."""
     found = model.doc_keywords.rows(rows)
     vocabulary = model.keyword_model.vocabulary
+    terms, weights, bounds = found.terms, found.weights, found.bounds
+    request = request_ids.get
     out: list[tuple[Keyword, ...]] = []
     for r in range(len(rows)):
-        lo, hi = found.bounds[r], found.bounds[r + 1]
-        # a document's keywords are distinct: a dict per row, and the set intersection runs in C, where a
-        # Python loop over every keyword was most of this function
-        weights = dict(zip(found.terms[lo:hi], found.weights[lo:hi], strict=True))
-        shared = [(round(weights[t] * request_ids[t], 6), vocabulary[t]) for t in weights.keys() & request_ids.keys()]
+        # a document's keywords are distinct, so one lookup each finds the shared ones: a dict per row and a set
+        # intersection with the request cost three times as much for the ~20 keywords of a document
+        shared = []
+        for t, w in zip(terms[bounds[r]:bounds[r + 1]], weights[bounds[r]:bounds[r + 1]], strict=True):
+            q = request(t)
+            if q is not None:
+                shared.append((round(w * q, 6), vocabulary[t]))
         shared.sort(key=lambda wt: (-wt[0], wt[1]))
         # Keywords only for those returned: a frozen dataclass costs a microsecond to build
         out.append(tuple(Keyword(t, w) for w, t in shared[:limit]))
