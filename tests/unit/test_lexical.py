@@ -113,7 +113,7 @@ def test_empty_documents_and_corpus() -> None:
         build_lexical_index([], LexicalConfig())
 
 
-def test_weighted_scores_are_exact_float64_sums_on_a_large_index(tmp_path: Path) -> None:
+def test_weighted_scores_sum_the_columns_on_a_large_index(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     vocab = [f"t{i}" for i in range(10000)]
     # Zipf-like term draws: a few very common terms with long posting lists, like real text
@@ -122,14 +122,16 @@ def test_weighted_scores_are_exact_float64_sums_on_a_large_index(tmp_path: Path)
     index = load_lexical_index(tmp_path, mmap=True)
     query = {vocab[j]: 1.0 if j < 20 else 0.3 for j in range(40)}
     scores = index.scores(query)
-    # the same sum written out: each term's column in float64, added in query order, rounded once at the end
+    # the same sum written out: each term's column times its weight, added in query order
     data, indices, indptr = (np.asarray(index.retriever.scores[k]) for k in ("data", "indices", "indptr"))
     expected = np.zeros(index.n_docs, dtype=np.float64)
     for term, weight in query.items():
         tid = index.vocab[term]
         lo, hi = indptr[tid], indptr[tid + 1]
         np.add.at(expected, indices[lo:hi], data[lo:hi].astype(np.float64) * weight)
-    np.testing.assert_array_equal(scores, expected.astype(np.float32))
+    assert scores.dtype == np.float32
+    # float32 sums: a few ulps from the float64 ones, never more
+    np.testing.assert_allclose(scores, expected, rtol=2e-6, atol=1e-6)
     # the sparse product reads the memory-mapped postings in place: no worker keeps a private copy of them
     matrix = index._matrix
     assert np.shares_memory(matrix.data, index.retriever.scores["data"])
