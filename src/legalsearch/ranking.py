@@ -141,6 +141,32 @@ def _marked(model: Model, terms: Iterable[str]) -> _Marked:
     return _Marked(wanted, ids, wanted_ids(ids) if model.snippets is not None else None)
 
 
+#: per model: a keyword id's lexical parts (id, part), as _marked finds them for the keyword's string
+_KEYWORD_PARTS: WeakKeyDictionary[Model, dict[int, tuple[tuple[int, str], ...]]] = WeakKeyDictionary()
+
+
+def _marked_keywords(model: Model, keyword_ids: Iterable[int]) -> _Marked:
+    """``_marked`` for keywords given by id (a seed document's): each keyword's split into lexical terms is
+    looked up once per model instead of once per request (the memo holds at most the keyword vocabulary)."""
+    vocabulary = model.keyword_model.vocabulary
+    if model.snippets is None:
+        return _marked(model, (p for k in keyword_ids for p in vocabulary[k].split(PHRASE_JOINER)))
+    memo = _KEYWORD_PARTS.get(model)
+    if memo is None:
+        memo = _KEYWORD_PARTS[model] = {}
+    vocab = model.lexical.vocab
+    ids: dict[int, str] = {}
+    for k in keyword_ids:
+        parts = memo.get(k)
+        if parts is None:
+            words = vocabulary[k].split(PHRASE_JOINER)
+            parts = memo[k] = tuple((i, w) for w in words if (i := vocab.get(w)) is not None)
+        for i, w in parts:
+            ids[i] = w
+    # `terms` only serves models without a snippet index, which took the branch above
+    return _Marked(frozenset(ids.values()), ids, wanted_ids(ids))
+
+
 @dataclass(frozen=True)
 class _Snippet:
     html: str
@@ -272,9 +298,11 @@ def recommend(
         query = seed_query(model.docvectors, pos_rows, neg_rows)
         seeds = model.doc_keywords.rows(pos_rows)
         vocabulary = model.keyword_model.vocabulary
+        # kept by keyword id too: explanations and marked snippet terms look the request up by id
+        request_ids: dict[int, float] = {}
         for t, w in zip(seeds.terms, seeds.weights, strict=True):
-            term = vocabulary[t]
-            request[term] = request.get(term, 0.0) + w / len(pos_rows)
+            request_ids[t] = request_ids.get(t, 0.0) + w / len(pos_rows)
+        request = {vocabulary[t]: w for t, w in request_ids.items()}
     else:
         if text is not None:
             analysis = analyze_text(model, text)
@@ -310,8 +338,11 @@ def recommend(
         rows = _collapse(model, rows)
     page = rows[offset:want]
     chars = model.config.search.snippet_chars
-    request_ids = _request_ids(model, request)
-    marked = _marked(model, (p for t in request for p in t.split(PHRASE_JOINER)))
+    if positive:
+        marked = _marked_keywords(model, request_ids)
+    else:
+        request_ids = _request_ids(model, request)
+        marked = _marked(model, (p for t in request for p in t.split(PHRASE_JOINER)))
     # records, not Documents: a frozen dataclass per result is a cost for nothing here
     records = [model.documents.record(row) for row in page]
     snippets = _snippets(model, page, [r["text"] for r in records], marked, chars)
