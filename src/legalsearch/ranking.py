@@ -111,10 +111,11 @@ def _explain(model: Model, rows: Sequence[int], request_ids: Mapping[int, float]
     request = request_ids.get
     out: list[tuple[Keyword, ...]] = []
     for r in range(len(rows)):
+        lo, hi = bounds[r], bounds[r + 1]
         # a document's keywords are distinct, so one lookup each finds the shared ones: a dict per row and a set
         # intersection with the request cost three times as much for the ~20 keywords of a document
         shared = []
-        for t, w in zip(terms[bounds[r]:bounds[r + 1]], weights[bounds[r]:bounds[r + 1]], strict=True):
+        for t, w in zip(terms[lo:hi], weights[lo:hi], strict=True):
             q = request(t)
             if q is not None:
                 shared.append((round(w * q, 6), vocabulary[t]))
@@ -303,6 +304,7 @@ def recommend(
         for t, w in zip(seeds.terms, seeds.weights, strict=True):
             request_ids[t] = request_ids.get(t, 0.0) + w / len(pos_rows)
         request = {vocabulary[t]: w for t, w in request_ids.items()}
+        marked = _marked_keywords(model, request_ids)
     else:
         if text is not None:
             analysis = analyze_text(model, text)
@@ -311,6 +313,8 @@ def recommend(
             analysis = analyze_text(model, " ".join(keywords))
             weights = {t: 1.0 for t in analysis.phrased if t in model.vectors.key_to_index}
         request = {kw.term: kw.weight for kw in analysis.keywords} or dict(weights)
+        request_ids = _request_ids(model, request)
+        marked = _marked(model, (p for t in request for p in t.split(PHRASE_JOINER)))
         query = text_vector(weights, model.vectors)
         norm = float(np.linalg.norm(query))
         if norm > 0:
@@ -338,11 +342,6 @@ def recommend(
         rows = _collapse(model, rows)
     page = rows[offset:want]
     chars = model.config.search.snippet_chars
-    if positive:
-        marked = _marked_keywords(model, request_ids)
-    else:
-        request_ids = _request_ids(model, request)
-        marked = _marked(model, (p for t in request for p in t.split(PHRASE_JOINER)))
     # records, not Documents: a frozen dataclass per result is a cost for nothing here
     records = [model.documents.record(row) for row in page]
     snippets = _snippets(model, page, [r["text"] for r in records], marked, chars)
