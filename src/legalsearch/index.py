@@ -249,12 +249,15 @@ def _exact_subset(loaded: LoadedIndex, x: np.ndarray, allowed: np.ndarray, k: in
 
 
 def search_index(
-    loaded: LoadedIndex, queries: np.ndarray, k: int, allowed_rows: np.ndarray | None = None
+    loaded: LoadedIndex, queries: np.ndarray, k: int, allowed_rows: np.ndarray | None = None,
+    ordered: bool = True,
 ) -> IndexHits:
     """The k nearest rows per query by inner product, optionally only among ``allowed_rows``.
 
     ``allowed_rows`` (row numbers of documents a metadata filter lets through) restricts the search
     itself, so a filter never empties a top-k that was cut before filtering. Ties go to the lower row.
+    ``ordered=False`` is for callers that only want the set of rows (search's candidates): each line is then
+    in the index's own order, padded with -1 rows but not sorted.
     """
     if k < 1:
         raise InvalidRequestError(f"k must be at least 1, got {k}")
@@ -301,4 +304,6 @@ def search_index(
         )
     scores, rows = index.search(x, k_search, params=params)
     del bitmap  # the selector only borrowed it; keep it alive until here
+    if not ordered and k_search == k:
+        return IndexHits(scores=scores, rows=rows)
     return _sorted_hits(scores, rows, k)

@@ -556,7 +556,9 @@ def rank(
         found.append(_top_rows(lex_scores_ranked, pool))
     qvec = text_vector(emb_terms, model.vectors)
     if mode != "lexical" and float(np.linalg.norm(qvec)) > 0:
-        hits = search_index(model.index, qvec[None, :], pool, allowed_rows=allowed)
+        # only the set of rows matters here: _union sorts them
+        hits = search_index(model.index, qvec[None, :], min(pool, max(cfg.embedding_candidates, k)),
+                            allowed_rows=allowed, ordered=False)
         found.append(hits.rows[0][hits.rows[0] >= 0].astype(np.int64))
     rows = _union(found) if found else np.zeros(0, dtype=np.int64)
     if rows.size == 0:
