@@ -7,6 +7,7 @@ configuration table is generated from and tested against these declarations.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -220,8 +221,8 @@ def _check_value(section: str, name: str, expected: Any, value: Any) -> Any:
             raise ConfigError(f"{where} = {value!r}: must be an integer")
         return value
     if expected is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where} = {value!r}: must be a number")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ConfigError(f"{where} = {value!r}: must be a finite number")
         return float(value)
     if expected is str and not isinstance(value, str):
         raise ConfigError(f"{where} = {value!r}: must be a string")

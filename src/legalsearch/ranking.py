@@ -394,7 +394,7 @@ def _candidates(model: Model, term: str, found: Neighbours) -> tuple[_Candidate,
         if taken >= cfg.expansion_terms:
             break
         taken += 1
-        if sim < cfg.expansion_min_similarity:
+        if not sim >= cfg.expansion_min_similarity:  # NaN too: an expanded term's figures are finite
             continue
         # very common expansions (e.g. 'vertrag') add noise to every candidate, not recall
         parts = tuple(p for p in word.split(PHRASE_JOINER) if 0 < model.lexical.document_frequency(p) <= max_df)

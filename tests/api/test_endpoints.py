@@ -427,6 +427,32 @@ def test_answers_validate_against_their_response_models(
     assert items, f"{path} gave no results to check"
 
 
+def test_core_types_written_as_they_are_have_the_api_fields() -> None:
+    # json_response lets orjson write these dataclasses field by field: a field added to the core type would
+    # reach every answer unannounced
+    from dataclasses import fields
+
+    from legalsearch.api.schemas import ExpandedTermOut, KeywordOut
+    from legalsearch.ranking import ExpandedTerm
+    from legalsearch.types import Keyword
+
+    for core, api in ((Keyword, KeywordOut), (ExpandedTerm, ExpandedTermOut)):
+        assert [f.name for f in fields(core)] == list(api.model_fields), core.__name__
+
+
+def test_search_answer_shows_expansions_as_the_api_declares(client: TestClient) -> None:
+    r = client.get("/search", params={"q": "Kündigung des Mietvertrags wegen Eigenbedarf", "k": 3})
+    assert r.status_code == 200, r.text
+    expanded = r.json()["expanded_terms"]
+    assert expanded, "the demo model expanded nothing: the check below would be empty"
+    for e in expanded:
+        assert list(e) == ["term", "source", "similarity", "weight"]
+        assert isinstance(e["similarity"], float) and isinstance(e["weight"], float)
+    for hit in r.json()["hits"]:
+        for kw in hit["explanation"]["keywords"]:
+            assert list(kw) == ["term", "weight"] and isinstance(kw["weight"], float)
+
+
 def test_a_swap_freezes_the_heap_and_the_old_model_is_collected(models_copy: Path) -> None:
     import gc
     import weakref

@@ -113,6 +113,17 @@ def test_damaged_model_is_refused(demo_model_path: Path, tmp_path: Path, damage:
     assert "docvectors.npy" in str(err.value) or "documents" in str(err.value)
 
 
+def test_model_with_a_non_finite_keyword_weight_is_refused(demo_model_path: Path, tmp_path: Path) -> None:
+    # answers write explanation weights as stored: a NaN must stop the model at load, not reach a client
+    copy = tmp_path / "model"
+    shutil.copytree(demo_model_path, copy)
+    weights = np.load(copy / "keywords_weights.npy")
+    weights[len(weights) // 2] = np.nan
+    np.save(copy / "keywords_weights.npy", weights)
+    with pytest.raises(ArtifactError, match="not all finite"):
+        Model.load(copy, verify=False)  # the hashes would refuse it first; this is the check behind them
+
+
 def test_intersection_method_keeps_neighbours_all_seed_variants_agree_on(tmp_path: Path) -> None:
     from dataclasses import replace
 

@@ -43,6 +43,9 @@ def test_readme_configuration_table_matches_the_code() -> None:
         ({"word2vec": {"vector_sizes": 5}}, "unknown setting"),
         ({"wordvec": {}}, "unknown config section"),
         ({"index": {"type": "annoy"}}, "must be one of"),
+        ({"search": {"expansion_weight": float("nan")}}, "must be a finite number"),
+        ({"search": {"lexical_weight": float("inf")}}, "must be a finite number"),
+        ({"search": {"lexical_weight": "0.8"}}, "must be a finite number"),
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_message(data: dict, message: str) -> None:

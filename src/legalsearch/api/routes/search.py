@@ -11,7 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from legalsearch.api.deps import ProtectedRoute, app_settings, check_api_key, check_text_length, served_model
 from legalsearch.api.fastpath import FastPathDeclined
-from legalsearch.api.routes import errors, json_response, keywords_json
+from legalsearch.api.routes import errors, json_response
 from legalsearch.api.schemas import (
     DateRangeFilter,
     FilterSpec,
@@ -106,15 +106,11 @@ def answer_search(model: Model, settings: ServiceSettings, params: SearchParams)
                 "metadata": dict(h.metadata),
                 "snippet": h.snippet,
                 "matched_terms": list(h.matched_terms),
-                "explanation": {"keywords": keywords_json(h.keywords)},
+                "explanation": {"keywords": h.keywords},
             }
             for h in result.hits
         ],
         "query_terms": list(result.query_terms),
-        "expanded_terms": [
-            {"term": e.term, "source": e.source, "similarity": finite(e.similarity) or 0.0,
-             "weight": finite(e.weight) or 0.0}
-            for e in result.expanded_terms
-        ],
+        "expanded_terms": result.expanded_terms,
         "model": result.model,
     })
