@@ -150,6 +150,18 @@ def test_allowed_rows_filter_is_respected(tmp_path: Path, kind: str) -> None:
         search_index(loaded, x[:1], 3, allowed_rows=np.array([1000]))
 
 
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_unordered_hits_are_the_same_rows(tmp_path: Path, kind: str) -> None:
+    rng = np.random.default_rng(5)
+    x = _unit(rng, 500)
+    loaded = _save_load(tmp_path, build_index(x, IndexConfig(type=kind, hnsw_m=16)), 500)  # type: ignore[arg-type]
+    for allowed in (None, np.arange(0, 500, 2, dtype=np.int64)):
+        ordered = search_index(loaded, x[:4], 30, allowed_rows=allowed)
+        loose = search_index(loaded, x[:4], 30, allowed_rows=allowed, ordered=False)
+        for q in range(4):
+            assert sorted(loose.rows_for(q).tolist()) == sorted(ordered.rows_for(q).tolist())
+
+
 def test_zero_vectors_are_allowed_and_rank_last(tmp_path: Path) -> None:
     rng = np.random.default_rng(8)
     x = _unit(rng, 20)

@@ -73,3 +73,37 @@ def test_memoised_expansions_equal_the_per_request_filters(demo_model) -> None: 
         assert not {e.term for e in got} & set(terms)
         expanded += len(got)
     assert expanded > 0
+
+
+def test_embedding_candidates_bound_the_embedding_side(demo_model, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from legalsearch import ranking
+    from legalsearch.docvectors import text_vector
+    from legalsearch.index import search_index
+
+    query = "Der Vermieter kündigt die Wohnung wegen Eigenbedarfs"
+    qvec = text_vector(
+        {kw.term: kw.weight for kw in ranking.analyze_text(demo_model, query).keywords}, demo_model.vectors
+    )
+    best = search_index(demo_model.index, qvec[None, :], 40).rows_for(0).tolist()
+    asked: list[int] = []
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        asked.append(args[2])
+        return search_index(*args, **kwargs)
+
+    monkeypatch.setattr(ranking, "search_index", recording)
+    base = demo_model.config
+    try:
+        for wanted, k in ((3, 10), (12, 5), (40, 40)):
+            search = replace(base.search, embedding_candidates=wanted)
+            object.__setattr__(demo_model, "config", replace(base, search=search))
+            rows = ranking.rank(demo_model, query, k=k, mode="embedding").rows.tolist()
+            # at least k candidates are fetched, and the embedding mode ranks exactly those, best first
+            assert asked[-1] == min(max(wanted, k), max(base.search.candidates, k))
+            assert rows == best[:k]
+            ranking.rank(demo_model, query, k=k, mode="hybrid")
+            assert asked[-1] == min(max(wanted, k), max(base.search.candidates, k))
+    finally:
+        object.__setattr__(demo_model, "config", base)
