@@ -117,22 +117,17 @@ class LexicalIndex:
         self._matrix = score_matrix(retriever)
         self._nonoccurrence: np.ndarray | None = getattr(retriever, "nonoccurrence_array", None)
 
-    def _ids_weights(self, query_terms: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-        vocab = self.vocab
-        ids: list[int] = []
-        weights: list[float] = []
-        for t, w in query_terms.items():
-            # one lookup per term: the vocabulary is large, and a question brings ~100 terms
-            i = vocab.get(t)
-            if i is not None and w != 0:
-                ids.append(i)
-                weights.append(float(w))
-        return np.array(ids, dtype=np.int64), np.array(weights, dtype=np.float64)
-
     def scores(self, query_terms: Mapping[str, float]) -> np.ndarray:
         """All scores (n_docs,) float32: sum of weight * BM25(term, doc); unknown terms ignored."""
-        ids, weights = self._ids_weights(query_terms)
-        return _weighted_scores(self._matrix, self._nonoccurrence, ids, weights)
+        vocab = self.vocab
+        return self.scores_of_ids({i: w for t, w in query_terms.items() if (i := vocab.get(t)) is not None})
+
+    def scores_of_ids(self, term_weights: Mapping[int, float]) -> np.ndarray:
+        """``scores`` for terms given by id (``vocab``), summed in the mapping's order."""
+        ids = [i for i, w in term_weights.items() if w != 0]
+        weights = [float(w) for w in term_weights.values() if w != 0]
+        return _weighted_scores(self._matrix, self._nonoccurrence, np.array(ids, dtype=np.int64),
+                                np.array(weights, dtype=np.float64))
 
     def top_k(
         self, query_terms: Mapping[str, float], k: int, allowed_rows: np.ndarray | None = None

@@ -9,7 +9,7 @@ import html
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from weakref import WeakKeyDictionary
 
 import numpy as np
@@ -365,10 +365,12 @@ def warm_up(model: Model) -> None:
 @dataclass(frozen=True)
 class _Candidate:
     """An expansion of one query term that passed the filters depending only on the model, with the parts of
-    it that may join the lexical query (in enough documents, not in too many)."""
+    it that may join the lexical query (in enough documents, not in too many) and the parts snippets mark,
+    each with its lexical term id."""
 
     expanded: ExpandedTerm
-    parts: tuple[str, ...]
+    parts: tuple[tuple[int, str], ...]
+    marks: tuple[tuple[int, str], ...]
 
 
 #: per model, each query term's expansion candidates: the table lookups, similarity threshold and document
@@ -381,6 +383,7 @@ def _candidates(model: Model, term: str, found: Neighbours) -> tuple[_Candidate,
     cfg = model.config.search
     words = model.vectors.index_to_key
     max_df = cfg.expansion_max_df * model.lexical.n_docs
+    vocab = model.lexical.vocab
     out: list[_Candidate] = []
     taken = 0
     # one spare neighbour per term, since a term is its own nearest neighbour
@@ -396,9 +399,11 @@ def _candidates(model: Model, term: str, found: Neighbours) -> tuple[_Candidate,
         taken += 1
         if not sim >= cfg.expansion_min_similarity:  # NaN too: an expanded term's figures are finite
             continue
+        marks = tuple((i, p) for p in word.split(PHRASE_JOINER) if (i := vocab.get(p)) is not None)
         # very common expansions (e.g. 'vertrag') add noise to every candidate, not recall
-        parts = tuple(p for p in word.split(PHRASE_JOINER) if 0 < model.lexical.document_frequency(p) <= max_df)
-        out.append(_Candidate(ExpandedTerm(word, term, round(sim, 4), round(cfg.expansion_weight * sim, 4)), parts))
+        parts = tuple((i, p) for i, p in marks if 0 < model.lexical.document_frequency(p) <= max_df)
+        expanded = ExpandedTerm(word, term, round(sim, 4), round(cfg.expansion_weight * sim, 4))
+        out.append(_Candidate(expanded, parts, marks))
     return tuple(out)
 
 
@@ -510,6 +515,8 @@ class Ranking:
     embedding: np.ndarray
     analysis: QueryAnalysis
     expanded_terms: tuple[ExpandedTerm, ...]
+    #: lexical term id -> term of the query's tokens and expansions: what snippets mark
+    marks: Mapping[int, str] = field(default_factory=dict)
 
 
 def rank(
@@ -529,13 +536,21 @@ def rank(
     analysis = analyze_text(model, query)
     candidates = _expand(model, analysis.phrased) if expand else []
     expanded = tuple(c.expanded for c in candidates)
-    empty = np.zeros(0, dtype=np.float64)
-    none = Ranking(np.zeros(0, dtype=np.int64), empty, empty, empty, analysis, expanded)
-    lex_terms = query_term_weights(analysis.tokens, cfg.query_term_weighting)
+    # the lexical query and the terms to mark, by lexical term id: the expansions' ids are memoised with them
+    vocab = model.lexical.vocab
+    lex_terms: dict[int, float] = {}
+    marks: dict[int, str] = {}
+    for t, w in query_term_weights(analysis.tokens, cfg.query_term_weighting).items():
+        if (i := vocab.get(t)) is not None:
+            lex_terms[i] = w
+            marks[i] = t
     for c in candidates:
-        for part in c.parts:
-            if part not in lex_terms:
-                lex_terms[part] = c.expanded.weight
+        for i, _ in c.parts:
+            if i not in lex_terms:
+                lex_terms[i] = c.expanded.weight
+        marks.update(c.marks)
+    empty = np.zeros(0, dtype=np.float64)
+    none = Ranking(np.zeros(0, dtype=np.int64), empty, empty, empty, analysis, expanded, marks)
     # expansions stay out of the query vector: on the tune half they did not help the embedding side
     emb_terms = {kw.term: kw.weight for kw in analysis.keywords}
     allowed = _allowed_rows(model, filters, ())
@@ -544,7 +559,7 @@ def rank(
         return none
     pool = min(n, max(cfg.candidates, k))
 
-    lex_scores = model.lexical.scores(lex_terms) if mode != "embedding" else np.zeros(n, np.float32)
+    lex_scores = model.lexical.scores_of_ids(lex_terms) if mode != "embedding" else np.zeros(n, np.float32)
     if allowed is not None:
         masked = np.full(n, -np.inf, dtype=np.float32)
         masked[allowed] = lex_scores[allowed]
@@ -572,7 +587,7 @@ def rank(
     else:
         fused = cfg.lexical_weight * _zscore(lex) + cfg.embedding_weight * _zscore(emb)
     order = np.lexsort((rows, -fused))[:k]
-    return Ranking(rows[order], fused[order], lex[order], emb[order], analysis, expanded)
+    return Ranking(rows[order], fused[order], lex[order], emb[order], analysis, expanded, marks)
 
 
 def search(
@@ -590,9 +605,10 @@ def search(
     cfg = model.config.search
     ranked = rank(model, query, offset + k, filters, expand, mode)
     analysis, expanded = ranked.analysis, ranked.expanded_terms
-    marked_terms = _marked(
-        model, set(analysis.tokens) | {p for e in expanded for p in e.term.split(PHRASE_JOINER)}
-    )
+    if model.snippets is None:  # a model from before the snippet index: snippets match the terms' strings
+        marked_terms = _marked(model, {*analysis.tokens, *(p for e in expanded for p in e.term.split(PHRASE_JOINER))})
+    else:
+        marked_terms = _Marked(frozenset(ranked.marks.values()), dict(ranked.marks), wanted_ids(ranked.marks))
     request_ids = _request_ids(model, {kw.term: kw.weight for kw in analysis.keywords})
     page = ranked.rows[offset:].tolist()
     records = [model.documents.record(row) for row in page]
