@@ -428,8 +428,8 @@ def test_answers_validate_against_their_response_models(
 
 
 def test_core_types_written_as_they_are_have_the_api_fields() -> None:
-    # json_response lets orjson write these dataclasses field by field: a field added to the core type would
-    # reach every answer unannounced
+    # answers are written from these types (ExpandedTerm by orjson as it is): a field added to the core type
+    # would reach every answer unannounced
     from dataclasses import fields
 
     from legalsearch.api.schemas import ExpandedTermOut, KeywordOut

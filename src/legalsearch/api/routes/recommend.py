@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 
 from legalsearch.api.deps import ProtectedRoute, app_settings, check_api_key, check_text_length, served_model
 from legalsearch.api.fastpath import FastPathDeclined
-from legalsearch.api.routes import errors, json_response
+from legalsearch.api.routes import errors, json_response, keywords_json
 from legalsearch.api.schemas import (
     RecommendRequest,
     RecommendResponse,
@@ -86,7 +86,7 @@ def answer_recommend(model: Model, settings: ServiceSettings, body: RecommendReq
                 "score": finite(r.score),
                 "metadata": dict(r.metadata),
                 "snippet": r.snippet,
-                "explanation": {"keywords": r.keywords},
+                "explanation": {"keywords": keywords_json(r.keywords)},
             }
             for r in result.results
         ],

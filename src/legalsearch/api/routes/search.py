@@ -11,7 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from legalsearch.api.deps import ProtectedRoute, app_settings, check_api_key, check_text_length, served_model
 from legalsearch.api.fastpath import FastPathDeclined
-from legalsearch.api.routes import errors, json_response
+from legalsearch.api.routes import errors, json_response, keywords_json
 from legalsearch.api.schemas import (
     DateRangeFilter,
     FilterSpec,
@@ -106,7 +106,7 @@ def answer_search(model: Model, settings: ServiceSettings, params: SearchParams)
                 "metadata": dict(h.metadata),
                 "snippet": h.snippet,
                 "matched_terms": list(h.matched_terms),
-                "explanation": {"keywords": h.keywords},
+                "explanation": {"keywords": keywords_json(h.keywords)},
             }
             for h in result.hits
         ],
