@@ -298,6 +298,12 @@ class ServiceSettings(BaseSettings):
         description="Answer valid POST /recommend and GET /search requests without FastAPI's per-request "
         "machinery (same answers, less CPU); any other request, and every error, is FastAPI's as always.",
     )
+    opentelemetry: bool = Field(
+        False,
+        description="FastAPI's native OpenTelemetry instrumentation (traces, metrics and logs to the globally "
+        "configured providers). Off by default: with no provider configured it records nothing, yet finding that "
+        "out cost ~8 µs per request. Prometheus metrics (/metrics) do not depend on it.",
+    )
 
 
 def settings_markdown() -> str:

@@ -427,6 +427,16 @@ def test_answers_validate_against_their_response_models(
     assert items, f"{path} gave no results to check"
 
 
+def test_fastapi_opentelemetry_is_off_unless_asked_for(demo_models_dir: Path) -> None:
+    # FastAPI keeps its resolved telemetry config privately; the public side is only what a provider records
+    kinds = ("tracing", "metrics", "logs")
+    off = create_app(make_settings(demo_models_dir))
+    on = create_app(make_settings(demo_models_dir, opentelemetry=True))
+    assert not any(off._telemetry[k] for k in kinds)  # type: ignore[literal-required]
+    assert all(on._telemetry[k] for k in kinds)  # type: ignore[literal-required]
+    assert not off._native_telemetry.enabled()
+
+
 def test_core_types_written_as_they_are_have_the_api_fields() -> None:
     # answers are written from these types (ExpandedTerm by orjson as it is): a field added to the core type
     # would reach every answer unannounced

@@ -84,6 +84,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         version=_package_version(),
         description=DESCRIPTION,
         lifespan=_lifespan,
+        telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.holder = ModelHolder(settings.models_dir)
