@@ -14,7 +14,7 @@ import re
 import threading
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,33 +198,38 @@ def make_snippets(
         # the first start whose window covers most matches
         best_start = kept_starts[ka + counts.index(max(counts))]
         out.append(Snippet(
-            _window(text, kept_starts[ka:kb], kept_ends[ka:kb], best_start, chars),
-            frozenset(matched_terms[a:b]),
+            _window(text, kept_starts, kept_ends, ka, kb, best_start, chars), frozenset(matched_terms[a:b])
         ))
     return out
 
 
-def _window(text: str, starts: list[int], ends: list[int], best_start: int, chars: int) -> str:
-    """The escaped passage around ``best_start`` with the spans inside it marked."""
+def _window(text: str, starts: list[int], ends: list[int], lo: int, hi: int, best_start: int, chars: int) -> str:
+    """The escaped passage around ``best_start`` with the spans ``starts[lo:hi]``, ``ends[lo:hi]`` inside it
+    marked (the lists hold every row's spans: indices instead of slices spare two copies per result)."""
     start = max(0, best_start - chars // 4)
     if start > 0:
         # begin at a word boundary
         space = text.rfind(" ", 0, start)
         start = space + 1 if space >= 0 else start
     end = min(len(text), start + chars)
-    # most passages hold nothing to escape: one scan saves an html.escape per piece (str is a no-op here)
-    escape: Callable[[str], str] = html.escape if _HTML_SPECIAL.search(text, start, end) else str
+    # most passages hold nothing to escape: one scan spares an html.escape per piece
+    plain = _HTML_SPECIAL.search(text, start, end) is None
     out = ["…" if start > 0 else ""]
     pos = start
-    first = bisect_left(starts, start)
-    for s, e in zip(starts[first:], ends[first:], strict=True):
+    for j in range(bisect_left(starts, start, lo, hi), hi):
+        s = starts[j]
         if s > end:
             break  # spans are sorted and end after they start: none further fits
+        e = ends[j]
         if e > end or s < pos:
             continue
-        out.append(escape(text[pos:s]))
-        out.append(f"<mark>{escape(text[s:e])}</mark>")
+        if plain:
+            out.append(text[pos:s])
+            out.append(f"<mark>{text[s:e]}</mark>")
+        else:
+            out.append(html.escape(text[pos:s]))
+            out.append(f"<mark>{html.escape(text[s:e])}</mark>")
         pos = e
-    out.append(escape(text[pos:end]))
+    out.append(text[pos:end] if plain else html.escape(text[pos:end]))
     out.append("…" if end < len(text) else "")
     return "".join(out)
