@@ -85,6 +85,9 @@ class MetricsMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # each label set's metric children, found once: prometheus-client sorts and checks the labels on every
+        # .labels() call. Bounded: methods x route templates (or UNMATCHED) x status codes
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,7 +106,10 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or UNMATCHED
-            labels = {"method": scope.get("method", ""), "route": template, "status": str(status)}
-            REQUESTS.labels(**labels).inc()
-            LATENCY.labels(**labels).observe(time.perf_counter() - start)
+            key = (scope.get("method", ""), getattr(route, "path", None) or UNMATCHED, status)
+            children = self._children.get(key)
+            if children is None:
+                labels = {"method": key[0], "route": key[1], "status": str(status)}
+                children = self._children[key] = (REQUESTS.labels(**labels), LATENCY.labels(**labels))
+            children[0].inc()
+            children[1].observe(time.perf_counter() - start)
