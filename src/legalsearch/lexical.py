@@ -124,10 +124,9 @@ class LexicalIndex:
 
     def scores_of_ids(self, term_weights: Mapping[int, float]) -> np.ndarray:
         """``scores`` for terms given by id (``vocab``), summed in the mapping's order."""
-        ids = [i for i, w in term_weights.items() if w != 0]
-        weights = [float(w) for w in term_weights.values() if w != 0]
-        return _weighted_scores(self._matrix, self._nonoccurrence, np.array(ids, dtype=np.int64),
-                                np.array(weights, dtype=np.float64))
+        kept = {i: float(w) for i, w in term_weights.items() if w != 0}
+        return _weighted_scores(self._matrix, self._nonoccurrence, np.fromiter(kept, np.int64, len(kept)),
+                                np.fromiter(kept.values(), np.float64, len(kept)))
 
     def top_k(
         self, query_terms: Mapping[str, float], k: int, allowed_rows: np.ndarray | None = None

@@ -143,6 +143,12 @@ def _marked(model: Model, terms: Iterable[str]) -> _Marked:
     return _Marked(wanted, ids, wanted_ids(ids) if model.snippets is not None else None)
 
 
+def _marked_ids(ids: Mapping[int, str]) -> _Marked:
+    """``_marked`` for terms already looked up by lexical id (models with a snippet index only: ``terms``
+    serves the others)."""
+    return _Marked(frozenset(ids.values()), dict(ids), wanted_ids(ids))
+
+
 #: per model: a keyword id's lexical parts (id, part), as _marked finds them for the keyword's string
 _KEYWORD_PARTS: WeakKeyDictionary[Model, dict[int, tuple[tuple[int, str], ...]]] = WeakKeyDictionary()
 
@@ -165,8 +171,7 @@ def _marked_keywords(model: Model, keyword_ids: Iterable[int]) -> _Marked:
             parts = memo[k] = tuple((i, w) for w in words if (i := vocab.get(w)) is not None)
         for i, w in parts:
             ids[i] = w
-    # `terms` only serves models without a snippet index, which took the branch above
-    return _Marked(frozenset(ids.values()), ids, wanted_ids(ids))
+    return _marked_ids(ids)
 
 
 @dataclass(frozen=True)
@@ -609,7 +614,7 @@ def search(
     if model.snippets is None:  # a model from before the snippet index: snippets match the terms' strings
         marked_terms = _marked(model, {*analysis.tokens, *(p for e in expanded for p in e.term.split(PHRASE_JOINER))})
     else:
-        marked_terms = _Marked(frozenset(ranked.marks.values()), dict(ranked.marks), wanted_ids(ranked.marks))
+        marked_terms = _marked_ids(ranked.marks)
     request_ids = _request_ids(model, {kw.term: kw.weight for kw in analysis.keywords})
     page = ranked.rows[offset:].tolist()
     records = [model.documents.record(row) for row in page]
