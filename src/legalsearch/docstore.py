@@ -30,6 +30,10 @@ FACETS_DIR = "facets"
 FACET_VALUES = "values.json"
 #: fields every document has, filterable like metadata
 BUILTIN_FIELDS = ("type",)
+#: what can be counted per value (``DocumentStore.facets``): three metadata fields, and the year of ``date``
+FACET_NAMES = ("law", "type", "court", "year")
+#: the metadata field the ``year`` facet is derived from (ISO dates: the year is the first four characters)
+YEAR_SOURCE = "date"
 
 
 def text_fingerprint(text: str) -> int:
@@ -112,6 +116,10 @@ class DocumentStore:
         except (OSError, ValueError, KeyError) as exc:
             raise ArtifactError(f"document store in {folder} is unreadable: {exc}") from exc
         self._code_of = {k: {_key(v): c for c, v in enumerate(vals)} for k, vals in self._values.items()}
+        self._facet_columns = {name: (self._codes[name], self._values[name])
+                               for name in FACET_NAMES if name in self._codes}
+        if YEAR_SOURCE in self._codes:
+            self._facet_columns["year"] = _year_column(self._codes[YEAR_SOURCE], self._values[YEAR_SOURCE])
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -171,11 +179,49 @@ class DocumentStore:
             mask &= np.isin(codes, np.asarray(ok, dtype=np.int32))
         return np.flatnonzero(mask).astype(np.int64)
 
+    def facets(self, names: Sequence[str], rows: np.ndarray, limit: int) -> dict[str, list[tuple[Scalar, int]]]:
+        """Per facet name, the ``limit`` most frequent values among ``rows`` with their counts (count desc, then
+        value); rows without a value are not counted. A facet the corpus has no field for counts nothing."""
+        check_facets(names)
+        if limit < 1:
+            raise InvalidRequestError(f"facet_limit must be at least 1, got {limit}")
+        out: dict[str, list[tuple[Scalar, int]]] = {}
+        for name in names:
+            column = self._facet_columns.get(name)
+            if column is None or rows.size == 0:
+                out[name] = []
+                continue
+            codes, values = column
+            # code 0 collects the rows without a value; codes follow the sorted values, so ties go to the smaller
+            counts = np.bincount(codes[rows] + 1, minlength=len(values) + 1)[1:]
+            found = np.flatnonzero(counts)
+            top = found[np.lexsort((found, -counts[found]))][:limit]
+            out[name] = [(values[c], int(n)) for c, n in zip(top.tolist(), counts[top].tolist(), strict=True)]
+        return out
+
     def close(self) -> None:
         """Release the file handle and mapping."""
         if isinstance(self._buf, mmap.mmap):
             self._buf.close()
         self._fh.close()
+
+
+def check_facets(names: Sequence[str]) -> None:
+    """InvalidRequestError naming the first unknown facet."""
+    for name in names:
+        if name not in FACET_NAMES:
+            raise InvalidRequestError(f"unknown facet {name!r}; facets: {', '.join(FACET_NAMES)}")
+
+
+def _year_column(codes: np.ndarray, values: Sequence[Scalar]) -> tuple[np.ndarray, list[Scalar]]:
+    """Year codes per row from the date codes: a date value that does not start with four digits has none."""
+    year_of = [int(v[:4]) if isinstance(v, str) and v[:4].isdigit() else None for v in values]
+    distinct = sorted({y for y in year_of if y is not None})
+    code_of = {y: c for c, y in enumerate(distinct)}
+    years: list[Scalar] = list(distinct)
+    # index 0 stands for "no date" (code -1), so that one take maps every row
+    table = np.asarray([-1] + [code_of[y] if y is not None else -1 for y in year_of], dtype=np.int32)
+    return table[codes + 1], years
 
 
 def _key(value: Any) -> tuple[str, Any]:

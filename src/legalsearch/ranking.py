@@ -14,7 +14,7 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
-from legalsearch.docstore import FilterValue
+from legalsearch.docstore import FilterValue, check_facets
 from legalsearch.docvectors import text_vector
 from legalsearch.embeddings import similar_terms as _similar_terms
 from legalsearch.engine import Model
@@ -25,7 +25,7 @@ from legalsearch.keywords import PHRASE_JOINER
 from legalsearch.neighbours import seed_query
 from legalsearch.snippets import make_snippets, wanted_ids
 from legalsearch.text import split_groups
-from legalsearch.types import Keyword, Recommendation, SearchHit, SimilarTerm
+from legalsearch.types import Keyword, Recommendation, Scalar, SearchHit, SimilarTerm
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class RecommendResult:
     ignored_ids: tuple[str, ...]
     model: str
     keywords: tuple[Keyword, ...]
+    #: per requested facet, (value, count) over the candidates the ranking considered (``recommend``)
+    facets: Mapping[str, list[tuple[Scalar, int]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class SearchResult:
     query_terms: tuple[str, ...]
     expanded_terms: tuple[ExpandedTerm, ...]
     model: str
+    #: per requested facet, (value, count) over every matching document (``Ranking.matched``)
+    facets: Mapping[str, list[tuple[Scalar, int]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -284,10 +288,16 @@ def recommend(
     filters: Mapping[str, FilterValue] | None = None,
     exclude: Sequence[str] = (),
     collapse: bool = True,
+    facets: Sequence[str] = (),
+    facet_limit: int = 20,
 ) -> RecommendResult:
-    """Documents related to seed documents, a text, or keywords; seeds and excluded ids never come back."""
+    """Documents related to seed documents, a text, or keywords; seeds and excluded ids never come back.
+
+    ``facets`` are counted over the candidates the ranking fetched (see docs/api.md), after the filters, without
+    seeds and excluded ids, near-duplicates collapsed like the results."""
     if k < 1 or offset < 0:
         raise InvalidRequestError("k must be at least 1 and offset at least 0")
+    check_facets(facets)
     given = bool(positive) + (text is not None) + bool(keywords)
     if given != 1:
         raise InvalidRequestError("give exactly one of: positive document ids, text, keywords")
@@ -332,7 +342,8 @@ def recommend(
     # rows would cost more than the search itself
     allowed = _allowed_rows(model, filters, exclude_rows) if filters else None
     if allowed is not None and allowed.size == 0:
-        return RecommendResult((), tuple(ignored), model.version, ())
+        return RecommendResult((), tuple(ignored), model.version, (),
+                               _facets(model, facets, np.zeros(0, dtype=np.int64), facet_limit))
     want = offset + k
     fetch = want * 2 + len(exclude_rows) + 10
     table = model.neighbours
@@ -346,6 +357,7 @@ def recommend(
     scores = dict(zip(hit_rows, hits.scores[0].tolist(), strict=True))
     if collapse:
         rows = _collapse(model, rows)
+    counted = _facets(model, facets, np.asarray(rows, dtype=np.int64), facet_limit)
     page = rows[offset:want]
     chars = model.config.search.snippet_chars
     # records, not Documents: a frozen dataclass per result is a cost for nothing here
@@ -359,7 +371,14 @@ def recommend(
         for row, r, snip, explained in zip(page, records, snippets, _explain(model, page, request_ids), strict=True)
     ]
     req_kws = tuple(Keyword(t, w) for t, w in sorted(request.items(), key=lambda tw: (-tw[1], tw[0]))[:20])
-    return RecommendResult(tuple(results), tuple(ignored), model.version, req_kws)
+    return RecommendResult(tuple(results), tuple(ignored), model.version, req_kws, counted)
+
+
+def _facets(model: Model, names: Sequence[str], rows: np.ndarray, limit: int) -> (
+    dict[str, list[tuple[Scalar, int]]] | None
+):
+    """Facet counts over ``rows``; None when no facet was asked for (the answer then has no ``facets``)."""
+    return model.documents.facets(names, rows, limit) if names else None
 
 
 def warm_up(model: Model) -> None:
@@ -523,6 +542,8 @@ class Ranking:
     expanded_terms: tuple[ExpandedTerm, ...]
     #: lexical term id -> term of the query's tokens and expansions: what snippets mark
     marks: Mapping[int, str] = field(default_factory=dict)
+    #: with ``rank(matched=True)``: every row the query matches within the filters, sorted (what facets count)
+    matched: np.ndarray | None = None
 
 
 def rank(
@@ -532,8 +553,12 @@ def rank(
     filters: Mapping[str, FilterValue] | None = None,
     expand: bool = True,
     mode: str = "hybrid",
+    matched: bool = False,
 ) -> Ranking:
-    """The best ``k`` rows for a query (score desc, then row), as ``search`` serves them, without snippets."""
+    """The best ``k`` rows for a query (score desc, then row), as ``search`` serves them, without snippets.
+
+    With ``matched``, also every row the query matches within the filters: a positive lexical score for the
+    analysed query (its terms and expansions), or among the embedding candidates fused with the lexical ones."""
     if k < 1:
         raise InvalidRequestError("k must be at least 1")
     if mode not in ("hybrid", "lexical", "embedding"):
@@ -556,7 +581,8 @@ def rank(
                 lex_terms[i] = c.expanded.weight
         marks.update(c.marks)
     empty = np.zeros(0, dtype=np.float64)
-    none = Ranking(np.zeros(0, dtype=np.int64), empty, empty, empty, analysis, expanded, marks)
+    none = Ranking(np.zeros(0, dtype=np.int64), empty, empty, empty, analysis, expanded, marks,
+                   np.zeros(0, dtype=np.int64) if matched else None)
     # expansions stay out of the query vector: on the tune half they did not help the embedding side
     emb_terms = {kw.term: kw.weight for kw in analysis.keywords}
     allowed = _allowed_rows(model, filters, ())
@@ -593,7 +619,16 @@ def rank(
     else:
         fused = cfg.lexical_weight * _zscore(lex) + cfg.embedding_weight * _zscore(emb)
     order = np.lexsort((rows, -fused))[:k]
-    return Ranking(rows[order], fused[order], lex[order], emb[order], analysis, expanded, marks)
+    return Ranking(rows[order], fused[order], lex[order], emb[order], analysis, expanded, marks,
+                   _matched_rows(lex_scores_ranked, rows) if matched else None)
+
+
+def _matched_rows(lex_scores: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Rows with a positive lexical score (-inf outside the filters) or among the fused candidates, sorted."""
+    # a mask, not a union of sorted arrays: half the corpus may match a question, and sorting that cost more
+    mask = lex_scores > 0
+    mask[candidates] = True
+    return np.flatnonzero(mask)
 
 
 def search(
@@ -604,12 +639,17 @@ def search(
     filters: Mapping[str, FilterValue] | None = None,
     expand: bool = True,
     mode: str = "hybrid",
+    facets: Sequence[str] = (),
+    facet_limit: int = 20,
 ) -> SearchResult:
-    """Hybrid retrieval: BM25 over expanded query terms fused with embedding similarity."""
+    """Hybrid retrieval: BM25 over expanded query terms fused with embedding similarity.
+
+    ``facets`` are counted over every document the query matches within the filters (``rank``'s ``matched``)."""
     if k < 1 or offset < 0:
         raise InvalidRequestError("k must be at least 1 and offset at least 0")
+    check_facets(facets)
     cfg = model.config.search
-    ranked = rank(model, query, offset + k, filters, expand, mode)
+    ranked = rank(model, query, offset + k, filters, expand, mode, matched=bool(facets))
     analysis, expanded = ranked.analysis, ranked.expanded_terms
     if model.snippets is None:  # a model from before the snippet index: snippets match the terms' strings
         marked_terms = _marked(model, {*analysis.tokens, *(p for e in expanded for p in e.term.split(PHRASE_JOINER))})
@@ -630,7 +670,8 @@ def search(
             ranked.lexical[offset:].tolist(), ranked.embedding[offset:].tolist(), strict=True,
         )
     )
-    return SearchResult(hits_out, analysis.tokens, expanded, model.version)
+    counted = _facets(model, facets, ranked.matched, facet_limit) if ranked.matched is not None else None
+    return SearchResult(hits_out, analysis.tokens, expanded, model.version, counted)
 
 
 def similar_terms(model: Model, term: str, k: int = 10, intersection: bool = False) -> list[SimilarTerm]:

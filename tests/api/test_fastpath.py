@@ -53,6 +53,8 @@ def _calls(ids: list[str]) -> tuple[list[Call], list[Call]]:
         _get([("q", question), ("type", "statute"), ("type", "decision"), ("unknown", "ignored")]),
         _get({"q": question, "filters": '{"type": ["statute"]}', "date_from": "1900-01-01", "mode": "embedding"}),
         _get({"q": question, "expand": "yes", "k": "100"}),
+        _get({"q": question, "facets": "law,type,court,year", "facet_limit": "2", "type": "decision"}),
+        _post({"text": question, "facets": ["law", "year"], "facet_limit": 3}),
     ]
     left = [
         _post({"positive": ["no such id"]}),
@@ -86,6 +88,9 @@ def _calls(ids: list[str]) -> tuple[list[Call], list[Call]]:
         _get({"q": question, "date_from": "yesterday"}),
         _get({"q": "x" * 30_000}),
         _get({"q": question}, key=None),
+        _get({"q": question, "facets": "law,color"}),
+        _get({"q": question, "facets": "law", "facet_limit": "0"}),
+        _post({"text": question, "facets": ["section"]}),
     ]
     return fast, left
 
@@ -126,8 +131,8 @@ def test_fast_path_answers_what_fastapi_answers(clients: tuple[TestClient, TestC
         # the fast path only ever answers successfully (FastAPI may still answer 200 to what it declined)
         assert not answered or got[0] == 200
     assert {200, 400, 401, 404, 413, 422} <= statuses
-    assert stats.answered["/recommend"] == 6
-    assert stats.answered["/search"] == 5
+    assert stats.answered["/recommend"] == 7
+    assert stats.answered["/search"] == 6
 
 
 def test_fast_path_off_answers_nothing(clients: tuple[TestClient, TestClient], doc_ids: list[str]) -> None:

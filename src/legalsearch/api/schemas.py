@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from legalsearch.docstore import DateRange, FilterValue
+from legalsearch.docstore import FACET_NAMES, DateRange, FilterValue
 from legalsearch.errors import InvalidRequestError
 from legalsearch.types import Keyword
 
@@ -21,6 +22,8 @@ MAX_OFFSET = 10_000
 MAX_K = 100
 MAX_IDS = 100
 MAX_EXCLUDE = 1000
+MAX_FACET_LIMIT = 1000
+DEFAULT_FACET_LIMIT = 20
 
 _FILTERS_DESCRIPTION = (
     "Metadata filters, all of which must match: field -> value, field -> list of values (any of them), or "
@@ -73,6 +76,41 @@ def to_filters(raw: dict[str, FilterSpec] | None) -> dict[str, FilterValue] | No
         else:
             out[name] = value
     return out
+
+
+_FACETS_DESCRIPTION = (
+    f"Facets to count ({', '.join(FACET_NAMES)}; 'year' is the year of the 'date' field): each value's number of "
+    "documents among all that match, not only the returned page (what is counted: docs/api.md); an unknown "
+    "name gives 422."
+)
+_FACET_LIMIT_DESCRIPTION = "Most values returned per facet (the most frequent ones)."
+
+
+def parse_facets(raw: str | list[str] | None) -> tuple[str, ...]:
+    """Facet names from a comma-separated string (or a list), without blanks and repeats, in the given order."""
+    if raw is None:
+        return ()
+    parts = raw.split(",") if isinstance(raw, str) else raw
+    return tuple(dict.fromkeys(p.strip() for p in parts if p.strip()))
+
+
+def facets_json(facets: Mapping[str, list[tuple[Scalar, int]]]) -> dict[str, list[dict[str, Any]]]:
+    """Facet counts as the API shows them (``FacetCountOut``)."""
+    return {name: [{"value": v, "count": n} for v, n in counts] for name, counts in facets.items()}
+
+
+class FacetCountOut(BaseModel):
+    """One facet value and how many matching documents have it."""
+
+    value: str | int | float | bool = Field(description="The value (a year is an integer).", examples=["BGB"])
+    count: int = Field(description="Matching documents with this value.", examples=[12])
+
+
+_FACETS_OUT_DESCRIPTION = (
+    "Null unless facets were asked for; then per facet, its values with their counts, most frequent first (ties by "
+    "value), at most `facet_limit` of them."
+)
+_FACETS_OUT_EXAMPLE = {"law": [{"value": "BGB", "count": 12}], "year": [{"value": 2021, "count": 3}]}
 
 
 def finite(value: float | None) -> float | None:
@@ -161,6 +199,12 @@ class RecommendRequest(BaseModel):
         description="Ids that must not be returned (e.g. already shown).", examples=[["DMietG § 13"]],
     )
     collapse: bool = Field(True, description="Keep only the best of near-identical documents.", examples=[True])
+    facets: list[str] | None = Field(
+        None, max_length=len(FACET_NAMES), description=_FACETS_DESCRIPTION, examples=[["law", "type"]]
+    )
+    facet_limit: int = Field(
+        DEFAULT_FACET_LIMIT, ge=1, le=MAX_FACET_LIMIT, description=_FACET_LIMIT_DESCRIPTION, examples=[20]
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -206,6 +250,9 @@ class RecommendResponse(BaseModel):
         examples=[["DMietG § 999"]],
     )
     model: str = Field(description="Version of the model that answered.", examples=["20261128-151200-a1b2c3"])
+    facets: dict[str, list[FacetCountOut]] | None = Field(
+        None, description=_FACETS_OUT_DESCRIPTION, examples=[_FACETS_OUT_EXAMPLE]
+    )
 
 
 class ExpandedTermOut(BaseModel):
@@ -245,6 +292,9 @@ class SearchResponse(BaseModel):
                                    examples=[["kündigung", "mietvertrag"]])
     expanded_terms: list[ExpandedTermOut] = Field(description="Related terms added to the query.")
     model: str = Field(description="Version of the model that answered.", examples=["20261128-151200-a1b2c3"])
+    facets: dict[str, list[FacetCountOut]] | None = Field(
+        None, description=_FACETS_OUT_DESCRIPTION, examples=[_FACETS_OUT_EXAMPLE]
+    )
 
 
 class SearchParams(BaseModel):
@@ -278,6 +328,10 @@ class SearchParams(BaseModel):
     mode: Literal["hybrid", "lexical", "embedding"] = Field(
         "hybrid", description="Retrievers used: both, or only one."
     )
+    facets: str | None = Field(
+        None, description="Comma-separated. " + _FACETS_DESCRIPTION, examples=["law,type,court,year"]
+    )
+    facet_limit: int = Field(DEFAULT_FACET_LIMIT, ge=1, le=MAX_FACET_LIMIT, description=_FACET_LIMIT_DESCRIPTION)
 
 
 class SimilarTermOut(BaseModel):

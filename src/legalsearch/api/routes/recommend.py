@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from fastapi import APIRouter, Request, Response
 
@@ -11,7 +13,9 @@ from legalsearch.api.routes import errors, json_response, keywords_json
 from legalsearch.api.schemas import (
     RecommendRequest,
     RecommendResponse,
+    facets_json,
     finite,
+    parse_facets,
     to_filters,
 )
 from legalsearch.config import ServiceSettings
@@ -76,8 +80,10 @@ def answer_recommend(model: Model, settings: ServiceSettings, body: RecommendReq
         filters=to_filters(body.filters),
         exclude=body.exclude,
         collapse=body.collapse,
+        facets=parse_facets(body.facets),
+        facet_limit=body.facet_limit,
     )
-    return json_response({
+    answer: dict[str, Any] = {
         "results": [
             {
                 "id": r.doc_id,
@@ -92,4 +98,6 @@ def answer_recommend(model: Model, settings: ServiceSettings, body: RecommendReq
         ],
         "ignored_ids": list(result.ignored_ids),
         "model": result.model,
-    })
+        "facets": facets_json(result.facets) if result.facets is not None else None,
+    }
+    return json_response(answer)

@@ -17,7 +17,9 @@ from legalsearch.api.schemas import (
     FilterSpec,
     SearchParams,
     SearchResponse,
+    facets_json,
     finite,
+    parse_facets,
     to_filters,
 )
 from legalsearch.config import ServiceSettings
@@ -93,8 +95,9 @@ def answer_search(model: Model, settings: ServiceSettings, params: SearchParams)
         except ValidationError as exc:
             raise InvalidRequestError(f"date_from/date_to: {exc.errors()[0].get('msg')}") from exc
     result = search(model, q, k=params.k, offset=params.offset, filters=to_filters(spec),
-                    expand=params.expand, mode=params.mode)
-    return json_response({
+                    expand=params.expand, mode=params.mode, facets=parse_facets(params.facets),
+                    facet_limit=params.facet_limit)
+    body: dict[str, Any] = {
         "hits": [
             {
                 "id": h.doc_id,
@@ -113,4 +116,6 @@ def answer_search(model: Model, settings: ServiceSettings, params: SearchParams)
         "query_terms": list(result.query_terms),
         "expanded_terms": result.expanded_terms,
         "model": result.model,
-    })
+        "facets": facets_json(result.facets) if result.facets is not None else None,
+    }
+    return json_response(body)
