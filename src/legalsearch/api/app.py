@@ -17,7 +17,7 @@ from legalsearch.api.deps import API_KEY_SCHEME, api_key_scheme
 from legalsearch.api.errors import install_error_handlers
 from legalsearch.api.fastpath import FastPathMiddleware, FastPathStats, FastRoute
 from legalsearch.api.limits import BodyLimitMiddleware
-from legalsearch.api.routes import documents, health, models, recommend, search, terms
+from legalsearch.api.routes import documents, health, models, page, recommend, search, terms
 from legalsearch.api.state import ModelHolder
 from legalsearch.config import ServiceSettings
 from legalsearch.index import set_faiss_threads
@@ -84,6 +84,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         version=_package_version(),
         description=DESCRIPTION,
         lifespan=_lifespan,
+        # /docs comes from routes.page, with its scripts served from the package instead of a CDN; no ReDoc
+        docs_url=None,
+        redoc_url=None,
         telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
@@ -94,6 +97,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     for router in (recommend.router, search.router, terms.router, documents.router, models.router,
                    models.admin_router):
         app.include_router(router)
+    page.install_pages(app)
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     # outermost last: metrics time everything, including bodies refused for size; the fast path sees only
     # bodies within the limit
