@@ -13,7 +13,7 @@ PORT ?= 8000
 WORKERS ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help install run train serve test test-notebooks lint eval bench notebooks clean
+.PHONY: help install browser run train serve test test-notebooks lint eval bench notebooks clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -25,6 +25,16 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks]'
 	touch $@
+
+browser: ## install Debian's chromium and chromium-driver for the search page test (apt-get, as root); nothing if present
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "chromium and chromedriver are installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium chromium-driver; \
+	else \
+		echo "install chromium and chromium-driver (as root: make browser); the browser test skips without them" >&2; \
+	fi
 
 run: install ## the main job: train on the demo corpus when no model exists, then serve the API
 	$(BIN)/legalsearch serve --train-if-missing --models-dir $(MODELS_DIR) --host $(HOST) --port $(PORT) --workers $(WORKERS)

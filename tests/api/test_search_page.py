@@ -138,7 +138,7 @@ def _only_local(browser: Browser, base: str) -> None:
     assert errors == [], f"script errors: {errors}"
 
 
-def test_search_facet_document_and_back(server: str, browser: Browser) -> None:
+def test_search_facet_document_and_back(browser: Browser, server: str) -> None:
     from selenium.webdriver.common.keys import Keys
 
     driver = browser.driver
@@ -214,7 +214,7 @@ def _narrow_by_facet(server: str, browser: Browser) -> str:
     return str(browser.driver.current_url)
 
 
-def test_shared_link_opens_document_and_snippets_stay_text(server: str, browser: Browser, demo_model) -> None:  # type: ignore[no-untyped-def]
+def test_shared_link_opens_document_and_snippets_stay_text(browser: Browser, server: str, demo_model) -> None:  # type: ignore[no-untyped-def]
     doc_id = next(i for i in demo_model.index.ids if "§" in i)
     driver = browser.driver
     driver.get(f"{server}/?doc={doc_id.replace(' ', '%20')}")
@@ -246,7 +246,7 @@ def test_page_sends_the_api_key_typed_into_it(demo_models_dir: Path, browser: Br
         _only_local(browser, base)
 
 
-def test_docs_render_offline(server: str, browser: Browser) -> None:
+def test_docs_render_offline(browser: Browser, server: str) -> None:
     driver = browser.driver
     driver.get(server + "/docs")
     operations = browser.wait_visible(".swagger-ui .opblock-summary-path")
