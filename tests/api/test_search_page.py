@@ -183,7 +183,6 @@ def test_search_facet_document_and_back(browser: Browser, server: str) -> None:
     if _offers(server, "/documents/{doc_id}/citations"):
         browser.wait_visible("#doc-view .citations li")
     assert not browser.visible("#results-view")
-    _screenshot(browser, "search-page-document.png")
 
     driver.back()
     browser.wait(lambda d: d.current_url == results_url, "the results URL after back")
@@ -256,6 +255,7 @@ def test_docs_render_offline(browser: Browser, server: str) -> None:
 
 
 def _screenshot(browser: Browser, name: str = "search-page.png") -> None:
+    """With LEGALSEARCH_SCREENSHOT_DIR set, the visible part of the page as ``name`` there."""
     folder = os.environ.get("LEGALSEARCH_SCREENSHOT_DIR")
     if folder:
         browser.driver.execute_script("window.scrollTo(0, 0)")
