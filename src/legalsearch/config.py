@@ -180,6 +180,17 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
+class CitationsConfig:
+    """The citation graph: citations found in every document and resolved to the corpus's sections."""
+
+    enabled: bool = setting(True, "Build the citation graph (cites / cited-by) at training time.")
+    max_range_targets: int = setting(
+        500, "A range citation ('§§ 1 bis 10000 BGB') resolves to at most this many sections; the rest are "
+        "dropped and the range is counted as capped."
+    )
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """All stages; each stage receives only its own part."""
 
@@ -192,6 +203,7 @@ class TrainConfig:
     index: IndexConfig = field(default_factory=IndexConfig)
     lexical: LexicalConfig = field(default_factory=LexicalConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    citations: CitationsConfig = field(default_factory=CitationsConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The full config as plain data, as written to a model's manifest."""

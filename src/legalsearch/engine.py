@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from gensim.models import KeyedVectors
 
+from legalsearch.citegraph import CitationGraph
 from legalsearch.config import TrainConfig, config_from_dict
 from legalsearch.docstore import DocumentStore
 from legalsearch.embeddings import load_vectors
@@ -53,6 +54,8 @@ class Model:
     thesaurus: tuple[KeyedVectors, ...] = ()
     #: each document's nearest documents (None for models trained without them)
     neighbours: NeighbourTable | None = None
+    #: who cites whom (None for models trained before the graph existed, or with it switched off)
+    citations: CitationGraph | None = None
 
     @property
     def version(self) -> str:
@@ -93,6 +96,7 @@ class Model:
                 load_vectors(sub, mmap=mmap) for sub in sorted((folder / THESAURUS_DIR).glob("seed-*"))
             ),
             neighbours=NeighbourTable.load(folder, int(docvectors.shape[0]), mmap=mmap),
+            citations=CitationGraph.load(folder, int(docvectors.shape[0]), mmap=mmap),
         )
         model._check_counts()
         log.info("loaded model %s (%d documents)", model.version, len(model.documents))

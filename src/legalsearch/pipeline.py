@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from legalsearch import docstore
+from legalsearch.citegraph import build_graph
 from legalsearch.config import TrainConfig
 from legalsearch.corpus import IngestReport, read_documents, read_extra_text
 from legalsearch.docvectors import document_vectors
@@ -360,6 +361,12 @@ def train(
         with timer.stage("documents", "documents") as count:
             count[0] = docstore.write_documents(documents, out)
 
+        citation_stats: dict[str, Any] = {}
+        if config.citations.enabled:
+            with timer.stage("citations", "documents") as count:
+                citation_stats = build_graph(documents, config.citations, out)
+                count[0] = len(documents)
+
         with timer.stage("snippets", "documents") as count:
             snippets = index_snippets(
                 tqdm((d.text for d in documents), total=len(documents), desc="snippets", unit="doc",
@@ -376,6 +383,7 @@ def train(
             "word_vectors": len(kv),
             "phrases": len(phrases),
             "empty_document_vectors": empty_docs,
+            "citation_edges": int(citation_stats.get("edges", 0)),
         }
         manifest = {
             "config": config.to_dict(),
@@ -395,6 +403,7 @@ def train(
                          "per_second": round(s.per_second, 1), "peak_rss_mb": round(s.peak_rss_mb, 1)}
                 for s in timer.stages
             },
+            "citations": citation_stats,
             "total_seconds": round(total, 3),
             "evaluation": {},
         }

@@ -1,0 +1,463 @@
+"""Citations with their offsets: found in text, resolved to the corpus's sections, kept when they do not resolve.
+
+``extract`` finds reference expressions ("§ 573 Abs. 2 BGB", "§§ 573 bis 575 BGB", "Art. 1 Abs. 1 GG",
+"§ 5 des Bürgerlichen Gesetzbuchs", "§ 5 i.V.m. § 6 BGB", "nach § 5") as character spans. ``LawDirectory``
+knows every law of the corpus (jurabk, title, sections in the law's order) and ``resolve`` turns a citation into
+document ids, or into a reason why it cannot: an unknown law, a missing section, no law at all. Nothing is
+guessed: a citation that does not resolve is kept as written with its reason.
+
+The rules follow the project's token parser (``Preprocessor._citation`` in ``text.py``: the same markers, list
+words and law-abbreviation shape) but keep offsets and the structure of ranges and chains, which tokens drop.
+The conventions (what a span covers, how chains and ranges resolve) are written down in ``docs/citations.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+#: why a citation has no target
+Reason = Literal["unknown law", "missing section", "no law", "malformed range"]
+
+# the first section number after §, §§, Art., Artikel; "573c" but not the "ff" of "573ff."
+_NUM: Final = r"\d+(?:[a-z]{1,2}(?![a-zäöüß]))?"
+_ANCHOR: Final = re.compile(rf"(?P<a>§\s?§|§|\b(?:Artikel|Art\.|Art|Artt\.))\s*(?P<n>{_NUM})(?![\d,.]\d)")
+_SPACE: Final = re.compile(r"\s*")
+_MARKER: Final = re.compile(
+    r"\s*(?:Abs\.|Absatz|Absatzes|Absätze|Absätzen|Abs|Satz|Satzes|Sätze|Sätzen|S\.|Nr\.|Nrn\.|Nr|Nummer|Nummern|"
+    r"Halbsatz|Halbs\.|Hs\.|HS\.?|Buchst\.|Buchstabe|Buchstaben|lit\.|Alt\.|Alternative|Var\.|Variante|UAbs\.|"
+    r"Unterabs\.|Unterabsatz|Spiegelstrich|Doppelbuchst\.|Doppelbuchstabe)\s*"
+)
+_PART_VALUE: Final = re.compile(r"(?:\d+[a-z]?|[a-z]{1,2}(?![a-zäöüß])\)?|[IVX]+\b)(?!\.\d)")
+_LIST_SEP: Final = re.compile(r"\s*(?P<s>,|und\b|oder\b|sowie\b|bzw\.|bis\b|u\.(?=\s)|-|–)\s*")
+_FOLLOWING: Final = re.compile(r"\s*(?:ff\.|f\.|ff\b|f\b)")
+_CHAIN: Final = re.compile(
+    r"\s*(?:,\s*)?(?:i\.\s?V\.\s?m\.?|iVm\.?|i\.\s?V\.\s?mit|in\s+Verbindung\s+mit|in\s+Verb\.\s+mit|und|oder|sowie|"
+    r"bzw\.|,)\s*(?=§|Art\.?\s*\d|Artikel\s*\d)"
+)
+# a law abbreviation: letters (and inner digits/hyphens), at least two capitals ("BGB", "DMietG", "AO")
+_ABBREVIATION: Final = re.compile(r"\s+(?P<w>[A-ZÄÖÜ][A-Za-zÄÖÜäöüß0-9]*(?:-[A-Za-zÄÖÜäöüß]+)?)(?![\wÄÖÜäöüß-])")
+_ROMAN_OR_DIGIT: Final = re.compile(r"\s+(?P<w>[IVX]{1,5}|\d{1,2})(?![\w.])")
+_GENITIVE: Final = re.compile(r"\s+(?P<art>des|der|dem|den)\s+(?P<rest>)")
+_SELF: Final = re.compile(r"\s+(?:dieses\s+(?:Gesetzes|Gesetzbuchs|Gesetzbuches|Buches|Abkommens|Vertrags|Vertrages)|"
+                          r"dieser\s+(?:Verordnung|Ordnung|Satzung|Anordnung|Richtlinie|Bekanntmachung))\b")
+_BOOK: Final = re.compile(
+    r"\s+(?:des\s+|dem\s+|das\s+)?(?P<o>Erst|Zweit|Dritt|Viert|Fünft|Sechst|Siebt|Siebent|Acht|Neunt|Zehnt|Elft|"
+    r"Zwölft|Vierzehnt)(?:e[ns]?|es)?\s+Buch(?:es|s)?\s+(?:des\s+)?Sozialgesetzbuch(?:es|s)?\b"
+)
+# a noun that names a law, for laws the corpus lacks or names otherwise ("des Atomgesetzes", "der Verordnung (EU)
+# 2016/796"): the citation then names an unknown law instead of falling back to the citing law
+_LAW_NOUN: Final = re.compile(
+    r"(?:[A-ZÄÖÜ][\wäöüß-]*)?(?:[Gg]esetz(?:es|e|s)?|[Gg]esetzbuch(?:es|s|e)?|[Oo]rdnung|[Vv]erordnung|[Vv]ertrag(?:es|s)?|"
+    r"[Aa]bkommen(?:s)?|[Üü]bereinkommen(?:s)?|[Ss]tatut(?:s|es)?|[Kk]onvention|[Rr]ichtlinie|[Ss]atzung|Charta|"
+    r"[Pp]rotokoll(?:s)?)"
+)
+_LAW_NUMBER: Final = re.compile(r"\s*(?:\((?:EU|EG|EWG|Euratom)\)\s*)?(?:Nr\.\s*)?\d+/\d+(?:/(?:EU|EG|EWG))?")
+_TITLE_WORD: Final = re.compile(r"(?P<w>[\wÄÖÜäöüß][\wÄÖÜäöüß\-]*)(?P<sp>\s+|$)?")
+_ORDINALS: Final = {
+    "Erst": 1, "Zweit": 2, "Dritt": 3, "Viert": 4, "Fünft": 5, "Sechst": 6, "Siebt": 7, "Siebent": 7, "Acht": 8,
+    "Neunt": 9, "Zehnt": 10, "Elft": 11, "Zwölft": 12, "Vierzehnt": 14,
+}
+_ROMAN_VALUES: Final = {"I": 1, "V": 5, "X": 10}
+#: capitalised words of the shape of a law abbreviation that name no law (currencies, gazettes, courts, forms)
+_NOT_LAWS: Final = frozenset({
+    "EUR", "DM", "BGBl", "RGBl", "ABl", "BAnz", "GmbH", "AG", "KG", "OHG", "BGH", "BAG", "BFH", "BSG", "BVerwG",
+    "BVerfG", "OLG", "LG", "AG", "VG", "OVG", "VGH", "LSG", "LAG", "FG", "BPatG", "EuGH", "EGMR", "Rn", "NJW",
+    "BT", "BR", "Drs", "BVerfGE", "BGHZ", "BGHSt", "BAGE", "BSGE", "BFHE", "BVerwGE", "II", "III", "IV", "VI",
+    "VII", "VIII", "IX", "XI", "XII", "ZR", "AZR", "StR",
+})
+#: words a title match may not end on: "des Gesetzes über die" is no title
+_TITLE_MAX_WORDS: Final = 12
+_SECTION_LABEL: Final = re.compile(r"^(?P<u>§§?|Art\.?|Artikel)\s*(?P<n>\d+[a-z]*)$")
+_KEY: Final = re.compile(r"(\d+)([a-z]*)")
+_NUM_RE: Final = re.compile(_NUM)
+
+
+@dataclass(frozen=True, slots=True)
+class SectionRef:
+    """One section a citation names: a number, a range up to ``until``, or one with "ff."/"f." after it."""
+
+    number: str
+    until: str | None = None
+    following: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """One reference expression as found: its span, the sections it names and the law as written (or None)."""
+
+    start: int
+    end: int
+    surface: str
+    #: "§" or "Art"
+    unit: str
+    refs: tuple[SectionRef, ...]
+    #: the law as written ("BGB", "SGB 5", a title's jurabk), None when the citation names none
+    law: str | None = None
+    #: how the law was named: "abbreviation", "title", "self" ("dieses Gesetzes"), "chain" (from a later group)
+    law_source: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The targets of one citation (document ids in the law's order) or the reason it has none."""
+
+    citation: Citation
+    targets: tuple[str, ...]
+    reason: Reason | None = None
+    #: sections it names that the law lacks (as "BGB § 999"), kept beside the found ones
+    missing: tuple[str, ...] = ()
+    #: a range cut at the cap: how many of its sections were dropped
+    capped: int = 0
+
+
+def section_key(number: str) -> tuple[int, str]:
+    """Order of section numbers within a law: 573 < 573a < 573b < 574."""
+    match = _KEY.fullmatch(number)
+    return (int(match.group(1)), match.group(2)) if match else (-1, number)
+
+
+def _stem(word: str) -> str:
+    w = word.lower().replace("ß", "ss")
+    for suffix in ("es", "en", "em", "er", "s", "n", "e"):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 4:
+            return w[: -len(suffix)]
+    return w
+
+
+def title_key(words: Iterable[str]) -> str:
+    """A law title's words without case and inflection ("des Bürgerlichen Gesetzbuchs" ~ "Bürgerliches Gesetzbuch")."""
+    return " ".join(_stem(w) for w in words)
+
+
+def _title_words(title: str) -> list[str]:
+    return re.findall(r"[\wÄÖÜäöüß][\wÄÖÜäöüß\-]*", title)
+
+
+def _title_keys(title: str) -> set[str]:
+    """The full title, its part before a first lower-case word after the first ("Grundgesetz für die ..."), and a
+    parenthesised name ("... (Aerosolpackungsverordnung)")."""
+    keys: set[str] = set()
+    main = re.sub(r"\s*\(.*$", "", title).strip(" -–")
+    words = _title_words(main)
+    if words:
+        keys.add(title_key(words))
+        for i in range(1, len(words)):
+            if words[i][:1].islower():
+                if i >= 1 and not (i == 1 and words[0] in ("Gesetz", "Verordnung", "Anordnung", "Bekanntmachung")):
+                    keys.add(title_key(words[:i]))
+                break
+    for inner in re.findall(r"\(([^()]*)\)", title):
+        inner_words = _title_words(inner)
+        if inner_words and len(inner_words) <= 4 and inner_words[0][:1].isupper() and not inner.isupper():
+            keys.add(title_key(inner_words))
+    return keys
+
+
+@dataclass
+class LawDirectory:
+    """Every law of a corpus: section ids in the law's order, jurabk spellings, title forms."""
+
+    #: jurabk -> [(unit, number, document id)] in corpus order
+    sections: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    titles: dict[str, str] = field(default_factory=dict)
+    _by_number: dict[tuple[str, str, str], str] = field(default_factory=dict, repr=False)
+    _aliases: dict[str, str] = field(default_factory=dict, repr=False)
+    _title_index: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_sections(cls, rows: Iterable[tuple[str, str, str, str]]) -> LawDirectory:
+        """Build from (document id, jurabk, law title, section label) of every statute section, in corpus order."""
+        directory = cls()
+        for doc_id, law, title, label in rows:
+            match = _SECTION_LABEL.match(label)
+            directory.titles.setdefault(law, title)
+            entries = directory.sections.setdefault(law, [])
+            if match is None:
+                continue
+            unit = "§" if match.group("u").startswith("§") else "Art"
+            number = match.group("n")
+            entries.append((unit, number, doc_id))
+            directory._by_number.setdefault((law, unit, number), doc_id)
+        directory._index()
+        return directory
+
+    def _index(self) -> None:
+        aliases: dict[str, set[str]] = {}
+        for law in self.sections:
+            for alias in self._spellings(law):
+                aliases.setdefault(alias, set()).add(law)
+        # an exact jurabk always wins; an alias only when it names a single law
+        self._aliases = {a: next(iter(laws)) for a, laws in aliases.items() if len(laws) == 1}
+        self._aliases.update({law.casefold(): law for law in self.sections})
+        keys: dict[str, set[str]] = {}
+        for law, title in self.titles.items():
+            for key in _title_keys(title) if title else ():
+                keys.setdefault(key, set()).add(law)
+        self._title_index = {k: next(iter(laws)) for k, laws in keys.items() if len(laws) == 1}
+
+    @staticmethod
+    def _spellings(law: str) -> set[str]:
+        out = {law.casefold(), law.replace(" ", "").casefold()}
+        year = re.fullmatch(r"(.+?) (?:\d{4})", law)
+        if year:  # "SGB 9 2018" is cited as "SGB 9" / "SGB IX"
+            out.add(year.group(1).casefold())
+        return out
+
+    def canonical(self, written: str) -> str | None:
+        """The corpus's jurabk for a law as written ("BGB", "SGB V", "sgb 5"), or None when the corpus lacks it."""
+        key = written.casefold()
+        found = self._aliases.get(key) or self._aliases.get(key.replace(" ", ""))
+        if found is None:
+            roman = re.fullmatch(r"(.*?)\s*([ivx]+)", key)
+            if roman:
+                arabic = _roman(roman.group(2).upper())
+                found = self._aliases.get(f"{roman.group(1)} {arabic}") if arabic else None
+        return found
+
+    def is_law(self, written: str) -> bool:
+        """Whether the corpus has this law."""
+        return self.canonical(written) is not None
+
+    def title_law(self, words: list[str]) -> tuple[str, int] | None:
+        """The law whose title the longest prefix of ``words`` reads as, with how many words it took."""
+        for n in range(min(len(words), _TITLE_MAX_WORDS), 0, -1):
+            law = self._title_index.get(title_key(words[:n]))
+            if law is not None:
+                return law, n
+        return None
+
+    def lookup(self, law: str, unit: str, number: str) -> str | None:
+        """The document id of one section, trying the other unit when the law numbers its parts so."""
+        other = "Art" if unit == "§" else "§"
+        return self._by_number.get((law, unit, number)) or self._by_number.get((law, other, number))
+
+    def in_range(self, law: str, unit: str, start: str, end: str) -> list[str]:
+        """Every section of ``law`` from ``start`` to ``end`` inclusive (573 bis 574 holds 573a..573d)."""
+        lo, hi = section_key(start), section_key(end)
+        units = {u for u, _, _ in self.sections.get(law, ())}
+        wanted = unit if unit in units else next(iter(units), unit)
+        return [doc_id for u, number, doc_id in self.sections.get(law, ())
+                if u == wanted and lo <= section_key(number) <= hi]
+
+
+def _roman(text: str) -> int | None:
+    if not text or any(c not in _ROMAN_VALUES for c in text):
+        return None
+    total = 0
+    for i, c in enumerate(text):
+        value = _ROMAN_VALUES[c]
+        total += -value if i + 1 < len(text) and _ROMAN_VALUES[text[i + 1]] > value else value
+    return total
+
+
+@dataclass
+class _Group:
+    start: int
+    end: int
+    unit: str
+    refs: list[SectionRef]
+    law: str | None = None
+    law_source: str | None = None
+
+
+class Extractor:
+    """Finds citations in text; a ``LawDirectory`` lets it read law titles and the corpus's own abbreviations."""
+
+    def __init__(self, directory: LawDirectory | None = None) -> None:
+        self.directory = directory if directory is not None else LawDirectory()
+
+    def extract(self, text: str) -> list[Citation]:
+        """Every citation in ``text``, in order; chains ("§ 5 i.V.m. § 6 BGB") give one citation per group."""
+        out: list[Citation] = []
+        pos = 0
+        while True:
+            match = _ANCHOR.search(text, pos)
+            if match is None:
+                return out
+            chain = self._chain(text, match)
+            pos = max(chain[-1].end, match.end())
+            # a group without a law takes the law named after the chain's last group
+            last = chain[-1]
+            for group in chain:
+                law, source = group.law, group.law_source
+                if law is None and source is None and last.law is not None and group is not last:
+                    law, source = last.law, "chain"
+                out.append(Citation(group.start, group.end, text[group.start:group.end], group.unit,
+                                    tuple(group.refs), law, source))
+
+    def _chain(self, text: str, match: re.Match[str]) -> list[_Group]:
+        groups = [self._group(text, match)]
+        while groups[-1].law is None and groups[-1].law_source is None:
+            link = _CHAIN.match(text, groups[-1].end)
+            if link is None:
+                break
+            nxt = _ANCHOR.match(text, link.end())
+            if nxt is None:
+                break
+            groups.append(self._group(text, nxt))
+        return groups
+
+    def _group(self, text: str, match: re.Match[str]) -> _Group:
+        anchor = match.group("a")
+        unit = "§" if anchor.startswith("§") else "Art"
+        plural = anchor.replace(" ", "") == "§§" or anchor == "Artt."
+        refs = [SectionRef(match.group("n"))]
+        pos = self._parts(text, match.end(), refs, plural or unit == "Art")
+        group = _Group(match.start(), pos, unit, refs)
+        self._law(text, group)
+        return group
+
+    def _parts(self, text: str, pos: int, refs: list[SectionRef], smaller_is_part: bool) -> int:
+        """Read markers, "ff.", list continuations and ranges after a section number; returns the end."""
+        had_part = False
+        while True:
+            if marker := _MARKER.match(text, pos):
+                value = _PART_VALUE.match(text, marker.end())
+                if value is None:
+                    return pos
+                pos, had_part = value.end(), True
+                continue
+            if following := _FOLLOWING.match(text, pos):
+                refs[-1] = SectionRef(refs[-1].number, refs[-1].until, True)
+                pos = following.end()
+                continue
+            sep = _LIST_SEP.match(text, pos)
+            if sep is None:
+                return pos
+            if _MARKER.match(text, sep.end()):  # "Abs. 1, Abs. 2", "Satz 1 und Satz 2": more parts
+                pos = sep.end()
+                continue
+            number = _NUM_RE.match(text, sep.end())
+            if number is None or (number.end() < len(text) and text[number.end()] in ".,"
+                                  and re.match(r"[.,]\d", text[number.end():])):
+                return pos
+            value = number.group(0)
+            if had_part and (not smaller_is_part or section_key(value) < section_key(refs[-1].number)):
+                # "§ 573 Abs. 1 und 2", "§§ 280 Abs. 1 und 3": a number after a part continues the parts
+                if _PART_VALUE.fullmatch(value):
+                    pos = number.end()
+                    continue
+                return pos
+            if sep.group("s") in ("bis", "-", "–"):
+                refs[-1] = SectionRef(refs[-1].number, value, refs[-1].following)
+            else:
+                refs.append(SectionRef(value))
+            pos, had_part = number.end(), False
+
+    def _law(self, text: str, group: _Group) -> None:
+        pos = group.end
+        if own := _SELF.match(text, pos):
+            group.end, group.law_source = own.end(), "self"
+            return
+        if book := _BOOK.match(text, pos):
+            group.law, group.law_source, group.end = f"SGB {_ORDINALS[book.group('o')]}", "title", book.end()
+            return
+        genitive = _GENITIVE.match(text, pos)
+        if genitive:
+            words, ends = [], []
+            at = genitive.end()
+            while len(words) < _TITLE_MAX_WORDS and (w := _TITLE_WORD.match(text, at)) and w.group("w"):
+                words.append(w.group("w"))
+                ends.append(w.start() + len(w.group("w")))
+                if not w.group("sp"):
+                    break
+                at = w.end()
+            found = self.directory.title_law(words)
+            if found:
+                group.law, group.law_source, group.end = found[0], "title", ends[found[1] - 1]
+                return
+            for i, word in enumerate(words[:4]):
+                if _LAW_NOUN.fullmatch(word):
+                    end = ends[i]
+                    if number := _LAW_NUMBER.match(text, end):
+                        end = number.end()
+                    group.law, group.law_source, group.end = text[genitive.start("rest"):end], "title", end
+                    return
+                if not word[:1].isupper():
+                    break
+            pos = genitive.end() - 1  # "§ 5 des BGB"
+        abbreviation = _ABBREVIATION.match(text, pos)
+        if abbreviation is None:
+            return
+        word = abbreviation.group("w")
+        known = self.directory.canonical(word)
+        if known is None and _LAW_NOUN.fullmatch(word):  # "§ 148 Baugesetzbuch": a title without an article
+            titled = self.directory.title_law([word])
+            group.law, group.law_source, group.end = titled[0] if titled else word, "title", abbreviation.end()
+            return
+        if known is None and not _looks_like_law(word):
+            return
+        end = abbreviation.end()
+        if number := _ROMAN_OR_DIGIT.match(text, end):
+            # "SGB V", "SGB 5", "BImSchV 4": the number belongs to the law when the corpus knows the pair
+            joined = f"{word} {number.group('w')}"
+            if self.directory.canonical(joined) is not None or (word == "SGB" and known is None):
+                word, end = joined, number.end()
+        group.law, group.law_source, group.end = word, "abbreviation", end
+
+
+def _looks_like_law(word: str) -> bool:
+    if word in _NOT_LAWS or not re.fullmatch(r"[A-ZÄÖÜ][A-Za-zÄÖÜäöüß]*(?:-[A-Za-zÄÖÜäöüß]+)?", word):
+        return False
+    return sum(c.isupper() for c in word) >= 2 and len(word) <= 16
+
+
+def resolve(
+    citation: Citation,
+    directory: LawDirectory,
+    context_law: str | None = None,
+    max_range: int = 500,
+) -> Resolved:
+    """The documents a citation names; a citation without a law refers to ``context_law`` (the citing statute's).
+
+    A range is cut after ``max_range`` sections (``capped`` says how many were dropped); a range that runs
+    backwards ("§§ 9 bis 3") resolves to nothing with reason "malformed range".
+    """
+    if citation.law is None or citation.law_source == "self":
+        if context_law is None:
+            return Resolved(citation, (), "no law")
+        law: str | None = context_law
+    else:
+        law = directory.canonical(citation.law)
+    if law is None or law not in directory.sections:
+        return Resolved(citation, (), "unknown law")
+    targets: list[str] = []
+    missing: list[str] = []
+    capped = 0
+    malformed = False
+    for ref in citation.refs:
+        if ref.until is not None:
+            if section_key(ref.until) < section_key(ref.number):
+                malformed = True
+                continue
+            found = directory.in_range(law, citation.unit, ref.number, ref.until)
+            if not found:
+                missing.append(f"{law} {citation.unit} {ref.number}-{ref.until}")
+            room = max(0, max_range - len(targets))
+            capped += max(0, len(found) - room)
+            targets.extend(found[:room])
+            continue
+        doc_id = directory.lookup(law, citation.unit, ref.number)
+        if doc_id is None:
+            missing.append(f"{law} {citation.unit} {ref.number}")
+        else:
+            targets.append(doc_id)
+    unique = tuple(dict.fromkeys(targets))
+    reason: Reason | None = None
+    if not unique:
+        reason = "malformed range" if malformed else "missing section"
+    return Resolved(citation, unique, reason, tuple(missing), capped)
+
+
+def directory_from_documents(docs: Iterable[tuple[str, str, Mapping[str, object]]]) -> LawDirectory:
+    """A LawDirectory of (id, type, metadata) triples: the statute sections with "law" and "section" metadata."""
+    rows = []
+    for doc_id, doc_type, meta in docs:
+        law, section = meta.get("law"), meta.get("section")
+        if doc_type == "statute" and isinstance(law, str) and isinstance(section, str):
+            title = meta.get("law_title")
+            rows.append((doc_id, law, title if isinstance(title, str) else "", section))
+    return LawDirectory.from_sections(rows)

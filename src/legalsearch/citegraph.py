@@ -1,0 +1,291 @@
+"""The citation graph of a model: who cites whom, as CSR arrays in ``citations/``, verified on load.
+
+Layout (every file listed with its hash in the manifest)::
+
+    citations/
+      cites.{indptr,indices,counts,offsets,lengths,kinds}.npy     row i -> cited rows, per edge: citations,
+                                                                  first citing span (offset, length), kind
+      cited_by.{indptr,indices,counts,offsets,lengths,kinds}.npy  the transpose: row j <- citing rows; offset
+                                                                  and length are the span in the citing text
+      unresolved.jsonl + unresolved.indptr.npy                    per row, the citations that resolve to no
+                                                                  document, as written, with the reason
+      laws.json                                                   every law's sections, to resolve queries
+      graph.json                                                  edge kinds and the statistics of the build
+
+A self-citation (a section naming itself) is counted in the statistics and is no edge.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from legalsearch.citations import Extractor, LawDirectory, Resolved, directory_from_documents, resolve
+from legalsearch.config import CitationsConfig
+from legalsearch.errors import ArtifactError, ConfigError
+from legalsearch.model import load_array
+from legalsearch.types import Document
+
+log = logging.getLogger(__name__)
+
+CITATIONS_DIR = "citations"
+_FIELDS = ("indptr", "indices", "counts", "offsets", "lengths", "kinds")
+_DTYPES = {"indptr": np.int64, "indices": np.int32, "counts": np.int32, "offsets": np.int32,
+           "lengths": np.int32, "kinds": np.uint8}
+#: statistics keep this many most cited sections
+TOP_CITED = 25
+
+
+@dataclass(frozen=True)
+class Edges:
+    """One direction of the graph as CSR: row -> (other row, count, first span offset and length, kind)."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    counts: np.ndarray
+    offsets: np.ndarray
+    lengths: np.ndarray
+    kinds: np.ndarray
+
+    def of(self, row: int) -> slice:
+        """The positions of one row's edges."""
+        return slice(int(self.indptr[row]), int(self.indptr[row + 1]))
+
+    def degree(self, row: int) -> int:
+        """How many distinct documents the row links to."""
+        return int(self.indptr[row + 1] - self.indptr[row])
+
+    def save(self, folder: Path, name: str) -> None:
+        """Write the six arrays as ``<name>.<field>.npy``."""
+        for f in _FIELDS:
+            np.save(folder / f"{name}.{f}.npy", getattr(self, f).astype(_DTYPES[f], copy=False))
+
+    @classmethod
+    def load(cls, folder: Path, name: str, n_docs: int, n_kinds: int, mmap: bool) -> Edges:
+        """Read and check one direction; ArtifactError when the arrays do not form a graph of ``n_docs`` rows."""
+        try:
+            arrays = {f: load_array(folder / f"{name}.{f}.npy", mmap) for f in _FIELDS}
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"citation graph in {folder} is unreadable: {exc}") from exc
+        edges = cls(**arrays)
+        edges._check(folder, name, n_docs, n_kinds)
+        return edges
+
+    def _check(self, folder: Path, name: str, n_docs: int, n_kinds: int) -> None:
+        indptr, m = self.indptr, int(self.indices.shape[0])
+        problems = []
+        if indptr.shape != (n_docs + 1,) or int(indptr[0]) != 0 or int(indptr[-1]) != m:
+            problems.append(f"indptr has shape {indptr.shape} and ends at {int(indptr[-1]) if indptr.size else None}"
+                            f" for {n_docs} documents and {m} edges")
+        elif np.any(np.diff(indptr) < 0):
+            problems.append("indptr decreases")
+        for f in _FIELDS[1:]:
+            arr = getattr(self, f)
+            if arr.shape != (m,) or arr.dtype != _DTYPES[f]:
+                problems.append(f"{f} has shape {arr.shape} and dtype {arr.dtype}, expected ({m},) {_DTYPES[f]}")
+        if not problems and m:
+            if int(self.indices.min()) < 0 or int(self.indices.max()) >= n_docs:
+                problems.append("indices outside the documents")
+            if int(self.kinds.max()) >= n_kinds:
+                problems.append("kinds outside the kind table")
+            if int(self.counts.min()) < 1:
+                problems.append("an edge counted less than once")
+        if problems:
+            raise ArtifactError(f"citation graph {folder}/{name}: {'; '.join(problems)}")
+
+
+@dataclass(frozen=True)
+class CitationGraph:
+    """Both directions, the unresolved citations per row, and the laws' sections."""
+
+    folder: Path
+    cites: Edges
+    cited_by: Edges
+    kinds: tuple[str, ...]
+    stats: dict[str, Any]
+    unresolved_indptr: np.ndarray
+
+    @classmethod
+    def load(cls, model_dir: Path, n_docs: int, mmap: bool = True) -> CitationGraph | None:
+        """The graph of a model folder; None for a model trained before the graph existed."""
+        folder = Path(model_dir) / CITATIONS_DIR
+        if not folder.is_dir():
+            return None
+        try:
+            meta = json.loads((folder / "graph.json").read_text(encoding="utf-8"))
+            unresolved = load_array(folder / "unresolved.indptr.npy", mmap)
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"citation graph in {folder} is unreadable: {exc}") from exc
+        kinds = tuple(meta.get("kinds", ()))
+        graph = cls(folder, Edges.load(folder, "cites", n_docs, len(kinds), mmap),
+                    Edges.load(folder, "cited_by", n_docs, len(kinds), mmap), kinds, dict(meta.get("stats", {})),
+                    unresolved)
+        size = (folder / "unresolved.jsonl").stat().st_size
+        if unresolved.shape != (n_docs + 1,) or int(unresolved[-1]) != size or np.any(np.diff(unresolved) < 0):
+            raise ArtifactError(f"citation graph {folder}: unresolved.indptr does not index unresolved.jsonl")
+        if graph.cites.indices.shape != graph.cited_by.indices.shape:
+            raise ArtifactError(f"citation graph {folder}: cites and cited_by hold different numbers of edges")
+        return graph
+
+    def unresolved(self, row: int) -> list[dict[str, Any]]:
+        """The citations of a row that resolve to no document: start, end, surface, reason."""
+        start, end = int(self.unresolved_indptr[row]), int(self.unresolved_indptr[row + 1])
+        if start == end:
+            return []
+        with open(self.folder / "unresolved.jsonl", "rb") as fh:
+            fh.seek(start)
+            items: list[dict[str, Any]] = json.loads(fh.read(end - start))
+        return items
+
+    @cached_property
+    def directory(self) -> LawDirectory:
+        """The laws and their sections, for resolving citations in queries (read on first use)."""
+        data = json.loads((self.folder / "laws.json").read_text(encoding="utf-8"))
+        rows = [(doc_id, law, entry["title"], f"{unit} {number}")
+                for law, entry in data.items() for unit, number, doc_id in entry["sections"]]
+        directory = LawDirectory.from_sections(rows)
+        for law, entry in data.items():  # laws without a numbered section still have a title
+            directory.sections.setdefault(law, [])
+            directory.titles.setdefault(law, entry["title"])
+        return directory
+
+
+def _context_law(doc: Document) -> str | None:
+    # only documents read from law Markdown carry "section": a decision's "law" metadata is a topic, not its law
+    law = doc.metadata.get("law")
+    return law if isinstance(law, str) and "section" in doc.metadata else None
+
+
+@dataclass
+class _Build:
+    rows: dict[str, int]
+    types: Sequence[str]
+    kinds: dict[str, int]
+    stats: Counter[str]
+    reasons: Counter[str]
+
+    def kind(self, src: int, dst: int) -> int:
+        name = f"{self.types[src]}->{self.types[dst]}"
+        return self.kinds.setdefault(name, len(self.kinds))
+
+
+def build_graph(documents: Sequence[Document], config: CitationsConfig, out: Path) -> dict[str, Any]:
+    """Extract, resolve and write the graph of ``documents`` into ``out/citations``; returns its statistics."""
+    if config.max_range_targets < 1:
+        raise ConfigError(f"[citations] max_range_targets = {config.max_range_targets}: must be at least 1")
+    directory = directory_from_documents((d.id, d.type, d.metadata) for d in documents)
+    extractor = Extractor(directory)
+    build = _Build({d.id: i for i, d in enumerate(documents)}, [d.type for d in documents], {}, Counter(),
+                   Counter())
+    edges: dict[tuple[int, int], list[int]] = {}
+    folder = out / CITATIONS_DIR
+    folder.mkdir()
+    unresolved_indptr = np.zeros(len(documents) + 1, dtype=np.int64)
+    with open(folder / "unresolved.jsonl", "wb") as unresolved_out:
+        for row, doc in enumerate(documents):
+            found = [resolve(c, directory, _context_law(doc), config.max_range_targets)
+                     for c in extractor.extract(doc.text)]
+            missing = _add_edges(build, edges, row, found)
+            if missing:
+                unresolved_out.write(json.dumps(missing, ensure_ascii=False).encode("utf-8") + b"\n")
+            unresolved_indptr[row + 1] = unresolved_out.tell()
+    np.save(folder / "unresolved.indptr.npy", unresolved_indptr)
+    cites, cited_by = _csr(edges, len(documents))
+    cites.save(folder, "cites")
+    cited_by.save(folder, "cited_by")
+    stats = _statistics(build, cites, cited_by, documents)
+    kinds = sorted(build.kinds, key=build.kinds.__getitem__)
+    _write_json(folder / "graph.json", {"kinds": kinds, "stats": stats})
+    _write_json(folder / "laws.json", {
+        law: {"title": directory.titles.get(law, ""), "sections": [list(s) for s in sections]}
+        for law, sections in directory.sections.items()
+    })
+    log.info("citations: %d found, %d resolved, %d edges", stats["citations"], stats["resolved"], stats["edges"])
+    return stats
+
+
+def _add_edges(build: _Build, edges: dict[tuple[int, int], list[int]], row: int,
+               found: Sequence[Resolved]) -> list[dict[str, Any]]:
+    """Count one document's citations into ``edges``; returns its unresolved ones as written."""
+    unresolved = []
+    for r in found:
+        c = r.citation
+        build.stats["citations"] += 1
+        build.stats["capped_ranges"] += bool(r.capped)
+        build.stats["missing_sections"] += len(r.missing)
+        if r.reason is not None:
+            build.reasons[r.reason] += 1
+            unresolved.append({"start": c.start, "end": c.end, "surface": c.surface, "reason": r.reason,
+                               "law": c.law})
+            continue
+        build.stats["resolved"] += 1
+        for target in r.targets:
+            dst = build.rows.get(target)
+            if dst is None:
+                continue
+            if dst == row:
+                build.stats["self_citations"] += 1
+                continue
+            edge = edges.get((row, dst))
+            if edge is None:
+                edges[(row, dst)] = [1, c.start, c.end - c.start, build.kind(row, dst)]
+            else:
+                edge[0] += 1
+    return unresolved
+
+
+def _csr(edges: dict[tuple[int, int], list[int]], n: int) -> tuple[Edges, Edges]:
+    if edges:
+        pairs = np.array(list(edges), dtype=np.int64)
+        values = np.array(list(edges.values()), dtype=np.int64)
+    else:
+        pairs, values = np.zeros((0, 2), np.int64), np.zeros((0, 4), np.int64)
+    return _direction(pairs[:, 0], pairs[:, 1], values, n), _direction(pairs[:, 1], pairs[:, 0], values, n)
+
+
+def _direction(src: np.ndarray, dst: np.ndarray, values: np.ndarray, n: int) -> Edges:
+    order = np.lexsort((dst, src))
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
+    v = values[order]
+    return Edges(indptr, dst[order].astype(np.int32), v[:, 0].astype(np.int32), v[:, 1].astype(np.int32),
+                 v[:, 2].astype(np.int32), v[:, 3].astype(np.uint8))
+
+
+def _statistics(build: _Build, cites: Edges, cited_by: Edges, documents: Sequence[Document]) -> dict[str, Any]:
+    statutes = np.array([t == "statute" for t in build.types], dtype=bool)
+    out_deg, in_deg = np.diff(cites.indptr), np.diff(cited_by.indptr)
+    n_statutes = int(statutes.sum())
+    incoming = np.bincount(cites.indices, weights=cites.counts, minlength=len(documents)).astype(np.int64)
+    top = np.argsort(-incoming, kind="stable")[:TOP_CITED]
+    kind_names = sorted(build.kinds, key=build.kinds.__getitem__)
+    return {
+        "citations": build.stats["citations"],
+        "resolved": build.stats["resolved"],
+        "unresolved": dict(sorted(build.reasons.items())),
+        "missing_sections": build.stats["missing_sections"],
+        "self_citations": build.stats["self_citations"],
+        "capped_ranges": build.stats["capped_ranges"],
+        "edges": int(cites.indices.shape[0]),
+        "edge_citations": int(cites.counts.sum()),
+        "edges_by_kind": {k: int((cites.kinds == i).sum()) for i, k in enumerate(kind_names)},
+        "statutes": n_statutes,
+        "statutes_citing": int((statutes & (out_deg > 0)).sum()),
+        "statutes_cited": int((statutes & (in_deg > 0)).sum()),
+        "share_statutes_citing": round(float((statutes & (out_deg > 0)).sum()) / max(n_statutes, 1), 4),
+        "share_statutes_cited": round(float((statutes & (in_deg > 0)).sum()) / max(n_statutes, 1), 4),
+        "most_cited": [{"id": documents[int(r)].id, "citations": int(incoming[r]), "citing": int(in_deg[r])}
+                       for r in top if incoming[r] > 0],
+    }
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, ensure_ascii=False) + "\n", encoding="utf-8")
