@@ -64,7 +64,7 @@ _ROMAN_VALUES: Final = {"I": 1, "V": 5, "X": 10}
 #: capitalised words of the shape of a law abbreviation that name no law (currencies, gazettes, courts, forms)
 _NOT_LAWS: Final = frozenset({
     "EUR", "DM", "BGBl", "RGBl", "ABl", "BAnz", "GmbH", "AG", "KG", "OHG", "BGH", "BAG", "BFH", "BSG", "BVerwG",
-    "BVerfG", "OLG", "LG", "AG", "VG", "OVG", "VGH", "LSG", "LAG", "FG", "BPatG", "EuGH", "EGMR", "Rn", "NJW",
+    "BVerfG", "OLG", "LG", "VG", "OVG", "VGH", "LSG", "LAG", "FG", "BPatG", "EuGH", "EGMR", "Rn", "NJW",
     "BT", "BR", "Drs", "BVerfGE", "BGHZ", "BGHSt", "BAGE", "BSGE", "BFHE", "BVerwGE", "II", "III", "IV", "VI",
     "VII", "VIII", "IX", "XI", "XII", "ZR", "AZR", "StR",
 })
@@ -73,6 +73,7 @@ _TITLE_MAX_WORDS: Final = 12
 _SECTION_LABEL: Final = re.compile(r"^(?P<u>§§?|Art\.?|Artikel)\s*(?P<n>\d+[a-z]*)$")
 _KEY: Final = re.compile(r"(\d+)([a-z]*)")
 _NUM_RE: Final = re.compile(_NUM)
+_DECIMAL: Final = re.compile(r"[.,]\d")
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,10 +316,10 @@ class Extractor:
         had_part = False
         while True:
             if marker := _MARKER.match(text, pos):
-                value = _PART_VALUE.match(text, marker.end())
-                if value is None:
+                part = _PART_VALUE.match(text, marker.end())
+                if part is None:
                     return pos
-                pos, had_part = value.end(), True
+                pos, had_part = part.end(), True
                 continue
             if following := _FOLLOWING.match(text, pos):
                 refs[-1] = SectionRef(refs[-1].number, refs[-1].until, True)
@@ -330,22 +331,21 @@ class Extractor:
             if _MARKER.match(text, sep.end()):  # "Abs. 1, Abs. 2", "Satz 1 und Satz 2": more parts
                 pos = sep.end()
                 continue
-            number = _NUM_RE.match(text, sep.end())
-            if number is None or (number.end() < len(text) and text[number.end()] in ".,"
-                                  and re.match(r"[.,]\d", text[number.end():])):
+            found = _NUM_RE.match(text, sep.end())
+            if found is None or _DECIMAL.match(text, found.end()):
                 return pos
-            value = number.group(0)
+            value = found.group(0)
             if had_part and (not smaller_is_part or section_key(value) < section_key(refs[-1].number)):
                 # "§ 573 Abs. 1 und 2", "§§ 280 Abs. 1 und 3": a number after a part continues the parts
                 if _PART_VALUE.fullmatch(value):
-                    pos = number.end()
+                    pos = found.end()
                     continue
                 return pos
             if sep.group("s") in ("bis", "-", "–"):
                 refs[-1] = SectionRef(refs[-1].number, value, refs[-1].following)
             else:
                 refs.append(SectionRef(value))
-            pos, had_part = number.end(), False
+            pos, had_part = found.end(), False
 
     def _law(self, text: str, group: _Group) -> None:
         pos = group.end
@@ -357,7 +357,8 @@ class Extractor:
             return
         genitive = _GENITIVE.match(text, pos)
         if genitive:
-            words, ends = [], []
+            words: list[str] = []
+            ends: list[int] = []
             at = genitive.end()
             while len(words) < _TITLE_MAX_WORDS and (w := _TITLE_WORD.match(text, at)) and w.group("w"):
                 words.append(w.group("w"))

@@ -19,20 +19,24 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from legalsearch.citations import Extractor, LawDirectory, Resolved, directory_from_documents, resolve
 from legalsearch.config import CitationsConfig
-from legalsearch.errors import ArtifactError, ConfigError
+from legalsearch.errors import ArtifactError, ConfigError, InvalidRequestError
 from legalsearch.model import load_array
 from legalsearch.types import Document
+
+if TYPE_CHECKING:
+    from legalsearch.engine import Model
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,7 @@ CITATIONS_DIR = "citations"
 _FIELDS = ("indptr", "indices", "counts", "offsets", "lengths", "kinds")
 _DTYPES = {"indptr": np.int64, "indices": np.int32, "counts": np.int32, "offsets": np.int32,
            "lengths": np.int32, "kinds": np.uint8}
+_MAY_CITE = re.compile(r"§|\bArt")
 #: statistics keep this many most cited sections
 TOP_CITED = 25
 
@@ -289,3 +294,115 @@ def _statistics(build: _Build, cites: Edges, cited_by: Edges, documents: Sequenc
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class CitationLink:
+    """One edge as the API and the CLI show it: the other document, how often, where, and the edge kind."""
+
+    id: str
+    title: str
+    type: str
+    #: how many citations of the citing document name the cited one
+    count: int
+    #: the first citing span, in the citing document's text
+    start: int
+    end: int
+    surface: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A document's resolved citations (one link per cited document) and those that resolve to nothing."""
+
+    doc_id: str
+    links: tuple[CitationLink, ...]
+    unresolved: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One page of the documents citing a document, most citations first."""
+
+    doc_id: str
+    total: int
+    links: tuple[CitationLink, ...]
+
+
+def graph_of(model: Model) -> CitationGraph:
+    """The model's citation graph; InvalidRequestError for a model trained without it."""
+    if model.citations is None:
+        raise InvalidRequestError(
+            f"model {model.version} has no citation graph (trained before it existed, or with [citations] "
+            "enabled = false): retrain it to get citations"
+        )
+    return model.citations
+
+
+def counts_of(model: Model, row: int) -> dict[str, int] | None:
+    """How many documents a row cites, how many cite it, how many of its citations resolve to nothing."""
+    graph = model.citations
+    if graph is None:
+        return None
+    return {"cites": graph.cites.degree(row), "cited_by": graph.cited_by.degree(row),
+            "unresolved": len(graph.unresolved(row))}
+
+
+def outgoing(model: Model, doc_id: str) -> Outgoing:
+    """What a document cites, in the order of the cited documents in the corpus, plus its unresolved citations."""
+    graph, row = graph_of(model), model.row_of(doc_id)
+    text = model.documents.record(row)["text"]
+    part = graph.cites.of(row)
+    links = []
+    for other, count, start, length, kind in zip(
+        graph.cites.indices[part].tolist(), graph.cites.counts[part].tolist(), graph.cites.offsets[part].tolist(),
+        graph.cites.lengths[part].tolist(), graph.cites.kinds[part].tolist(), strict=True,
+    ):
+        record = model.documents.record(other)
+        links.append(CitationLink(record["id"], record["title"], record["type"], count, start, start + length,
+                                  text[start:start + length], graph.kinds[kind]))
+    return Outgoing(doc_id, tuple(links), tuple(graph.unresolved(row)))
+
+
+def incoming(model: Model, doc_id: str, types: Sequence[str] = (), offset: int = 0, limit: int = 20) -> Incoming:
+    """The documents citing ``doc_id`` (only of ``types`` when given), most citations first, then corpus order."""
+    if offset < 0 or limit < 1:
+        raise InvalidRequestError("offset must be at least 0 and limit at least 1")
+    graph, row = graph_of(model), model.row_of(doc_id)
+    part = graph.cited_by.of(row)
+    rows = np.asarray(graph.cited_by.indices[part], dtype=np.int64)
+    counts = np.asarray(graph.cited_by.counts[part], dtype=np.int64)
+    positions = np.arange(rows.size)
+    if types:
+        wanted = set(types)
+        keep = np.array([model.documents.record(int(r))["type"] in wanted for r in rows.tolist()], dtype=bool)
+        positions = positions[keep] if keep.size else positions
+    order = positions[np.lexsort((rows[positions], -counts[positions]))]
+    page = order[offset:offset + limit].tolist()
+    links = []
+    for p in page:
+        at = part.start + p
+        record = model.documents.record(int(rows[p]))
+        start, length = int(graph.cited_by.offsets[at]), int(graph.cited_by.lengths[at])
+        links.append(CitationLink(record["id"], record["title"], record["type"], int(counts[p]), start,
+                                  start + length, record["text"][start:start + length],
+                                  graph.kinds[int(graph.cited_by.kinds[at])]))
+    return Incoming(doc_id, int(order.size), tuple(links))
+
+
+def named_sections(model: Model, query: str) -> dict[int, str]:
+    """The rows of the sections a query names ("§ 573 BGB Eigenbedarf", "Art. 1 GG"), in the query's order, each
+    with the citation as the query wrote it; empty when it names none or the model has no graph."""
+    graph = model.citations
+    if graph is None or not _MAY_CITE.search(query):
+        return {}
+    directory = graph.directory
+    named: dict[int, str] = {}
+    for citation in Extractor(directory).extract(query):
+        found = resolve(citation, directory, None, model.config.citations.max_range_targets)
+        for target in found.targets:
+            row = model.index.rows.get(target)
+            if row is not None:
+                named.setdefault(row, citation.surface)
+    return named

@@ -216,6 +216,56 @@ def search(
         typer.echo(f"{h.score:7.3f}  {h.doc_id:<24} {h.title[:60]}")
 
 
+@app.command()
+@_fail_cleanly
+def citations(
+    doc_id: Annotated[str, typer.Argument(help="Citing document id, e.g. 'BGB § 573'.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    model: ModelOpt = None,
+    models_dir: ModelsOpt = None,
+) -> None:
+    """What a document cites: resolved citations with titles, then the unresolved ones as written."""
+    from legalsearch.citegraph import outgoing
+
+    out = outgoing(_load(model, models_dir), doc_id)
+    if as_json:
+        typer.echo(json.dumps({"id": out.doc_id, "citations": [_plain(link) for link in out.links],
+                               "unresolved": list(out.unresolved)}, ensure_ascii=False, indent=2))
+        return
+    for link in out.links:
+        typer.echo(f"{link.count:>3}x  {link.id:<28} {link.title[:50]:<50}  [{link.surface}]")
+    for item in out.unresolved:
+        typer.echo(f"  -   {item['surface']:<28} unresolved: {item['reason']}")
+    if not out.links and not out.unresolved:
+        typer.echo(f"{doc_id} cites nothing")
+
+
+@app.command("cited-by")
+@_fail_cleanly
+def cited_by(
+    doc_id: Annotated[str, typer.Argument(help="Cited document id, e.g. 'BGB § 573'.")],
+    types: Annotated[
+        list[str] | None, typer.Option("--type", help="Only citing documents of this type (repeatable).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many.")] = 20,
+    offset: Annotated[int, typer.Option("--offset", min=0, help="How many to skip.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    model: ModelOpt = None,
+    models_dir: ModelsOpt = None,
+) -> None:
+    """Which documents cite a document, most citations first."""
+    from legalsearch.citegraph import incoming
+
+    page = incoming(_load(model, models_dir), doc_id, types or (), offset, limit)
+    if as_json:
+        typer.echo(json.dumps({"id": page.doc_id, "total": page.total,
+                               "cited_by": [_plain(link) for link in page.links]}, ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"{page.total} document(s) cite {doc_id}")
+    for link in page.links:
+        typer.echo(f"{link.count:>3}x  {link.id:<28} {link.type:<9} [{link.surface}]")
+
+
 @app.command("eval")
 @_fail_cleanly
 def eval_(

@@ -14,6 +14,7 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
+from legalsearch.citegraph import named_sections
 from legalsearch.docstore import FilterValue, check_facets
 from legalsearch.docvectors import text_vector
 from legalsearch.embeddings import similar_terms as _similar_terms
@@ -544,6 +545,8 @@ class Ranking:
     marks: Mapping[int, str] = field(default_factory=dict)
     #: with ``rank(matched=True)``: every row the query matches within the filters, sorted (what facets count)
     matched: np.ndarray | None = None
+    #: row -> the citation in the query that names it ("§ 573 BGB"); these rows are ranked first
+    named: Mapping[int, str] = field(default_factory=dict)
 
 
 def rank(
@@ -607,6 +610,9 @@ def rank(
         hits = search_index(model.index, qvec[None, :], min(pool, max(cfg.embedding_candidates, k)),
                             allowed_rows=allowed, ordered=False)
         found.append(hits.rows[0][hits.rows[0] >= 0].astype(np.int64))
+    named = _named_rows(model, query, allowed)
+    if named:
+        found.append(np.fromiter(named, dtype=np.int64))
     rows = _union(found) if found else np.zeros(0, dtype=np.int64)
     if rows.size == 0:
         return none
@@ -618,9 +624,13 @@ def rank(
         fused = emb
     else:
         fused = cfg.lexical_weight * _zscore(lex) + cfg.embedding_weight * _zscore(emb)
-    order = np.lexsort((rows, -fused))[:k]
+    # the sections the query names come first, in the query's order; then the score decides
+    first = np.full(rows.size, len(named), dtype=np.int64)
+    for place, row in enumerate(named):
+        first[np.searchsorted(rows, row)] = place
+    order = np.lexsort((rows, -fused, first))[:k]
     return Ranking(rows[order], fused[order], lex[order], emb[order], analysis, expanded, marks,
-                   _matched_rows(lex_scores_ranked, rows) if matched else None)
+                   _matched_rows(lex_scores_ranked, rows) if matched else None, named)
 
 
 def _matched_rows(lex_scores: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -629,6 +639,15 @@ def _matched_rows(lex_scores: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     mask = lex_scores > 0
     mask[candidates] = True
     return np.flatnonzero(mask)
+
+
+def _named_rows(model: Model, query: str, allowed: np.ndarray | None) -> dict[int, str]:
+    """The sections the query cites that the filters let through."""
+    named = named_sections(model, query)
+    if named and allowed is not None:
+        keep = np.isin(np.fromiter(named, dtype=np.int64), allowed)
+        named = {row: cite for (row, cite), ok in zip(named.items(), keep.tolist(), strict=True) if ok}
+    return named
 
 
 def search(
@@ -664,9 +683,10 @@ def search(
             doc_id=r["id"], score=round(score, 6), title=r["title"], type=r["type"],
             metadata=r["metadata"], snippet=snip.html, matched_terms=snip.matched,
             lexical_score=round(lexical, 6), embedding_score=round(embedding, 6), keywords=explained,
+            cited_in_query=ranked.named.get(row),
         )
-        for r, snip, explained, score, lexical, embedding in zip(
-            records, snippets, _explain(model, page, request_ids), ranked.scores[offset:].tolist(),
+        for row, r, snip, explained, score, lexical, embedding in zip(
+            page, records, snippets, _explain(model, page, request_ids), ranked.scores[offset:].tolist(),
             ranked.lexical[offset:].tolist(), ranked.embedding[offset:].tolist(), strict=True,
         )
     )

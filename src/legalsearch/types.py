@@ -66,6 +66,8 @@ class SearchHit:
     lexical_score: float | None = None
     embedding_score: float | None = None
     keywords: tuple[Keyword, ...] = ()
+    #: the citation in the query that names this section ("§ 573 BGB"), which put it first
+    cited_in_query: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

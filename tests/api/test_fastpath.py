@@ -55,6 +55,9 @@ def _calls(ids: list[str]) -> tuple[list[Call], list[Call]]:
         _get({"q": question, "expand": "yes", "k": "100"}),
         _get({"q": question, "facets": "law,type,court,year", "facet_limit": "2", "type": "decision"}),
         _post({"text": question, "facets": ["law", "year"], "facet_limit": 3}),
+        # a query naming sections puts them first, on both paths
+        _get({"q": "§ 12 DMietG Eigenbedarf", "k": "5"}),
+        _get([("q", "Kündigung nach §§ 13, 14 DMietG"), ("type", "statute"), ("offset", "1")]),
     ]
     left = [
         _post({"positive": ["no such id"]}),
@@ -132,7 +135,7 @@ def test_fast_path_answers_what_fastapi_answers(clients: tuple[TestClient, TestC
         assert not answered or got[0] == 200
     assert {200, 400, 401, 404, 413, 422} <= statuses
     assert stats.answered["/recommend"] == 7
-    assert stats.answered["/search"] == 6
+    assert stats.answered["/search"] == 8
 
 
 def test_fast_path_off_answers_nothing(clients: tuple[TestClient, TestClient], doc_ids: list[str]) -> None:

@@ -264,6 +264,17 @@ class ExpandedTermOut(BaseModel):
     weight: float = Field(description="Weight it got relative to a query term (1.0).", examples=[0.21])
 
 
+class SearchExplanation(Explanation):
+    """Why a document was found."""
+
+    cited_in_query: str | None = Field(
+        None,
+        description="The citation in the query that names this section (as the query wrote it); such sections "
+        "are put first, in the query's order, whatever their score. null for every other hit.",
+        examples=["§ 12 DMietG"],
+    )
+
+
 class SearchHitOut(BaseModel):
     """One search result."""
 
@@ -281,7 +292,9 @@ class SearchHitOut(BaseModel):
     )
     matched_terms: list[str] = Field(description="Query (or expanded) terms found in the snippet.",
                                      examples=[["kündigen"]])
-    explanation: Explanation = Field(description="Keywords the document shares with the query.")
+    explanation: SearchExplanation = Field(
+        description="Keywords the document shares with the query, and the query's citation naming it."
+    )
 
 
 class SearchResponse(BaseModel):
@@ -349,6 +362,63 @@ class SimilarTermsResponse(BaseModel):
     model: str = Field(description="Version of the model that answered.", examples=["20261128-151200-a1b2c3"])
 
 
+class CitationCountsOut(BaseModel):
+    """How a document is linked in the citation graph."""
+
+    cites: int = Field(description="Documents its citations resolve to (self-citations left out).", examples=[3])
+    cited_by: int = Field(description="Documents whose citations resolve to it.", examples=[12])
+    unresolved: int = Field(description="Its citations that resolve to no document (unknown law, missing "
+                            "section, no law, malformed range).", examples=[1])
+
+
+class CitationLinkOut(BaseModel):
+    """One edge of the citation graph, seen from one of its ends."""
+
+    id: str = Field(description="The other document's id.", examples=["DMietG § 13"])
+    title: str = Field(description="Its title.", examples=["Kündigung wegen Eigenbedarfs"])
+    type: str = Field(description="Its type.", examples=["statute"])
+    count: int = Field(description="How many citations of the citing document name the cited one.", examples=[2])
+    start: int = Field(description="Offset (characters) of the first citing span in the citing document's text.",
+                       examples=[118])
+    end: int = Field(description="End offset of that span.", examples=[142])
+    surface: str = Field(description="That span as written.", examples=["§ 13 Abs. 2 Nr. 2 DMietG"])
+    kind: str = Field(description="Edge kind: citing type -> cited type.", examples=["decision->statute"])
+
+
+class UnresolvedCitationOut(BaseModel):
+    """A citation that names no document of the corpus, kept as written."""
+
+    start: int = Field(description="Offset of the span in the document's text.", examples=[40])
+    end: int = Field(description="End offset of the span.", examples=[49])
+    surface: str = Field(description="The span as written.", examples=["§ 573 BGB"])
+    reason: Literal["unknown law", "missing section", "no law", "malformed range"] = Field(
+        description="Why it resolves to nothing.", examples=["unknown law"]
+    )
+    law: str | None = Field(description="The law as written, if it names one.", examples=["BGB"])
+
+
+class CitationsResponse(BaseModel):
+    """What a document cites."""
+
+    id: str = Field(description="The citing document.", examples=["DEMO-BGH-VIII-ZR-12-21"])
+    citations: list[CitationLinkOut] = Field(description="Cited documents, one entry each, in corpus order.")
+    unresolved: list[UnresolvedCitationOut] = Field(description="Citations that resolve to no document.")
+    model: str = Field(description="Version of the model that answered.", examples=["20261128-151200-a1b2c3"])
+
+
+class CitedByResponse(BaseModel):
+    """One page of the documents citing a document."""
+
+    id: str = Field(description="The cited document.", examples=["DMietG § 13"])
+    total: int = Field(description="Citing documents in all (after the type filter).", examples=[4])
+    offset: int = Field(description="Entries skipped.", examples=[0])
+    limit: int = Field(description="Page size asked for.", examples=[20])
+    cited_by: list[CitationLinkOut] = Field(
+        description="Citing documents, most citations first, then corpus order; the span is in the citing text."
+    )
+    model: str = Field(description="Version of the model that answered.", examples=["20261128-151200-a1b2c3"])
+
+
 class DocumentResponse(BaseModel):
     """One document with its top keywords."""
 
@@ -358,6 +428,10 @@ class DocumentResponse(BaseModel):
     metadata: dict[str, Scalar] = Field(description="Metadata of the document.", examples=[{"law": "DMietG"}])
     text: str = Field(description="Full text.", examples=["Der Vermieter kann …"])
     keywords: list[KeywordOut] = Field(description="Top TF-IDF keywords, best first.")
+    citations: CitationCountsOut | None = Field(
+        None, description="Its links in the citation graph (null for a model trained without the graph); "
+        "details at /documents/{id}/citations and /documents/{id}/cited-by."
+    )
     model: str = Field(description="Version of the model that answered.", examples=["20261128-151200-a1b2c3"])
 
 

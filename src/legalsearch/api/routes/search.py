@@ -109,7 +109,7 @@ def answer_search(model: Model, settings: ServiceSettings, params: SearchParams)
                 "metadata": dict(h.metadata),
                 "snippet": h.snippet,
                 "matched_terms": list(h.matched_terms),
-                "explanation": {"keywords": keywords_json(h.keywords)},
+                "explanation": {"keywords": keywords_json(h.keywords), "cited_in_query": h.cited_in_query},
             }
             for h in result.hits
         ],
