@@ -31,6 +31,8 @@ SIMS_FILE = "expansion_sims.npy"
 EXPANSION_MIN_DF = 5
 #: words per matrix product when the table is built (512 x 70k float32 similarities: ~150 MB)
 BLOCK = 512
+#: columns of a block's similarities sampled for the top-list threshold (see ``_at_least_top``)
+SAMPLE_COLUMNS = 4096
 #: rarer words computed at query time are memoised up to this many; the memo then starts afresh
 MEMO_LIMIT = 100_000
 
@@ -68,15 +70,33 @@ def nearest_candidates(
     if want == 0 or n == 0:
         return rows, sims
     scores = queries @ candidate_vectors.T
-    top = np.argpartition(-scores, want - 1, axis=1)[:, :want] if want < candidates.size else (
-        np.broadcast_to(np.arange(candidates.size), (n, candidates.size)))
-    for i in range(n):
-        cand = top[i]
-        s = scores[i, cand]
-        order = np.lexsort((candidates[cand], -s))
-        rows[i, :want] = candidates[cand[order]]
-        sims[i, :want] = s[order]
+    line, col = _at_least_top(scores, want)
+    value = scores[line, col]
+    # one sort for the whole block: by query line, then similarity descending, then word row ascending
+    order = np.lexsort((candidates[col], -value, line))
+    line, col, value = line[order], col[order], value[order]
+    starts = np.searchsorted(line, np.arange(n))
+    rank = np.arange(line.size) - starts[line]
+    keep = rank < want
+    rows[line[keep], rank[keep]] = candidates[col[keep]]
+    sims[line[keep], rank[keep]] = value[keep]
     return rows, sims
+
+
+def _at_least_top(scores: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
+    """(line, column) of every score at or above a threshold that keeps at least each line's ``want`` best.
+
+    The threshold is the ``want``-th best of a strided sample of the columns: a subset's ``want``-th best is
+    never above the whole line's, so nothing of the top list is lost, and about ``want / sample share`` entries
+    per line survive. An argpartition over all columns cost ~6x the matrix product; this costs one comparison.
+    """
+    columns = scores.shape[1]
+    stride = max(1, columns // SAMPLE_COLUMNS)
+    sample = scores[:, ::stride]
+    if sample.shape[1] <= want:
+        return np.nonzero(np.ones_like(scores, dtype=bool))
+    threshold = -np.partition(-sample, want - 1, axis=1)[:, want - 1]
+    return np.nonzero(scores >= threshold[:, None])
 
 
 def build_expansions(

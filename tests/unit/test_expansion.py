@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from gensim.models import KeyedVectors
 
+from legalsearch import expansion
 from legalsearch.errors import ArtifactError
 from legalsearch.expansion import (
     EXPANSION_MIN_DF,
@@ -63,6 +64,18 @@ def test_table_matches_brute_force_and_breaks_ties_by_row(kv: KeyedVectors, keyw
     # w010 == w011 (both candidates): equal similarity 1.0 to w010 itself, the lower row first
     assert {10, 11} <= candidates
     assert rows[10, :2].tolist() == [10, 11] and rows[11, :2].tolist() == [10, 11]
+
+
+@pytest.mark.parametrize("sample_columns", [1, 7, 16])
+def test_sampled_threshold_keeps_the_exact_top_list(
+    kv: KeyedVectors, keyword_model: KeywordModel, monkeypatch: pytest.MonkeyPatch, sample_columns: int
+) -> None:
+    # a sample of a few columns out of ~130 candidates: the threshold comes from a strided subset of each line
+    monkeypatch.setattr(expansion, "SAMPLE_COLUMNS", sample_columns)
+    rows, _ = build_expansions(kv, keyword_model, n_words=60, width=6)
+    candidates = set(expansion_candidates(kv, keyword_model).tolist())
+    for word in range(60):
+        assert rows[word].tolist() == [r for r, _ in brute_force(kv, candidates, word, 6)]
 
 
 def test_table_and_on_the_fly_give_the_same_neighbours(
