@@ -9,18 +9,16 @@ citation markers ("Abs. 2") look at their neighbours.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
-import multiprocessing
 import re
-from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata, resources
 from itertools import chain, islice
-from multiprocessing.pool import AsyncResult
 from typing import Final, cast, overload
 
 import spacy
@@ -33,6 +31,7 @@ from spacy.tokens import Doc
 
 from legalsearch.config import PreprocessConfig
 from legalsearch.errors import ConfigError
+from legalsearch.parallel import ordered_map
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +49,6 @@ _DATA_FILES: Final = (
 MIN_COMPOUND_PART: Final = 4
 #: memo dicts are cleared when they grow past this, so that memory stays bounded on huge corpora
 _MEMO_LIMIT: Final = 1_000_000
-#: batches held per process in the parallel pipe (sent out or done here, not yet yielded)
-_PENDING_PER_PROCESS: Final = 8
 #: distinct whitespace-separated chunks whose tokenization spaCy keeps (it stops adding, never evicts, past this)
 _TOKENIZER_CACHE: Final = 1_000_000
 
@@ -619,43 +616,19 @@ class Preprocessor:
         return [self._tokens_of(tokenizer(text), grouped) for text in texts]
 
     def _pipe_parallel(self, texts: Iterable[str], grouped: bool = False) -> Iterator[list[str]]:
-        """``n_process - 1`` worker processes plus this one; batches come back in input order.
-
-        This process tokenizes a batch itself whenever the workers already hold two batches each, so it works
-        while they start (importing spaCy and loading the lemma table takes them ~2.5 s) instead of waiting,
-        and n_process = 2 on 2 cores is one worker next to this process rather than two workers beside an idle
-        one. At most ``_PENDING_PER_PROCESS * n_process`` batches are held (memory stays flat).
-        """
-        n_workers = self.config.n_process - 1
-        size = self.config.batch_size
-        max_pending = _PENDING_PER_PROCESS * self.config.n_process
-        methods = multiprocessing.get_all_start_methods()
-        # not fork: forking a process that already runs threads (BLAS, FAISS, a web server, a test runner) can
-        # leave a child holding a lock no thread will release, and the pool then hangs on exit. forkserver forks
-        # from a clean single-threaded server; each worker loads the lemma table once.
-        ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        """``n_process - 1`` worker processes plus this one; batches come back in input order."""
         it = iter(texts)
-        with ctx.Pool(n_workers, initializer=_init_worker, initargs=(self.config,)) as pool:
-            pending: deque[AsyncResult[_Shipped] | list[list[str]]] = deque()
-            remote = 0
-            while True:
-                while pending and (len(pending) >= max_pending or _is_ready(pending[0])):
-                    head = pending.popleft()
-                    if isinstance(head, list):
-                        yield from head
-                    else:
-                        remote -= 1
-                        yield from _unship(head.get())
-                batch = list(islice(it, size))
-                if not batch:
-                    break
-                if remote < 2 * n_workers:
-                    pending.append(pool.apply_async(_work, (batch, grouped)))
-                    remote += 1
-                else:
-                    pending.append(self._batch(batch, grouped))
-            for head in pending:
-                yield from head if isinstance(head, list) else _unship(head.get())
+        batches = iter(lambda: list(islice(it, self.config.batch_size)), [])
+        for tokens in ordered_map(
+            batches,
+            functools.partial(self._batch, grouped=grouped),
+            functools.partial(_work, grouped=grouped),
+            _unship,
+            self.config.n_process,
+            _init_worker,
+            (self.config,),
+        ):
+            yield from tokens
 
     def _compute_fingerprint(self) -> str:
         # batch_size and n_process do not change the tokens, so they must not invalidate caches
@@ -703,10 +676,6 @@ def _unship(shipped: _Shipped) -> list[list[str]]:
     if isinstance(shipped, list):
         return shipped
     return [line.split(" ") if line else [] for line in shipped.split("\n")]
-
-
-def _is_ready(item: AsyncResult[_Shipped] | list[list[str]]) -> bool:
-    return isinstance(item, list) or item.ready()
 
 
 GROUP_SEP = "|"
