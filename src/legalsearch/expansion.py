@@ -94,9 +94,11 @@ def _at_least_top(scores: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray
     stride = max(1, columns // SAMPLE_COLUMNS)
     sample = scores[:, ::stride]
     if sample.shape[1] <= want:
-        return np.nonzero(np.ones_like(scores, dtype=bool))
-    threshold = -np.partition(-sample, want - 1, axis=1)[:, want - 1]
-    return np.nonzero(scores >= threshold[:, None])
+        line, col = np.nonzero(np.ones_like(scores, dtype=bool))
+    else:
+        threshold = -np.partition(-sample, want - 1, axis=1)[:, want - 1]
+        line, col = np.nonzero(scores >= threshold[:, None])
+    return line, col
 
 
 def build_expansions(

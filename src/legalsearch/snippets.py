@@ -8,6 +8,8 @@ most of a recommendation's time before.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import html
 import logging
 import re
@@ -16,13 +18,16 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
+from legalsearch.config import PreprocessConfig
 from legalsearch.errors import ArtifactError
 from legalsearch.keywords import csr_rows
 from legalsearch.model import load_array
+from legalsearch.parallel import ordered_map
 from legalsearch.text import Preprocessor
 
 log = logging.getLogger(__name__)
@@ -83,14 +88,33 @@ class SnippetIndex:
 def index_snippets(
     texts: Iterable[str], preprocessor: Preprocessor, vocab: Mapping[str, int], snippet_chars: int
 ) -> SnippetIndex:
-    """Spans and lexical term ids of every term in each text's opening ``head_chars`` characters."""
+    """Spans and lexical term ids of every term in each text's opening ``head_chars`` characters.
+
+    With ``n_process`` > 1 (the preprocessing setting) worker processes index batches beside this one: the
+    arrays travel back compactly, unlike tokens, so here two processes on two cores pay off.
+    """
     head = head_chars(snippet_chars)
+    config = preprocessor.config
+    it = (text[:head] for text in texts)
+    batches = iter(lambda: list(islice(it, config.batch_size)), [])
+    if config.n_process > 1:
+        parts = list(ordered_map(batches, functools.partial(_index_batch, preprocessor, vocab), _index_remote,
+                                 _unship_part, config.n_process, _init_worker,
+                                 (dataclasses.replace(config, n_process=1), dict(vocab))))
+    else:
+        parts = [_index_batch(preprocessor, vocab, batch) for batch in batches]
+    index = _concatenate(parts)
+    log.info("snippet index: %d term positions in %d documents", index.terms.size, len(index))
+    return index
+
+
+def _index_batch(preprocessor: Preprocessor, vocab: Mapping[str, int], texts: list[str]) -> SnippetIndex:
     # compact typed arrays while collecting: Python lists of ~8M ints held 600 MB in a full training
     indptr = array("q", [0])
     starts = array("i")
     ends = array("i")
     terms = array("i")
-    for spans in preprocessor.pipe_spans(text[:head] for text in texts):
+    for spans in preprocessor.pipe_spans(texts):
         for span in spans:
             for token in dict.fromkeys(span.tokens):
                 term = vocab.get(token)
@@ -99,13 +123,38 @@ def index_snippets(
                     ends.append(span.end)
                     terms.append(term)
         indptr.append(len(terms))
-    log.info("snippet index: %d term positions in %d documents", len(terms), len(indptr) - 1)
+    return SnippetIndex(*(np.frombuffer(a, dtype=t) for a, t in
+                          ((indptr, np.int64), (starts, np.int32), (ends, np.int32), (terms, np.int32))))
+
+
+def _concatenate(parts: Sequence[SnippetIndex]) -> SnippetIndex:
+    offsets = np.cumsum([0] + [int(p.indptr[-1]) for p in parts])
+    indptr = np.concatenate([np.zeros(1, dtype=np.int64)]
+                            + [p.indptr[1:] + off for p, off in zip(parts, offsets, strict=False)])
     return SnippetIndex(
-        np.frombuffer(indptr, dtype=np.int64).copy(),
-        np.frombuffer(starts, dtype=np.int32).copy(),
-        np.frombuffer(ends, dtype=np.int32).copy(),
-        np.frombuffer(terms, dtype=np.int32).copy(),
+        indptr.astype(np.int64),
+        np.concatenate([np.empty(0, np.int32)] + [p.starts for p in parts]).astype(np.int32),
+        np.concatenate([np.empty(0, np.int32)] + [p.ends for p in parts]).astype(np.int32),
+        np.concatenate([np.empty(0, np.int32)] + [p.terms for p in parts]).astype(np.int32),
     )
+
+
+_worker: tuple[Preprocessor, dict[str, int]] | None = None
+
+
+def _init_worker(config: PreprocessConfig, vocab: dict[str, int]) -> None:
+    global _worker
+    _worker = (Preprocessor(config), vocab)
+
+
+def _index_remote(texts: list[str]) -> tuple[np.ndarray, ...]:
+    assert _worker is not None  # set by the pool initializer
+    part = _index_batch(_worker[0], _worker[1], texts)
+    return part.indptr, part.starts, part.ends, part.terms
+
+
+def _unship_part(arrays: tuple[np.ndarray, ...]) -> SnippetIndex:
+    return SnippetIndex(*arrays)
 
 
 def wanted_terms(n_terms: int, term_ids: Iterable[int]) -> np.ndarray:

@@ -119,3 +119,15 @@ def test_batched_snippets_equal_one_at_a_time(built: tuple[SnippetIndex, dict[st
         assert batch == single
     assert make_snippets(index, [], [], wanted_ids(ids), 80) == []
     assert all(s.matched == frozenset() for s in make_snippets(index, [0, 1], TEXTS[:2], wanted_ids(()), 80))
+
+
+def test_worker_processes_build_the_same_index(built: tuple[SnippetIndex, dict[str, int]]) -> None:
+    # batches of one text over a worker and this process: the concatenated arrays equal the one-process index
+    index, vocab = built
+    parallel = Preprocessor(PreprocessConfig(n_process=2, batch_size=1))
+    again = index_snippets(TEXTS * 3, parallel, vocab, snippet_chars=80)
+    once = index_snippets(TEXTS * 3, Preprocessor(PreprocessConfig(batch_size=1)), vocab, snippet_chars=80)
+    for name in ("indptr", "starts", "ends", "terms"):
+        assert getattr(again, name).dtype == getattr(index, name).dtype
+        np.testing.assert_array_equal(getattr(again, name), getattr(once, name))
+    np.testing.assert_array_equal(once.indptr[: len(TEXTS) + 1], index.indptr)
