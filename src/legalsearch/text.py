@@ -36,7 +36,7 @@ from legalsearch.parallel import ordered_map
 logger = logging.getLogger(__name__)
 
 #: bump when a rule in this module changes the tokens it produces (part of the fingerprint)
-RULES_VERSION: Final = "1"
+RULES_VERSION: Final = "2"
 
 _DATA_FILES: Final = (
     "legal_abbreviations.txt",
@@ -47,11 +47,22 @@ _DATA_FILES: Final = (
 
 #: shortest compound part (modifier or head)
 MIN_COMPOUND_PART: Final = 4
+#: longer words are never split: the longest official German compound has 63 letters, the longest one split in
+#: the court sentences and the laws 47; this and the scan below bound a word's splitting whatever the input
+MAX_COMPOUND_CHARS: Final = 64
+#: a split giving more parts is refused (the most seen in real text: 12)
+MAX_COMPOUND_PARTS: Final = 16
 #: memo dicts are cleared when they grow past this, so that memory stays bounded on huge corpora
 _MEMO_LIMIT: Final = 1_000_000
 #: distinct whitespace-separated chunks whose tokenization spaCy keeps (it stops adding, never evicts, past this)
 _TOKENIZER_CACHE: Final = 1_000_000
 
+#: longest run of non-space characters handed to spaCy's tokenizer in one piece: it strips a run's prefixes and
+#: suffixes one at a time, each time searching the rest, so a run costs the square of its length ("§" * 1,000 took
+#: 150 ms, * 20,000 a minute); in pieces of 128 the worst 20,000 characters take ~0.4 s. Runs as long are rare in
+#: real text (in 700,000 lines of court sentences and laws: 8 URLs and image links of 128-440 characters).
+MAX_CHUNK_CHARS: Final = 128
+_LONG_CHUNK = re.compile(rf"\S{{{MAX_CHUNK_CHARS + 1},}}")
 _SECTION_NUMBER = re.compile(r"\d+[a-z]?")
 # bare numbers, ordinals ("12."), dates ("12.3.2017"), decimals ("1,5"), ranges ("2017/18")
 _NUMBER = re.compile(r"[\d][\d.,:/\-]*\.?|\d+[a-z]")
@@ -92,6 +103,8 @@ class _Sentinel:
 _CITE: Final = _Sentinel("CITE")
 _MARK: Final = _Sentinel("MARK")
 _Entry = tuple[str, ...] | _Sentinel
+#: a compound's split: (compound lemma, head lemma, parts)
+_Split = tuple[str, str, tuple[str, ...]]
 
 
 class _Words(Sequence[str]):
@@ -139,6 +152,8 @@ class _Lexicon:
     words: dict[str, str]
     #: lowercase lemmas; known words are not split into compounds
     known_lemmas: frozenset[str]
+    #: length of the longest key of ``nouns``: no longer head can be a noun
+    max_noun_chars: int
 
 
 def _read_list(name: str) -> list[str]:
@@ -181,7 +196,8 @@ def _lexicon() -> _Lexicon:
             nouns[low] = low
     known = frozenset(words.values())
     logger.debug("lemma table: %d forms, %d nouns", len(lemmas), len(nouns))
-    return _Lexicon(lemmas=lemmas, nouns=nouns, words=words, known_lemmas=known)
+    return _Lexicon(lemmas=lemmas, nouns=nouns, words=words, known_lemmas=known,
+                    max_noun_chars=max(map(len, nouns), default=0))
 
 
 def _library_versions() -> dict[str, str]:
@@ -238,7 +254,7 @@ class Preprocessor:
         self._hash_memo: dict[int, tuple[str, ...]] = {}
         self._group_memo: dict[int, tuple[str, ...]] = {}
         self._strings = self._nlp.vocab.strings
-        self._split_memo: dict[str, tuple[str, str, tuple[str, ...]] | None] = {}
+        self._split_memo: dict[str, _Split | None] = {}
         self._fingerprint = self._compute_fingerprint()
 
     # ------------------------------------------------------------------ public API
@@ -250,7 +266,7 @@ class Preprocessor:
 
     def tokens(self, text: str) -> list[str]:
         """The normalised tokens of one text."""
-        return self._tokens_of(self._tokenizer(text))
+        return self._tokens_of(self._tokenize(text))
 
     def pipe(self, texts: Iterable[str]) -> Iterator[list[str]]:
         """Tokens of many texts, in order, streamed batch by batch (same result as ``tokens()``)."""
@@ -258,9 +274,9 @@ class Preprocessor:
         if parallel:
             yield from self._pipe_parallel(texts)
             return
-        tokenizer = self._tokenizer
+        tokenize = self._tokenize
         for text in texts:
-            yield self._tokens_of(tokenizer(text))
+            yield self._tokens_of(tokenize(text))
 
     def pipe_grouped(self, texts: Iterable[str]) -> Iterator[list[str]]:
         """Like ``pipe``, but the tokens one word produced stay together, joined by ``GROUP_SEP``.
@@ -273,9 +289,9 @@ class Preprocessor:
         if parallel:
             yield from self._pipe_parallel(texts, grouped=True)
             return
-        tokenizer = self._tokenizer
+        tokenize = self._tokenize
         for text in texts:
-            yield self._tokens_of(tokenizer(text), grouped=True)
+            yield self._tokens_of(tokenize(text), grouped=True)
 
     def _worth_parallel(self, texts: Iterable[str]) -> tuple[Iterable[str], bool]:
         """Whether to use worker processes: only with n_process > 1 and more than one batch of input.
@@ -292,7 +308,7 @@ class Preprocessor:
 
     def token_spans(self, text: str) -> list[TokenSpan]:
         """Surface stretches of ``text`` with the tokens each produced (stretches producing none left out)."""
-        doc = self._tokenizer(text)
+        doc = self._tokenize(text)
         words = [t.text for t in doc]
         starts = [t.idx for t in doc]
         spans: list[TokenSpan] = []
@@ -312,9 +328,9 @@ class Preprocessor:
         which makes it fast enough for every document of a corpus."""
         memo = self._hash_memo
         strings = self._strings
-        tokenizer = self._tokenizer
+        tokenize = self._tokenize
         for text in texts:
-            doc = tokenizer(text)
+            doc = tokenize(text)
             hashes: list[int] = doc.to_array(ORTH_ATTR).tolist()
             words = [strings[h] for h in hashes]
             # token offsets by a forward search: the tokenizer keeps the text's order and every token is a
@@ -347,6 +363,23 @@ class Preprocessor:
             yield spans
 
     # ------------------------------------------------------------------ token loop
+
+    def _tokenize(self, text: str) -> Doc:
+        """spaCy's tokenization, with runs of more than ``MAX_CHUNK_CHARS`` non-space characters cut into pieces
+        tokenized one by one (the cost of a run grows with the square of its length); offsets stay the text's."""
+        if _LONG_CHUNK.search(text) is None:
+            return self._tokenizer(text)
+        pieces: list[str] = []
+        start = 0
+        for run in _LONG_CHUNK.finditer(text):
+            if run.start() > start:
+                pieces.append(text[start:run.start()])
+            end = run.end()
+            pieces += [text[i:min(i + MAX_CHUNK_CHARS, end)] for i in range(run.start(), end, MAX_CHUNK_CHARS)]
+            start = run.end()
+        if start < len(text):
+            pieces.append(text[start:])
+        return Doc.from_docs([self._tokenizer(p) for p in pieces], ensure_whitespace=False)
 
     def _tokens_of(self, doc: Doc, grouped: bool = False) -> list[str]:
         # keyed by the tokenizer's orth hashes: reading them as one array avoids creating a Token object and a
@@ -455,6 +488,10 @@ class Preprocessor:
             if j < n and _SECTION_NUMBER.fullmatch(words[j]):
                 numbers.append(words[j])
                 j += 1
+            elif prefix == "§":
+                # a run of bare signs without a number: each sign of it would fail here the same way and give no
+                # tokens, so the run is skipped at once (stepping sign by sign rescanned the run: quadratic)
+                return j, ()
             else:
                 return None
         law = ""
@@ -553,23 +590,47 @@ class Preprocessor:
 
     # ------------------------------------------------------------------ compounds
 
-    def _decompose(self, low: str) -> tuple[str, str, tuple[str, ...]] | None:
-        """Split an unknown lowercase compound: (compound lemma, head lemma, parts) or None."""
+    def _decompose(self, low: str) -> _Split | None:
+        """Split an unknown lowercase compound: (compound lemma, head lemma, parts) or None.
+
+        Bounded by design: words longer than ``MAX_COMPOUND_CHARS`` are not split, and the splitting of a word
+        that is not memoised yet runs on an explicit stack of its prefixes, never by recursion over the input.
+        """
         memo = self._split_memo
         if low in memo:
             return memo[low]
+        if not self._splittable(low):
+            return self._remember(low, None)
+        # every sub-split a compound asks for is of one of its own prefixes (its modifier, minus a linking
+        # element); each prefix is split once, so the work is at most a few scans per prefix
+        stack = [len(low)]
+        while stack:
+            prefix = low[: stack[-1]]
+            outcome = self._split(prefix)
+            if isinstance(outcome, int):
+                stack.append(outcome)
+                continue
+            self._remember(prefix, outcome)
+            stack.pop()
+        return memo[low]
+
+    def _splittable(self, low: str) -> bool:
+        return 2 * MIN_COMPOUND_PART <= len(low) <= MAX_COMPOUND_CHARS and low not in self._lex.known_lemmas
+
+    def _remember(self, low: str, result: _Split | None) -> _Split | None:
+        memo = self._split_memo
         if len(memo) >= _MEMO_LIMIT:
             memo.clear()
-        result = None
-        if len(low) >= 2 * MIN_COMPOUND_PART and low not in self._lex.known_lemmas:
-            result = self._split(low)
         memo[low] = result
         return result
 
-    def _split(self, low: str) -> tuple[str, str, tuple[str, ...]] | None:
+    def _split(self, low: str) -> _Split | int | None:
+        """One scan for ``low``'s split: the split, None, or the length of a prefix whose split it needs first."""
         nouns = self._lex.nouns
+        # heads longer than the longest noun cannot be nouns; the scan is at most that long whatever the input
+        first = max(MIN_COMPOUND_PART, len(low) - self._lex.max_noun_chars)
         # the longest known noun head wins: it carries the meaning (Miet|vertrags|kündigung -> kündigung)
-        for cut in range(MIN_COMPOUND_PART, len(low) - MIN_COMPOUND_PART + 1):
+        for cut in range(first, len(low) - MIN_COMPOUND_PART + 1):
             head = low[cut:]
             head_lemma = nouns.get(head)
             if head_lemma is None or head_lemma in self._blocked_heads or head in self._blocked_heads:
@@ -577,18 +638,20 @@ class Preprocessor:
             modifier = self._modifier(low[:cut])
             if modifier is None:
                 continue
+            if isinstance(modifier, int):
+                return modifier
             mod_lemma, mod_parts = modifier
-            head_parts: tuple[str, ...] = ()
-            if head_lemma not in self._lex.known_lemmas:
-                sub = self._decompose(head_lemma)
-                head_parts = sub[2] if sub else ()
+            # a head is a noun lemma and every lemma is a known word, so heads are never split further
             compound = low[:cut] + head_lemma
-            parts = (mod_lemma, *mod_parts, head_lemma, *head_parts)
-            return compound, head_lemma, tuple(p for p in dict.fromkeys(parts) if p != compound)
+            parts = tuple(p for p in dict.fromkeys((mod_lemma, *mod_parts, head_lemma)) if p != compound)
+            if len(parts) > MAX_COMPOUND_PARTS:
+                continue
+            return compound, head_lemma, parts
         return None
 
-    def _modifier(self, mod: str) -> tuple[str, tuple[str, ...]] | None:
-        """The lemma of a compound's first part, allowing linking elements and a dropped final -e."""
+    def _modifier(self, mod: str) -> tuple[str, tuple[str, ...]] | int | None:
+        """The lemma of a compound's first part, allowing linking elements and a dropped final -e; or the length
+        of the prefix whose split is needed to know it."""
         words, nouns, stop = self._lex.words, self._lex.nouns, self._stopwords
         candidates = [mod]
         candidates += [mod[: -len(le)] for le in _LINKING_ELEMENTS if mod.endswith(le)]
@@ -601,10 +664,15 @@ class Preprocessor:
         for cand in candidates:
             if len(cand) >= MIN_COMPOUND_PART - 1 and cand + "e" in nouns:  # Miet|vertrag -> Miete
                 return nouns[cand + "e"], ()
+        memo = self._split_memo
         for cand in candidates:
             # three-part compounds whose first part is itself an unknown compound
             if len(cand) >= 2 * MIN_COMPOUND_PART:
-                sub = self._decompose(cand)
+                if cand not in memo:
+                    if self._splittable(cand):
+                        return len(cand)
+                    continue
+                sub = memo[cand]
                 if sub is not None:
                     return sub[0], sub[2]
         return None
@@ -612,8 +680,8 @@ class Preprocessor:
     # ------------------------------------------------------------------ parallel
 
     def _batch(self, texts: list[str], grouped: bool) -> list[list[str]]:
-        tokenizer = self._tokenizer
-        return [self._tokens_of(tokenizer(text), grouped) for text in texts]
+        tokenize = self._tokenize
+        return [self._tokens_of(tokenize(text), grouped) for text in texts]
 
     def _pipe_parallel(self, texts: Iterable[str], grouped: bool = False) -> Iterator[list[str]]:
         """``n_process - 1`` worker processes plus this one; batches come back in input order."""

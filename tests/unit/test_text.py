@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import itertools
+import sys
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from legalsearch.config import PreprocessConfig
 from legalsearch.errors import ConfigError
-from legalsearch.text import Preprocessor, TokenSpan, _ship, _unship, preprocess
+from legalsearch.text import (
+    MAX_CHUNK_CHARS,
+    MAX_COMPOUND_CHARS,
+    MAX_COMPOUND_PARTS,
+    Preprocessor,
+    TokenSpan,
+    _ship,
+    _unship,
+    preprocess,
+)
 
 
 @pytest.fixture(scope="module")
@@ -259,3 +271,73 @@ def test_pipe_spans_equals_token_spans_text_by_text() -> None:
     for text, spans in zip(texts, got, strict=True):
         assert all(text[s.start:s.end] == s.surface for s in spans)
     assert any(s.surface == "§ 573 Abs. 2 BGB" for s in got[0])
+
+
+# ---------------------------------------------------------------- bounded cost on hostile input
+
+
+def _cpu_seconds(fn, *args):  # type: ignore[no-untyped-def]
+    start = time.process_time()
+    fn(*args)
+    return time.process_time() - start
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "vertrag" * 2857,  # one 19,999-character "compound": recursed once per repetition, 31 s, RecursionError
+        "Vertrag" * 2857,
+        "§" * 19_999,  # spaCy strips a run's affixes one by one, rescanning the rest each time
+        "—" * 19_999,
+        "§ " * 9_999,  # each bare sign rescanned the run of signs after it
+        "(" * 19_999,
+        "Mietvertragskündigung" * 952,
+    ],
+    ids=["vertrag", "Vertrag", "paragraphs", "dashes", "spaced-paragraphs", "parens", "compounds"],
+)
+def test_hostile_text_costs_well_under_a_second(text: str) -> None:
+    pre = Preprocessor(PreprocessConfig())  # fresh: no memo or tokenizer cache from other tests
+    assert _cpu_seconds(pre.tokens, text) < 1.0
+    assert _cpu_seconds(pre.token_spans, text) < 1.0
+    assert _cpu_seconds(lambda t: list(pre.pipe_spans([t])), text) < 1.0
+
+
+def test_compound_splitting_never_recurses_over_the_input() -> None:
+    # a 47-character compound of twelve parts splits with a few frames of stack to spare; the recursive splitter
+    # needed 26 (three per part), the iterative one 11, whatever the word
+    word = "Handwerksfachwirtfortbildungsprüfungsverordnung"
+    pre = Preprocessor(PreprocessConfig())
+    pre.tokens("Die Miete")  # whatever spaCy sets up on first use happens outside the measured call
+    depth = len(inspect.stack())
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + 20)
+    try:
+        tokens = pre.tokens(word)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert tokens[0] == word.lower() and {"handwerk", "fortbildung", "prüfung", "verordnung"} <= set(tokens)
+    assert len(tokens) == 13
+
+
+def test_compounds_are_capped_in_length_and_parts(pre: Preprocessor) -> None:
+    long_word = "mietvertrag" * ((MAX_COMPOUND_CHARS // 11) + 1)
+    assert len(long_word) > MAX_COMPOUND_CHARS
+    assert pre.tokens(long_word) == [long_word]  # too long to be a compound: kept whole, not split
+    for word in ("Mietvertragskündigungsfrist", "Handwerksfachwirtfortbildungsprüfungsverordnung"):
+        assert 1 < len(pre.tokens(word)) <= MAX_COMPOUND_PARTS + 1
+
+
+def test_long_runs_are_tokenized_in_pieces_with_the_text_offsets(pre: Preprocessor) -> None:
+    run = "https://example.org/" + "a/(b)§" * 60
+    text = f"Kündigung {run}  {'x' * (3 * MAX_CHUNK_CHARS + 5)} Mietvertrag"
+    doc = pre._tokenize(text)
+    assert doc.text == text
+    assert all(text[t.idx : t.idx + len(t.text)] == t.text for t in doc)
+    assert all(len(t.text) <= MAX_CHUNK_CHARS for t in doc)
+    tokens = pre.tokens(text)
+    assert tokens[0] == "kündigung" and tokens[-1] == "mietvertrag"
+    for span in pre.token_spans(text):
+        assert text[span.start : span.end] == span.surface
+    # runs up to the limit go to spaCy whole, exactly as before
+    short = "x" * MAX_CHUNK_CHARS
+    assert [t.text for t in pre._tokenize(short)] == [t.text for t in pre._tokenizer(short)]
