@@ -36,10 +36,14 @@ FACET_NAMES = ("law", "type", "court", "year")
 YEAR_SOURCE = "date"
 
 
+_DIGIT = re.compile(r"\d")
+
+
 def text_fingerprint(text: str) -> int:
     """A 63-bit hash of a text with case, whitespace and digits ignored: equal for near-identical sections
     such as the many "Inkrafttreten" clauses that differ only in a date."""
-    norm = re.sub(r"[\d\s]+", " ", text.lower()).strip()
+    # the same as collapsing runs of digits and whitespace into one space and stripping, about twice as fast
+    norm = " ".join(_DIGIT.sub(" ", text.lower()).split())
     return int.from_bytes(hashlib.blake2b(norm.encode("utf-8"), digest_size=8).digest(), "little") >> 1
 
 
@@ -58,8 +62,10 @@ def write_documents(documents: Iterable[Document], folder: Path) -> int:
             offsets.append(offsets[-1] + len(line))
             hashes.append(text_fingerprint(doc.text))
             fields = {"type": doc.type, **doc.metadata}
-            for key in set(columns) | set(fields):
-                columns.setdefault(key, [None] * n).append(fields.get(key))
+            for key in fields.keys() - columns.keys():
+                columns[key] = [None] * n
+            for key, column in columns.items():
+                column.append(fields.get(key))
             n += 1
     np.save(folder / OFFSETS_FILE, np.asarray(offsets, dtype=np.int64))
     np.save(folder / TEXT_HASH_FILE, np.asarray(hashes, dtype=np.int64))
