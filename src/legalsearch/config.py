@@ -307,8 +307,8 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field("info", description="Log level of the service.")
     fast_path: bool = Field(
         True,
-        description="Answer valid POST /recommend and GET /search requests without FastAPI's per-request "
-        "machinery (same answers, less CPU); any other request, and every error, is FastAPI's as always.",
+        description="Answer valid POST /recommend, GET /search and GET /suggest requests without FastAPI's "
+        "per-request machinery (same answers, less CPU); any other request, and every error, is FastAPI's as always.",
     )
     opentelemetry: bool = Field(
         False,

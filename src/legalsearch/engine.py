@@ -24,6 +24,7 @@ from legalsearch.model import load_array, resolve_model_dir, verify_model
 from legalsearch.neighbours import NeighbourTable
 from legalsearch.pipeline import DOCVECTORS_FILE, LEXICAL_DIR, PHRASES_FILE, THESAURUS_DIR, VOCABULARY_FILE
 from legalsearch.snippets import SnippetIndex
+from legalsearch.suggest import SuggestionIndex, build_suggestions
 from legalsearch.text import Preprocessor
 from legalsearch.types import Document, Keyword
 
@@ -127,6 +128,11 @@ class Model:
     def keyword_terms(self) -> frozenset[str]:
         """The corpus keyword vocabulary as a set."""
         return frozenset(self.keyword_model.vocabulary)
+
+    @cached_property
+    def suggestions(self) -> SuggestionIndex:
+        """Completions of typed prefixes (keywords, phrases, laws, sections), built on first use."""
+        return build_suggestions(self.keyword_model, self.documents, self.index.ids)
 
     def row_of(self, doc_id: str) -> int:
         """The row of a document id; UnknownDocumentError when absent."""

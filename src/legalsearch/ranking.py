@@ -386,6 +386,7 @@ def warm_up(model: Model) -> None:
     """Build the per-model caches the hot path uses, so that the first request is not slow."""
     model.expansions.candidates()
     _ = model.keyword_terms
+    _ = model.suggestions
 
 
 @dataclass(frozen=True)

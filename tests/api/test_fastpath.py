@@ -58,6 +58,9 @@ def _calls(ids: list[str]) -> tuple[list[Call], list[Call]]:
         # a query naming sections puts them first, on both paths
         _get({"q": "§ 12 DMietG Eigenbedarf", "k": "5"}),
         _get([("q", "Kündigung nach §§ 13, 14 DMietG"), ("type", "statute"), ("offset", "1")]),
+        Call("GET", "/suggest?" + urlencode({"q": "kündi", "k": "3"}), None, None),
+        Call("GET", "/suggest?" + urlencode({"q": "DMietG § 1", "other": "x"}), None, None),
+        Call("GET", "/suggest?" + urlencode({"q": "kündigugn"}), None, None),
     ]
     left = [
         _post({"positive": ["no such id"]}),
@@ -94,6 +97,11 @@ def _calls(ids: list[str]) -> tuple[list[Call], list[Call]]:
         _get({"q": question, "facets": "law,color"}),
         _get({"q": question, "facets": "law", "facet_limit": "0"}),
         _post({"text": question, "facets": ["section"]}),
+        Call("GET", "/suggest?" + urlencode({"q": "   "}), None, None),
+        Call("GET", "/suggest?" + urlencode([("q", "kü"), ("q", "mi")]), None, None),
+        Call("GET", "/suggest?" + urlencode({"q": "kü", "k": "50"}), None, None),
+        Call("GET", "/suggest?q=k%C3%BC", None, None, key=None),
+        Call("GET", "/suggest", None, None),
     ]
     return fast, left
 
@@ -136,6 +144,7 @@ def test_fast_path_answers_what_fastapi_answers(clients: tuple[TestClient, TestC
     assert {200, 400, 401, 404, 413, 422} <= statuses
     assert stats.answered["/recommend"] == 7
     assert stats.answered["/search"] == 8
+    assert stats.answered["/suggest"] == 3
 
 
 def test_fast_path_off_answers_nothing(clients: tuple[TestClient, TestClient], doc_ids: list[str]) -> None:

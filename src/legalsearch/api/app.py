@@ -17,7 +17,7 @@ from legalsearch.api.deps import API_KEY_SCHEME, api_key_scheme
 from legalsearch.api.errors import install_error_handlers
 from legalsearch.api.fastpath import FastPathMiddleware, FastPathStats, FastRoute
 from legalsearch.api.limits import BodyLimitMiddleware
-from legalsearch.api.routes import documents, health, models, page, recommend, search, terms
+from legalsearch.api.routes import documents, health, models, page, recommend, search, suggest, terms
 from legalsearch.api.state import ModelHolder
 from legalsearch.config import ServiceSettings
 from legalsearch.index import set_faiss_threads
@@ -94,8 +94,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     # these routers' routes are ProtectedRoute: they check X-API-Key themselves
-    for router in (recommend.router, search.router, terms.router, documents.router, models.router,
-                   models.admin_router):
+    for router in (recommend.router, search.router, suggest.router, terms.router, documents.router,
+                   models.router, models.admin_router):
         app.include_router(router)
     page.install_pages(app)
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
@@ -111,9 +111,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
 def _fast_routes() -> dict[tuple[str, str], FastRoute]:
     """The hot routes the fast path answers, each with FastAPI's route of the same method and path."""
-    handlers = {("POST", "/recommend"): recommend.fast_recommend, ("GET", "/search"): search.fast_search}
+    handlers = {("POST", "/recommend"): recommend.fast_recommend, ("GET", "/search"): search.fast_search,
+                ("GET", "/suggest"): suggest.fast_suggest}
     routes: dict[tuple[str, str], FastRoute] = {}
-    for route in (*recommend.router.routes, *search.router.routes):
+    for route in (*recommend.router.routes, *search.router.routes, *suggest.router.routes):
         if isinstance(route, APIRoute):
             for method in route.methods or ():
                 handler = handlers.get((method, route.path))

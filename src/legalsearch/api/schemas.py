@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from legalsearch.docstore import FACET_NAMES, DateRange, FilterValue
 from legalsearch.errors import InvalidRequestError
+from legalsearch.suggest import MAX_SUGGESTIONS
 from legalsearch.types import Keyword
 
 #: a metadata value as stored: scalars only
@@ -24,6 +25,8 @@ MAX_IDS = 100
 MAX_EXCLUDE = 1000
 MAX_FACET_LIMIT = 1000
 DEFAULT_FACET_LIMIT = 20
+#: longest prefix /suggest completes: no key is longer than a section's id and title
+MAX_SUGGEST_CHARS = 200
 
 _FILTERS_DESCRIPTION = (
     "Metadata filters, all of which must match: field -> value, field -> list of values (any of them), or "
@@ -483,3 +486,44 @@ class ErrorResponse(BaseModel):
     """Error body."""
 
     detail: str = Field(description="What went wrong.", examples=["unknown document id(s): DMietG § 999"])
+
+
+class SuggestParams(BaseModel):
+    """The query parameters of GET /suggest (one declaration for FastAPI and the fast path)."""
+
+    q: str = Field(
+        min_length=1, max_length=MAX_SUGGEST_CHARS,
+        description="What the user has typed so far (case and umlauts do not matter: 'kuendi' finds 'kündigung').",
+        examples=["kündi"],
+    )
+    k: int = Field(8, ge=1, le=MAX_SUGGESTIONS, description="Number of suggestions.")
+
+
+class SuggestionOut(BaseModel):
+    """One completion."""
+
+    text: str = Field(description="The completion as shown (keywords and phrases are lemmatised, lowercase).",
+                      examples=["BGB § 573 Ordentliche Kündigung des Vermieters"])
+    kind: Literal["keyword", "phrase", "law", "section"] = Field(
+        description="A keyword of the vocabulary, a multiword phrase, a law (title and abbreviation), or a "
+        "section (id and title).", examples=["section"]
+    )
+    id: str | None = Field(description="The document a section suggestion names; null for the other kinds.",
+                           examples=["BGB § 573"])
+    df: int = Field(description="Documents it occurs in (keywords, phrases), documents of the law (laws); 1 for a "
+                    "section.", examples=[1])
+    law: str | None = Field(description="The law abbreviation of a law or section suggestion (a `law` filter "
+                            "value); null for keywords and phrases.", examples=["BGB"])
+    edits: int = Field(description="Typos corrected to reach it: 0 when it starts with the query as typed.",
+                       examples=[0])
+
+
+class SuggestResponse(BaseModel):
+    """Completions of a typed prefix."""
+
+    query: str = Field(description="The query as given.", examples=["kündi"])
+    suggestions: list[SuggestionOut] = Field(
+        description="Completions, best first: those that start with the query by document frequency, then "
+        "those reached with one or two corrected typos (fewer first)."
+    )
+    model: str = Field(description="Version of the model that answered.", examples=["20261128-151200-a1b2c3"])

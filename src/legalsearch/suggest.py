@@ -1,0 +1,285 @@
+"""Completions as a user types: keywords, phrases, law titles and section ids, with typo tolerance.
+
+Everything a suggestion is looked up in is built once per model (``build_suggestions``, at load): the folded
+keys of every entry in one sorted list (a prefix is a contiguous range, found by bisection), each key's document
+frequency, the best entries of every large range, and deletion indexes over the keys' first characters for
+typos (SymSpell's idea: two strings within d edits share a string made by deleting at most d characters from
+each). Folding lowercases and spells umlauts out (ä -> ae, ß -> ss), so "Kündi" and "kuendi" are one prefix.
+
+Ranking: entries whose key starts with the query come first, by document frequency (ties by key); then,
+when the query has at least 5 characters (1 edit) or 9 (2 edits), entries whose key begins with a string
+within that many edits of the query (Levenshtein, rapidfuzz), fewer edits first, then by document frequency.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from rapidfuzz.distance import Levenshtein
+from rapidfuzz.process import cdist
+
+from legalsearch.docstore import DocumentStore
+from legalsearch.errors import EmptyQueryError
+from legalsearch.keywords import PHRASE_JOINER, KeywordModel
+
+#: the most suggestions one request may ask for
+MAX_SUGGESTIONS = 20
+#: (edits allowed, shortest query, in characters as typed, that gets them)
+TYPO_STEPS = ((2, 9), (1, 5))
+#: a key range longer than this has its best entries ranked at build time, not per request
+_BIG_RANGE = 512
+#: best entries kept per large range: two keys per law may both fall into one range
+_TOP = 2 * MAX_SUGGESTIONS
+#: how many characters of a key its deletion index reads, per number of edits
+_HEAD = {1: 5, 2: 7}
+#: query characters the typo search adds per refinement step (each step drops key ranges that went too far)
+_STEP = 3
+#: sorts after every character a key can hold
+_END = "\U0010ffff"
+_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", PHRASE_JOINER: " "})
+_SPACES = re.compile(r"\s+")
+#: the combining marks NFKD splits accented letters into (é -> e + U+0301)
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+_SECTION_SIGN = re.compile(r"§\s*")
+
+
+def fold(text: str) -> str:
+    """The form keys and queries are compared in: lowercase, umlauts spelled out, accents and repeated spaces
+    dropped, "§573" spaced as "§ 573". Leading spaces go; a trailing one stays (the user started a new word)."""
+    t = unicodedata.normalize("NFC", text).lower().translate(_UMLAUTS)
+    if not t.isascii():
+        t = _COMBINING.sub("", unicodedata.normalize("NFKD", t))
+    t = _SPACES.sub(" ", _SECTION_SIGN.sub("§ ", t)).lstrip()
+    return t
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """One completion: its text, what it is, the document it names (sections) and its document frequency."""
+
+    text: str
+    kind: str
+    doc_id: str | None
+    df: int
+    #: the law abbreviation of a law or section suggestion
+    law: str | None
+    #: edits between the query and the start of the key (0: the key starts with the query)
+    edits: int
+
+
+@dataclass(frozen=True)
+class _Entries:
+    text: list[str]
+    kind: list[str]
+    doc_id: list[str | None]
+    law: list[str | None]
+    df: list[int]
+    #: every key of an entry (a law has two: its title and its abbreviation)
+    keys: list[list[str]]
+
+
+@dataclass(frozen=True)
+class _DeletionIndex:
+    """Heads (a key's first ``_HEAD[d]`` characters) by the strings d deletions make of them."""
+
+    edits: int
+    width: int
+    #: sorted deletion strings, and the head each belongs to
+    strings: np.ndarray
+    head_of: np.ndarray
+    heads: list[str]
+
+
+class SuggestionIndex:
+    """Prefix and typo-tolerant lookups over one model's suggestion entries."""
+
+    def __init__(self, entries: _Entries) -> None:
+        pairs = sorted((key, e) for e, keys in enumerate(entries.keys) for key in keys if key)
+        self._entries = entries
+        self.keys: list[str] = [k for k, _ in pairs]
+        self._entry_of = np.asarray([e for _, e in pairs], dtype=np.int64)
+        self._df = np.asarray(entries.df, dtype=np.int64)[self._entry_of] if pairs else np.zeros(0, np.int64)
+        self._top = self._rank_big_ranges()
+        self._deletions = {d: self._deletion_index(d) for d, _ in TYPO_STEPS}
+
+    def __len__(self) -> int:
+        return len(self._entries.text)
+
+    def suggest(self, query: str, k: int = 8) -> list[Suggestion]:
+        """Up to ``k`` completions of ``query``, best first (see the module's docstring for the order)."""
+        folded = fold(query)
+        if not folded.strip():
+            raise EmptyQueryError("the query is empty")
+        found: dict[int, int] = {}
+        self._take([(0, *self._range(folded))], k, found)
+        typed = len(query.strip())
+        edits = next((d for d, shortest in TYPO_STEPS if typed >= shortest), 0)
+        if len(found) < k and edits:
+            self._take(self._typo_ranges(folded, edits), k, found)
+        return [self._suggestion(e, d) for e, d in found.items()]
+
+    def _suggestion(self, entry: int, edits: int) -> Suggestion:
+        es = self._entries
+        return Suggestion(es.text[entry], es.kind[entry], es.doc_id[entry], es.df[entry], es.law[entry], edits)
+
+    def _range(self, prefix: str) -> tuple[int, int]:
+        return bisect_left(self.keys, prefix), bisect_left(self.keys, prefix + _END)
+
+    def _best(self, lo: int, hi: int) -> np.ndarray:
+        """Key positions of a range, most frequent entry first (ties by key), at least ``_TOP`` of them."""
+        top = self._top.get((lo, hi))
+        if top is not None:
+            return top
+        return lo + np.lexsort((np.arange(hi - lo), -self._df[lo:hi]))
+
+    def _take(self, spans: Iterable[tuple[int, int, int]], k: int, found: dict[int, int]) -> None:
+        """Add to ``found`` (entry -> edits) the best entries of (edits, lo, hi) key ranges not found yet, up to
+        ``k`` in all: fewer edits first, then the more frequent (ties by key)."""
+        ranked: list[tuple[int, int, int]] = []
+        for edits, lo, hi in set(spans):
+            if lo < hi:
+                best = self._best(lo, hi)[: 2 * k]
+                ranked.extend(zip([edits] * best.size, (-self._df[best]).tolist(), best.tolist(), strict=True))
+        for edits, _, pos in sorted(ranked):
+            if len(found) >= k:
+                return
+            found.setdefault(int(self._entry_of[pos]), edits)
+
+    def _groups(self, lo: int, hi: int, width: int) -> Iterable[tuple[str, int, int]]:
+        """The distinct first ``width`` characters of the keys in a range, each with its own range; a key
+        shorter than that is a group of its own (a longer key it is a prefix of has other first characters)."""
+        keys = self.keys
+        i = lo
+        while i < hi:
+            key = keys[i]
+            if len(key) < width:
+                j = bisect_right(keys, key, i, hi)
+                yield key, i, j
+            else:
+                head = key[:width]
+                j = bisect_left(keys, head + _END, i, hi)
+                yield head, i, j
+            i = j
+
+    def _typo_ranges(self, query: str, edits: int) -> list[tuple[int, int, int]]:
+        """(edits, lo, hi) of the key ranges whose keys begin within ``edits`` of the query (more than 0)."""
+        index = self._deletions[edits]
+        if len(query) < index.width or index.strings.size == 0:
+            return []
+        wanted = np.asarray(sorted(_deletions(query[: _HEAD[edits]], edits, index.width)))
+        los = np.searchsorted(index.strings, wanted, side="left")
+        his = np.searchsorted(index.strings, wanted, side="right")
+        heads = sorted({index.heads[h] for lo, hi in zip(los.tolist(), his.tolist(), strict=True)
+                        for h in index.head_of[lo:hi].tolist()})
+        spans = [self._range(h) for h in heads]
+        # the first level checks the heads themselves: most deletion matches are no near match at all
+        levels = [*range(_HEAD[edits], len(query), _STEP), len(query)]
+        out: list[tuple[int, int, int]] = []
+        for m in levels:
+            groups = [g for lo, hi in spans for g in self._groups(lo, hi, m + edits)]
+            found = prefix_distances(query[:m], [g[0] for g in groups], edits)
+            spans = sorted({(lo, hi) for (_, lo, hi), d in zip(groups, found, strict=True) if d <= edits})
+            if m == len(query):
+                out = [(d, lo, hi) for (_, lo, hi), d in zip(groups, found, strict=True) if 0 < d <= edits]
+        return out
+
+    def _rank_big_ranges(self) -> dict[tuple[int, int], np.ndarray]:
+        """The best ``_TOP`` key positions of every prefix range longer than ``_BIG_RANGE`` keys."""
+        top: dict[tuple[int, int], np.ndarray] = {}
+        stack = [("", 0, len(self.keys))]
+        while stack:
+            prefix, lo, hi = stack.pop()
+            if hi - lo <= _BIG_RANGE:
+                continue
+            if prefix:
+                df = self._df[lo:hi]
+                best = np.argpartition(-df, _TOP)[:_TOP]
+                top[(lo, hi)] = lo + best[np.lexsort((best, -df[best]))]
+            stack.extend(g for g in self._groups(lo, hi, len(prefix) + 1) if len(g[0]) > len(prefix))
+        return top
+
+    def _deletion_index(self, edits: int) -> _DeletionIndex:
+        width = _HEAD[edits] - edits
+        heads = sorted({key[: _HEAD[edits]] for key in self.keys if len(key) >= width})
+        strings: list[str] = []
+        head_of: list[int] = []
+        for h, head in enumerate(heads):
+            found = _deletions(head, edits, width)
+            strings.extend(found)
+            head_of.extend([h] * len(found))
+        order = np.argsort(np.asarray(strings, dtype=f"U{width}"), kind="stable")
+        return _DeletionIndex(edits, width, np.asarray(strings, dtype=f"U{width}")[order],
+                              np.asarray(head_of, dtype=np.int32)[order], heads)
+
+
+def _deletions(text: str, edits: int, width: int) -> set[str]:
+    """The first ``width`` characters of every string made by deleting up to ``edits`` characters of ``text``.
+
+    Two strings whose starts are within d edits share such a string (each side deletes the characters the
+    other lacks, a substitution deletes on both): truncating to ``width`` = head length - d makes that hold
+    whatever the edits did to the length."""
+    variants = {text}
+    frontier = {text}
+    for _ in range(edits):
+        frontier = {f[:i] + f[i + 1 :] for f in frontier for i in range(len(f))}
+        variants |= frontier
+    return {v[:width] for v in variants if len(v) >= width}
+
+
+def prefix_distances(query: str, texts: Sequence[str], limit: int) -> list[int]:
+    """Per text, the fewest edits that turn ``query`` into a prefix of it (``limit + 1`` when more than
+    ``limit``): the least Levenshtein distance to the text's starts of ``len(query) ± limit`` characters,
+    each length compared with all texts in one rapidfuzz call."""
+    n = len(query)
+    best = np.full(len(texts), limit + 1, dtype=np.int64)
+    if not texts:
+        return []
+    for length in range(max(0, n - limit), n + limit + 1):
+        starts = [t[:length] if len(t) >= length else "" for t in texts]
+        found = cdist([query], starts, scorer=Levenshtein.distance, score_cutoff=limit, dtype=np.int32)[0]
+        # a text shorter than this length has no such start: its entry must not count
+        found[[len(t) < length for t in texts]] = limit + 1
+        np.minimum(best, found, out=best)
+    return list(best.tolist())
+
+
+def build_suggestions(keywords: KeywordModel, documents: DocumentStore, ids: Sequence[str]) -> SuggestionIndex:
+    """The suggestion index of a model: its keyword vocabulary (words and phrases), its laws (title and
+    abbreviation, counted by documents) and its sections ("BGB § 573 Ordentliche Kündigung des Vermieters")."""
+    entries = _Entries([], [], [], [], [], [])
+
+    def add(text: str, kind: str, doc_id: str | None, law: str | None, df: int, keys: list[str]) -> None:
+        entries.text.append(text)
+        entries.kind.append(kind)
+        entries.doc_id.append(doc_id)
+        entries.law.append(law)
+        entries.df.append(df)
+        entries.keys.append(keys)
+
+    for term, df in zip(keywords.vocabulary, keywords.df.tolist(), strict=True):
+        if "§" in term:  # citation tokens ("§573"): the section entries name them better
+            continue
+        text = term.replace(PHRASE_JOINER, " ")
+        add(text, "phrase" if PHRASE_JOINER in term else "keyword", None, None, int(df), [fold(text)])
+    laws: dict[str, list[int]] = {}
+    for row in range(len(documents)):
+        law = documents.field_value("law", row)
+        if isinstance(law, str):
+            laws.setdefault(law, []).append(row)
+    for law, rows in sorted(laws.items()):
+        # decisions name the law they apply but not its title: the title is the statutes'
+        title = next((t for r in rows if isinstance(t := documents.field_value("law_title", r), str) and t), None)
+        text = f"{title} ({law})" if title else law
+        add(text, "law", None, law, len(rows), sorted({fold(law), fold(text)}))
+        for row in rows:
+            if isinstance(documents.field_value("section", row), str):
+                doc_title = str(documents.record(row)["title"])
+                # an annex's id already holds its title ("BGB Anlage 1 Muster ...")
+                section = ids[row] if doc_title in ids[row] else f"{ids[row]} {doc_title}".strip()
+                add(section, "section", ids[row], law, 1, [fold(section)])
+    return SuggestionIndex(entries)

@@ -1,0 +1,96 @@
+"""Suggestion lookups: folding, prefix ranking by document frequency, and typo matches checked by brute force."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from rapidfuzz.distance import Levenshtein
+
+from legalsearch.errors import EmptyQueryError
+from legalsearch.suggest import SuggestionIndex, _Entries, fold, prefix_distances
+
+
+def _index(words: dict[str, int]) -> SuggestionIndex:
+    entries = _Entries([], [], [], [], [], [])
+    for text, df in words.items():
+        entries.text.append(text)
+        entries.kind.append("keyword")
+        entries.doc_id.append(None)
+        entries.law.append(None)
+        entries.df.append(df)
+        entries.keys.append([fold(text)])
+    return SuggestionIndex(entries)
+
+
+def test_fold_spells_out_umlauts_and_ignores_case_accents_and_spacing() -> None:
+    assert fold("Kündigung") == fold("KUENDIGUNG") == "kuendigung"
+    assert fold("Straße") == "strasse"
+    assert fold("Café  crème") == "cafe creme"
+    assert fold("BGB §573") == fold("bgb § 573") == "bgb § 573"
+    assert fold("  ordentliche_kündigung ") == "ordentliche kuendigung "
+
+
+def test_prefix_matches_ranked_by_document_frequency_then_text() -> None:
+    index = _index({"kündigung": 50, "kündigen": 70, "kündigungsfrist": 10, "kunde": 99, "miete": 5, "kündbar": 10})
+    # the exact prefix matches first, then "kündbar" one typo away ("kuendi" -> "kuendb"): 5 characters allow one
+    assert [(s.text, s.edits) for s in index.suggest("Kündi", 8)] == [
+        ("kündigen", 0), ("kündigung", 0), ("kündigungsfrist", 0), ("kündbar", 1)]
+    assert [s.text for s in index.suggest("kuend", 2)] == ["kündigen", "kündigung"]
+    # ties by key: "kündbar" and "kündigungsfrist" both have 10
+    assert [s.text for s in index.suggest("künd", 8)][2:] == ["kündbar", "kündigungsfrist"]
+    assert all(s.edits == 0 for s in index.suggest("kün", 8))
+    with pytest.raises(EmptyQueryError):
+        index.suggest("   ")
+
+
+def test_typos_one_from_five_characters_two_from_nine() -> None:
+    index = _index({"mietvertrag": 30, "mietverträge": 3, "kündigung": 20, "verwaltungsakt": 7})
+    assert [s.text for s in index.suggest("kündu", 8)] == ["kündigung"]
+    assert [s.text for s in index.suggest("mietvertarg", 8)] == ["mietvertrag", "mietverträge"]
+    assert index.suggest("mietvertarg", 8)[0].edits == 2
+    assert [s.text for s in index.suggest("mitve", 8)] == ["mietvertrag", "mietverträge"]  # one edit, 5 chars
+    assert index.suggest("mitv", 8) == []  # 4 characters: no typo allowed
+    assert [(s.text, s.edits) for s in index.suggest("verwaltngsak", 8)] == [("verwaltungsakt", 1)]
+    assert index.suggest("vrwaltngsakt", 8)[0].edits == 2
+    assert index.suggest("vrwltngsakt", 8) == []  # three edits
+
+
+def _brute(keys: list[str], query: str, edits: int) -> set[str]:
+    out = set()
+    for key in keys:
+        best = min(Levenshtein.distance(query, key[:n]) for n in range(len(key) + 1))
+        if best <= edits:
+            out.add(key)
+    return out
+
+
+def test_typo_matches_equal_a_brute_force_search() -> None:
+    rng = random.Random(7)
+    alphabet = "aeinrstuk"
+    words = {"".join(rng.choice(alphabet) for _ in range(rng.randint(3, 14))): rng.randint(1, 50)
+             for _ in range(3000)}
+    index = _index(words)
+    for _ in range(150):
+        base = rng.choice(list(words))
+        query = list(base[: rng.randint(5, len(base))] if len(base) >= 5 else base)
+        for _ in range(rng.randint(0, 2)):  # random edits
+            i = rng.randrange(len(query))
+            op = rng.choice("dis")
+            if op == "d" and len(query) > 1:
+                del query[i]
+            elif op == "i":
+                query.insert(i, rng.choice(alphabet))
+            else:
+                query[i] = rng.choice(alphabet)
+        q = "".join(query)
+        edits = 2 if len(q) >= 9 else 1 if len(q) >= 5 else 0
+        got = {s.text for s in index.suggest(q, len(words))}
+        assert got == _brute(list(words), q, edits), q
+
+
+def test_prefix_distances_by_batch_equal_one_by_one() -> None:
+    texts = ["kuendigung", "kuendigen", "kundig", "k", "", "kuendigungsfrist"]
+    got = prefix_distances("kuendigugn", texts, 2)
+    want = [min(min(Levenshtein.distance("kuendigugn", t[:n]) for n in range(len(t) + 1)), 3) for t in texts]
+    assert got == want
