@@ -305,6 +305,23 @@ class ServiceSettings(BaseSettings):
         1, description="BLAS/OpenMP threads of numpy and scikit-learn per worker (threadpoolctl); 0 leaves them as is."
     )
     log_level: str = Field("info", description="Log level of the service.")
+    log_json: bool = Field(
+        False,
+        description="Write the service's log lines as JSON objects, one per line (time, level, logger, message, "
+        "request_id, and method, path, status, ms for request lines) instead of text.",
+    )
+    request_log: bool = Field(
+        False,
+        description="One log line per HTTP request on the legalsearch.access logger: method, path, status, "
+        "milliseconds and request id (JSON with log_json). uvicorn's own text access log is separate "
+        "(legalsearch serve --no-access-log turns it off).",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='Origins browsers may call the API from (JSON list, e.g. ["https://app.example"]; ["*"] for '
+        "any), answered with CORS headers by Starlette's CORSMiddleware. Empty (default): no CORS headers, so "
+        "browsers allow only same-origin pages.",
+    )
     fast_path: bool = Field(
         True,
         description="Answer valid POST /recommend, GET /search and GET /suggest requests without FastAPI's "

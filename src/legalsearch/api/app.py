@@ -11,12 +11,14 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from starlette.middleware.cors import CORSMiddleware
 
 from legalsearch.api import metrics
-from legalsearch.api.deps import API_KEY_SCHEME, api_key_scheme
+from legalsearch.api.deps import API_KEY_HEADER, API_KEY_SCHEME, api_key_scheme
 from legalsearch.api.errors import install_error_handlers
 from legalsearch.api.fastpath import FastPathMiddleware, FastPathStats, FastRoute
 from legalsearch.api.limits import BodyLimitMiddleware
+from legalsearch.api.logs import REQUEST_ID_HEADER, RequestIdMiddleware, configure_logging
 from legalsearch.api.routes import documents, health, models, page, recommend, search, suggest, terms
 from legalsearch.api.state import ModelHolder
 from legalsearch.config import ServiceSettings
@@ -78,7 +80,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """Build the application; settings default to the ``LEGALSEARCH_*`` environment."""
     settings = settings if settings is not None else ServiceSettings()
-    logging.getLogger("legalsearch").setLevel(settings.log_level.upper())
+    configure_logging(settings.log_level, settings.log_json, settings.request_log)
     app = FastAPI(
         title="legalsearch",
         version=_package_version(),
@@ -88,6 +90,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.holder = ModelHolder(settings.models_dir)
@@ -106,7 +109,33 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         app.add_middleware(FastPathMiddleware, routes=_fast_routes(), stats=app.state.fast_path_stats)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(metrics.MetricsMiddleware)
+    if settings.cors_origins:
+        # outside metrics: a preflight is answered here and never reaches a route
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", API_KEY_HEADER, REQUEST_ID_HEADER], expose_headers=[REQUEST_ID_HEADER],
+            max_age=600,
+        )
+    # outermost: every answer (a refused body, a preflight, a fast one) carries and logs its request id
+    app.add_middleware(RequestIdMiddleware, request_log=settings.request_log)
     return app
+
+
+#: operation ids (names in generated clients) where the handler's name is not the one to show
+_OPERATION_IDS = {
+    "post_recommend": "recommend",
+    "get_search": "search",
+    "get_suggest": "suggest",
+    "get_similar_terms": "similar_terms",
+    "post_reload": "reload_model",
+    "get_metrics": "metrics",
+}
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI operation id: what it does (``search``, ``get_document``), without FastAPI's default
+    path and method suffix (``get_search_search_get``)."""
+    return _OPERATION_IDS.get(route.name, route.name)
 
 
 def _fast_routes() -> dict[tuple[str, str], FastRoute]:

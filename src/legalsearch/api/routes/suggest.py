@@ -21,7 +21,6 @@ router = APIRouter(tags=["suggest"], route_class=ProtectedRoute)
     response_model=SuggestResponse,
     summary="Completions of what the user typed: keywords, phrases, laws and sections, typos tolerated",
     responses=errors(401, 503),
-    operation_id="suggest",
 )
 async def get_suggest(request: Request, params: Annotated[SuggestParams, Query()]) -> Response:
     """Suggestions for a search box: entries that start with `q` (case and umlauts folded), most frequent first,
