@@ -1,6 +1,7 @@
 """The ``legalsearch`` command: train, serve, evaluate, and quick looks at a model.
 
-Package errors become a one-line reason on stderr and a non-zero exit code (see ``errors.py``).
+Package errors become a one-line reason on stderr and a non-zero exit code (see ``errors.py``); so do I/O errors
+(disk full, no permission) that reach the command, with exit code 8.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from legalsearch.config import ServiceSettings, load_config
-from legalsearch.errors import LegalSearchError
+from legalsearch.errors import CurrentMovedError, LegalSearchError, StorageError
 
 app = typer.Typer(
     add_completion=False,
@@ -50,6 +51,11 @@ def _fail_cleanly(func: F) -> F:
         except LegalSearchError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            from legalsearch.locks import describe_os_error
+
+            typer.echo(f"error: {describe_os_error(exc, 'I/O error on')}", err=True)
+            raise typer.Exit(StorageError.exit_code) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
@@ -92,8 +98,18 @@ def train(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each stage.")] = False,
+    lock_timeout: Annotated[
+        float | None,
+        typer.Option("--lock-timeout", min=0, max=86_400,
+                     help="Seconds to wait when another run holds the models folder or the token-cache entry "
+                     "(default: LEGALSEARCH_TRAIN_LOCK_TIMEOUT_S, 0 = exit at once with code 7)."),
+    ] = None,
 ) -> None:
-    """Train a model and write it as a new version under the models folder."""
+    """Train a model and write it as a new version under the models folder.
+
+    One run at a time per models folder and per token-cache entry. Exit codes: 7 another run holds a lock,
+    8 I/O error (disk full, no permission), 9 model kept but 'current' not moved (it was moved meanwhile).
+    """
     from legalsearch.pipeline import iter_stage_rows
     from legalsearch.pipeline import train as run_training
 
@@ -106,9 +122,10 @@ def train(
             config = DEMO_CONFIG
         typer.echo(f"no --corpus given: training on the demo corpus in {DEMO_CORPUS} ({config or 'defaults'})",
                    err=True)
+    timeout = lock_timeout if lock_timeout is not None else ServiceSettings().train_lock_timeout_s
     result = run_training(
         corpora, load_config(config), _models_dir(models_dir), extra_text=extras, cache_dir=cache_dir,
-        make_current=not no_current, progress=not quiet,
+        make_current=not no_current, progress=not quiet, lock_timeout_s=timeout,
     )
     typer.echo(f"ingest: {result.report.summary()}")
     typer.echo(f"{'stage':<12} {'seconds':>8}  {'throughput':>24}  {'peak memory':>12}")
@@ -120,6 +137,48 @@ def train(
         f"model {result.version}: {counts['documents']:,} documents, {counts['vocabulary']:,} keywords, "
         f"{counts['word_vectors']:,} word vectors, {counts['phrases']:,} phrases, "
         f"{size / 2**20:,.1f} MiB, {result.manifest['total_seconds']:.1f} s -> {result.path}"
+    )
+    if result.current_note:
+        raise CurrentMovedError(result.current_note)
+
+
+@app.command()
+@_fail_cleanly
+def gc(
+    models_dir: ModelsOpt = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", help="Token cache (default: <models-dir>/../cache).")
+    ] = None,
+    older_than_days: Annotated[
+        float | None,
+        typer.Option("--older-than-days", min=0, max=3_650,
+                     help="Remove only entries unused this long (default: LEGALSEARCH_CACHE_MAX_AGE_DAYS)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False,
+) -> None:
+    """Remove token-cache entries no kept model uses, and leftovers of killed training runs."""
+    from legalsearch.locks import FileLock
+    from legalsearch.model import TRAIN_LOCK, remove_leftovers
+    from legalsearch.tokencache import gc as collect
+
+    directory = _models_dir(models_dir)
+    cache = cache_dir if cache_dir is not None else directory.parent / "cache"
+    days = older_than_days if older_than_days is not None else ServiceSettings().cache_max_age_days
+    verb = "would remove" if dry_run else "removed"
+    lock = FileLock(directory / TRAIN_LOCK, f"models folder {directory}")
+    if directory.is_dir() and lock.try_acquire():
+        with lock:
+            for path in [] if dry_run else remove_leftovers(directory):
+                typer.echo(f"removed {path} (left by a killed run)")
+    report = collect(directory, cache, days, dry_run=dry_run)
+    for path in report.leftovers:
+        typer.echo(f"{verb} {path} (left by a killed run)")
+    for path in report.removed:
+        typer.echo(f"{verb} {path}")
+    typer.echo(
+        f"{verb} {len(report.removed)} token-cache entries ({report.removed_bytes / 2**20:,.1f} MiB); kept "
+        f"{report.kept_in_use} used by kept models, {report.kept_recent} used within {days:g} days, "
+        f"{report.kept_locked} in use by a running training"
     )
 
 

@@ -21,9 +21,12 @@ from legalsearch.errors import ConfigError
 T = TypeVar("T")
 
 
-def setting(default: Any, help: str) -> Any:
-    """Declare one setting with its default and help text."""
-    return field(default=default, metadata={"help": help})
+def setting(default: Any, help: str, *, low: float | None = None, high: float | None = None) -> Any:
+    """Declare one setting with its default, its help text and, for numbers, the range a config may set."""
+    return field(default=default, metadata={"help": help, "range": (low, high)})
+
+
+_MIB = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,19 @@ class CorpusConfig:
     min_text_chars: int = setting(20, "Documents whose text is shorter than this are skipped as empty.")
     index_annexes: bool = setting(
         True, "Index law headings that are not sections but carry text (Anlage, Anhang, Muster) as type 'annex'."
+    )
+    max_file_bytes: int = setting(
+        64 * _MIB, "Largest law file or archive member read, in bytes (the federal archive's largest is 2.2 MB); a "
+        "larger one is skipped and reported as 'file too large'.", low=1024, high=1 << 32,
+    )
+    max_line_bytes: int = setting(
+        16 * _MIB, "Longest JSON Lines record or extra-text line, in bytes; a longer one is skipped unread and "
+        "reported as 'line too long'.", low=1024, high=1 << 30,
+    )
+    max_uncompressed_bytes: int = setting(
+        2048 * _MIB, "Most bytes one archive (.tar, .tar.gz) or gzipped file (.jsonl.gz, .txt.gz) may expand to "
+        "(the federal archive: 175 MB); reading stops with an error beyond it, so a decompression bomb cannot fill "
+        "memory or disk.", low=_MIB, high=1 << 40,
     )
 
 
@@ -217,7 +233,13 @@ def _stage_types() -> dict[str, type]:
     return {f.name: hints[f.name] for f in fields(TrainConfig)}
 
 
-def _check_value(section: str, name: str, expected: Any, value: Any) -> Any:
+def _check_range(where: str, value: float, bounds: tuple[float | None, float | None]) -> None:
+    low, high = bounds
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ConfigError(f"{where} = {value!r}: must be between {low} and {high}")
+
+
+def _check_value(section: str, name: str, expected: Any, value: Any, bounds: Any = (None, None)) -> Any:
     where = f"[{section}] {name}"
     if get_origin(expected) is Literal:
         allowed = get_args(expected)
@@ -231,10 +253,12 @@ def _check_value(section: str, name: str, expected: Any, value: Any) -> Any:
     if expected is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where} = {value!r}: must be an integer")
+        _check_range(where, value, bounds)
         return value
     if expected is float:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise ConfigError(f"{where} = {value!r}: must be a finite number")
+        _check_range(where, value, bounds)
         return float(value)
     if expected is str and not isinstance(value, str):
         raise ConfigError(f"{where} = {value!r}: must be a string")
@@ -249,7 +273,8 @@ def _build_stage(section: str, cls: type[T], values: dict[str, Any]) -> T:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"[{section}] unknown setting(s): {', '.join(unknown)}")
-    checked = {k: _check_value(section, k, hints[k], v) for k, v in values.items()}
+    bounds = {f.name: f.metadata.get("range", (None, None)) for f in fields(cls)}  # type: ignore[arg-type]
+    checked = {k: _check_value(section, k, hints[k], v, bounds[k]) for k, v in values.items()}
     return cls(**checked)
 
 
@@ -281,8 +306,18 @@ def describe_settings() -> list[tuple[str, str, Any, str]]:
     rows = []
     for section, cls in _stage_types().items():
         for f in fields(cls):
-            rows.append((section, f.name, f.default, f.metadata.get("help", "")))
+            help_text = f.metadata.get("help", "")
+            low, high = f.metadata.get("range", (None, None))
+            if low is not None or high is not None:
+                help_text += f" Range: {_number(low)} to {_number(high)}."
+            rows.append((section, f.name, f.default, help_text))
     return rows
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "unbounded"
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 class ServiceSettings(BaseSettings):
@@ -326,6 +361,16 @@ class ServiceSettings(BaseSettings):
         True,
         description="Answer valid POST /recommend, GET /search and GET /suggest requests without FastAPI's "
         "per-request machinery (same answers, less CPU); any other request, and every error, is FastAPI's as always.",
+    )
+    train_lock_timeout_s: float = Field(
+        0.0, ge=0, le=86_400,
+        description="How long `legalsearch train` waits for another run's lock on the models folder or on its "
+        "token-cache entry (seconds, 0 to 86,400); 0: exit at once with code 7 and a one-line reason.",
+    )
+    cache_max_age_days: float = Field(
+        30.0, ge=0, le=3_650,
+        description="`legalsearch gc` removes token-cache entries that no kept model uses and no run used for more "
+        "than this many days (0 to 3,650; 0: every unused entry).",
     )
     opentelemetry: bool = Field(
         False,

@@ -62,3 +62,21 @@ class InvalidRequestError(LegalSearchError):
     """A request is well-formed but asks for something impossible (bad filter, bad range)."""
 
     exit_code = 2
+
+
+class BusyError(LegalSearchError):
+    """Another training run holds the lock on the models folder or on the token-cache entry."""
+
+    exit_code = 7
+
+
+class StorageError(LegalSearchError):
+    """Writing or reading the models folder or the cache failed (disk full, no permission, read-only)."""
+
+    exit_code = 8
+
+
+class CurrentMovedError(LegalSearchError):
+    """The new model was kept, but ``current`` was not moved: it no longer named what it named at the start."""
+
+    exit_code = 9

@@ -7,7 +7,9 @@ Layout::
         manifest.json              schema, versions, config, counts, sha256 + size of every other file
         ...                        the stages' artifacts
       current -> 20261128-151200-a1b2c3   relative symlink, swapped atomically
-      .tmp-<version>/              a run in progress (never read; removed when the run fails)
+      .tmp-<version>/              a run in progress (never read; removed when the run fails, or by the next
+                                   run when a killed run left it)
+      .train.lock                  held by the training run that writes here (see pipeline.train)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 
 import legalsearch
 from legalsearch.errors import ArtifactError, NoModelError
+from legalsearch.locks import FileLock
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +43,9 @@ SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
 MANIFEST_NAME = "manifest.json"
 CURRENT_NAME = "current"
 TMP_PREFIX = ".tmp-"
+TRAIN_LOCK = ".train.lock"
+#: moving ``current`` takes a moment; a writer stuck longer than this is a bug, not a queue
+_CURRENT_LOCK_TIMEOUT_S = 30.0
 
 #: fields commit() owns; callers must not overwrite them through ``manifest``
 _RESERVED_FIELDS = frozenset(
@@ -261,7 +267,8 @@ class ModelWriter:
         _fsync_dir(self.models_dir)
         logger.info("committed model %s (%d files)", self.version, len(data["files"]))
         if make_current:
-            _point_current(self.models_dir, self.version)
+            with _current_lock(self.models_dir):
+                _point_current(self.models_dir, self.version)
         return self.final_path
 
 
@@ -353,12 +360,55 @@ def resolve_model_dir(models_dir: Path, version: str | None = None) -> Path:
     return path.resolve()
 
 
+def _current_lock(models_dir: Path) -> FileLock:
+    # the folder itself is locked for the instant current is compared and moved: no lock file in models/
+    return FileLock(models_dir, f"'current' of {models_dir}").acquire(_CURRENT_LOCK_TIMEOUT_S)
+
+
 def set_current(models_dir: Path, version: str) -> None:
     """Point ``current`` at ``version`` atomically, after verifying that model completely."""
     models_dir = Path(models_dir)
     path = resolve_model_dir(models_dir, version)
     verify_model(path)
-    _point_current(models_dir, path.name)
+    with _current_lock(models_dir):
+        _point_current(models_dir, path.name)
+
+
+def compare_and_set_current(models_dir: Path, version: str, expected: str | None) -> str | None:
+    """Point ``current`` at ``version`` only if it still names ``expected`` (None: no current yet).
+
+    The check and the move happen under a lock on the models folder that every writer of ``current`` takes, so a
+    version chosen meanwhile (by set_current or another run) is never overwritten. Returns None when
+    ``current`` moved, else what it names now (``"(none)"`` when it was removed).
+    """
+    models_dir = Path(models_dir)
+    with _current_lock(models_dir):
+        now = current_version(models_dir)
+        if now != expected:
+            return now or "(none)"
+        _point_current(models_dir, version)
+    return None
+
+
+def remove_leftovers(models_dir: Path) -> list[Path]:
+    """Delete the unfinished ``.tmp-*`` folders and temporary ``current`` links that killed runs left.
+
+    Only call this while holding the models folder's training lock: then no run that could own them is alive.
+    """
+    models_dir = Path(models_dir)
+    removed: list[Path] = []
+    if not models_dir.is_dir():
+        return removed
+    for entry in models_dir.iterdir():
+        if entry.name.startswith(TMP_PREFIX) and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        elif entry.name.startswith(f".{CURRENT_NAME}-") and entry.is_symlink():
+            entry.unlink()
+        else:
+            continue
+        removed.append(entry)
+        logger.warning("removed %s, left by a training run that did not finish", entry)
+    return removed
 
 
 def list_models(models_dir: Path) -> list[ModelInfo]:

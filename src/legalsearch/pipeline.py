@@ -2,6 +2,9 @@
 
 corpus -> documents -> tokens (cached) -> phrases -> keywords (TF-IDF) -> word2vec -> document vectors
 -> FAISS index + BM25 index -> model folder (written aside, renamed into place, then ``current`` moves).
+
+A run holds the models folder's lock and its token-cache entry's lock from start to end (see ``locks.py``), so
+two runs never share half-written files; ``current`` moves only if it still names what it named at the start.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import resource
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +28,22 @@ from tqdm import tqdm
 
 from legalsearch import docstore
 from legalsearch.citegraph import build_graph
-from legalsearch.config import TrainConfig
+from legalsearch.config import CorpusConfig, TrainConfig
 from legalsearch.corpus import IngestReport, read_documents, read_extra_text
 from legalsearch.docvectors import document_vectors
 from legalsearch.embeddings import save_vectors, thesaurus_seeds, train_seed_variants, train_word2vec
-from legalsearch.errors import CorpusError
+from legalsearch.errors import CorpusError, StorageError
 from legalsearch.expansion import build_expansions, save_expansions
 from legalsearch.index import build_index, choose_index_type, load_index, write_index
 from legalsearch.keywords import PhraseModel, extract_keywords, iter_token_lines, learn_phrases
 from legalsearch.lexical import build_lexical_index, save_lexical_index
-from legalsearch.model import ModelWriter
+from legalsearch.locks import FileLock, describe_os_error
+from legalsearch.model import TRAIN_LOCK, ModelWriter, compare_and_set_current, current_version, remove_leftovers
 from legalsearch.neighbours import precompute_neighbours
 from legalsearch.snippets import index_snippets
 from legalsearch.text import Preprocessor, split_groups
+from legalsearch.tokencache import CACHE_FORMAT as CACHE_FORMAT  # re-exported: bench/training.py reads it here
+from legalsearch.tokencache import DONE, MANIFEST_KEY, cache_key, clean_leftovers, entry_lock, mark_used
 from legalsearch.types import Document
 
 log = logging.getLogger(__name__)
@@ -50,9 +56,6 @@ VOCABULARY_FILE = "vocabulary.tsv"
 DOCVECTORS_FILE = "docvectors.npy"
 LEXICAL_DIR = "lexical"
 THESAURUS_DIR = "thesaurus"
-DONE = "COMPLETE"
-#: bump when the token cache's layout changes, so old caches are not misread
-CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -80,18 +83,42 @@ class TrainResult:
     manifest: dict[str, Any]
     stages: tuple[StageStats, ...]
     report: IngestReport
+    #: whether ``current`` now names this version
+    made_current: bool = False
+    #: why ``current`` was not moved although the run was asked to move it; empty otherwise
+    current_note: str = ""
+
+
+def io_failure(exc: OSError, doing: str, folders: Sequence[Path]) -> StorageError:
+    """A one-line StorageError for an I/O failure; says so when a folder the run writes to has no space left
+    (numpy and faiss report a short write without the system's reason)."""
+    message = describe_os_error(exc, doing)
+    for folder in folders:
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            continue
+        if free < 1 << 20:
+            message += f" ({free:,} bytes free in {folder}: the disk is full)"
+            break
+    return StorageError(message)
 
 
 @dataclass
 class _Timer:
     stages: list[StageStats] = field(default_factory=list)
+    #: folders the run writes to, named in the error when one of them is full
+    folders: tuple[Path, ...] = ()
 
     @contextmanager
     def stage(self, name: str, unit: str) -> Iterator[list[int]]:
         counter = [0]
         start = time.perf_counter()
         log.info("stage %s: started", name)
-        yield counter
+        try:
+            yield counter
+        except OSError as exc:
+            raise io_failure(exc, f"training stopped in stage {name} by an I/O error on", self.folders) from exc
         stats = StageStats(name, time.perf_counter() - start, counter[0], unit, peak_rss_mb())
         self.stages.append(stats)
         log.info("stage %s: %.1f s, %d %s (%.0f/s), peak %.0f MB", name, stats.seconds, stats.items, unit,
@@ -119,11 +146,11 @@ def corpus_hash(documents: Sequence[Document], extra_lines_digest: str) -> str:
     return hashlib.sha256(f"{_hash_documents(documents)}:{extra_lines_digest}".encode()).hexdigest()
 
 
-def _hash_extra(paths: Sequence[Path]) -> tuple[str, int]:
+def _hash_extra(paths: Sequence[Path], report: IngestReport, config: CorpusConfig) -> tuple[str, int]:
     # Hashing the lines we would read (not the files) makes the key independent of compression and paths.
     digest = hashlib.sha256()
     count = 0
-    for line in read_extra_text(paths, IngestReport()):
+    for line in read_extra_text(paths, report, config):
         digest.update(line.encode("utf-8"))
         digest.update(b"\n")
         count += 1
@@ -169,14 +196,33 @@ def _preprocess_cached(
     folder: Path,
     progress: bool,
     counter: list[int],
+    corpus_config: CorpusConfig,
 ) -> None:
     if (folder / DONE).exists():
         log.info("preprocessing: using cached tokens in %s", folder)
         counter[0] = int((folder / DONE).read_text())
+        mark_used(folder)
         return
     tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    try:
+        counter[0] = _preprocess_into(tmp, documents, extra_paths, preprocessor, progress, corpus_config)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+
+
+def _preprocess_into(
+    tmp: Path,
+    documents: Sequence[Document],
+    extra_paths: Sequence[Path],
+    preprocessor: Preprocessor,
+    progress: bool,
+    corpus_config: CorpusConfig,
+) -> int:
 
     def texts() -> Iterator[str]:
         for doc in documents:
@@ -194,16 +240,14 @@ def _preprocess_cached(
         bar.close()
     with (tmp / TOKENS_EXTRA).open("w", encoding="utf-8") as out:
         bar = tqdm(desc="preprocess extra text", unit="line", disable=not progress or not extra_paths)
-        for toks in preprocessor.pipe_grouped(read_extra_text(extra_paths, IngestReport())):
+        for toks in preprocessor.pipe_grouped(read_extra_text(extra_paths, IngestReport(), corpus_config)):
             tokens += len(toks)
             if toks:
                 out.write(" ".join(toks) + "\n")
             bar.update()
         bar.close()
     (tmp / DONE).write_text(str(tokens))
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
-    counter[0] = tokens
+    return tokens
 
 
 def _extra_words(token_dir: Path) -> Iterator[list[str]]:
@@ -218,7 +262,21 @@ def _phrase_sentences(token_dir: Path) -> Iterator[list[str]]:
 
 
 def _write_training_text(token_dir: Path, phrases: PhraseModel, out_path: Path) -> int:
-    """Write phrased tokens: first one line per document (all fields), then the extra text; returns words."""
+    """Write phrased tokens: first one line per document (all fields), then the extra text; returns words.
+
+    Written to a file of this run's own and renamed into place: a reader of ``out_path`` (word2vec reads it
+    once per epoch) always sees one complete file, never one that another run is rewriting.
+    """
+    tmp = out_path.with_name(f"{out_path.name}.tmp-{os.getpid()}")
+    try:
+        words = _write_phrased(token_dir, phrases, tmp)
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return words
+
+
+def _write_phrased(token_dir: Path, phrases: PhraseModel, out_path: Path) -> int:
     words = 0
     with out_path.open("w", encoding="utf-8") as out:
         for line in (token_dir / TOKENS_DOCS).open(encoding="utf-8"):
@@ -257,12 +315,65 @@ def train(
     make_current: bool = True,
     progress: bool = True,
     on_stage: Callable[[StageStats], None] | None = None,
+    lock_timeout_s: float = 0.0,
 ) -> TrainResult:
-    """Train a model from corpora and write it as a new version folder under ``models_dir``."""
+    """Train a model from corpora and write it as a new version folder under ``models_dir``.
+
+    The run holds the models folder's lock, then its token-cache entry's lock, until it ends; when another run
+    holds one, this one waits up to ``lock_timeout_s`` seconds for each, then raises BusyError. Leftovers of
+    killed runs are removed under the locks first. ``current`` moves to the new version only if it still names
+    what it named when the run started (else the result says why in ``current_note``). I/O failures (disk
+    full, no permission) raise StorageError with one line.
+    """
     if not corpus:
         raise CorpusError("no corpus given: pass at least one --corpus path")
-    timer = _Timer()
-    cache_dir = cache_dir or models_dir.parent / "cache"
+    models_dir = Path(models_dir)
+    cache_dir = Path(cache_dir) if cache_dir is not None else models_dir.parent / "cache"
+    try:
+        with ExitStack() as locks:
+            models_dir.mkdir(parents=True, exist_ok=True)
+            locks.enter_context(
+                FileLock(models_dir / TRAIN_LOCK, f"models folder {models_dir}").acquire(lock_timeout_s)
+            )
+            remove_leftovers(models_dir)
+            clean_leftovers(cache_dir / "tokens")
+            expected = current_version(models_dir)
+
+            def lock_entry(key: str) -> None:
+                (cache_dir / "tokens").mkdir(parents=True, exist_ok=True)
+                locks.enter_context(entry_lock(cache_dir / "tokens", key).acquire(lock_timeout_s))
+
+            result = _train_locked(corpus, config, models_dir, extra_text, cache_dir, progress, lock_entry)
+            if make_current:
+                result = _move_current(result, models_dir, expected)
+    except OSError as exc:
+        raise io_failure(exc, "training stopped by an I/O error on", (models_dir, cache_dir)) from exc
+    if on_stage:
+        for stage in result.stages:
+            on_stage(stage)
+    return result
+
+
+def _move_current(result: TrainResult, models_dir: Path, expected: str | None) -> TrainResult:
+    now = compare_and_set_current(models_dir, result.version, expected)
+    if now is None:
+        return replace(result, made_current=True)
+    note = (f"model {result.version} was kept but 'current' was not moved: it named {expected or '(none)'} when "
+            f"this run started and names {now} now; `legalsearch models` lists both")
+    log.warning("%s", note)
+    return replace(result, current_note=note)
+
+
+def _train_locked(
+    corpus: Sequence[str | Path],
+    config: TrainConfig,
+    models_dir: Path,
+    extra_text: Sequence[str | Path],
+    cache_dir: Path,
+    progress: bool,
+    lock_entry: Callable[[str], None],
+) -> TrainResult:
+    timer = _Timer(folders=(models_dir, cache_dir))
     extra_paths = [Path(p) for p in extra_text]
     report = IngestReport()
     started = time.perf_counter()
@@ -275,15 +386,16 @@ def train(
         count[0] = len(documents)
         if not documents:
             raise CorpusError(f"no usable document in {', '.join(map(str, corpus))}: {report.summary()}")
-        extra_digest, extra_lines = _hash_extra(extra_paths)
+        extra_digest, extra_lines = _hash_extra(extra_paths, report, config.corpus)
         chash = corpus_hash(documents, extra_digest)
     log.info("ingest: %s", report.summary())
 
     preprocessor = Preprocessor(config.preprocess)
-    key = hashlib.sha256(f"{CACHE_FORMAT}:{chash}:{preprocessor.fingerprint}".encode()).hexdigest()[:24]
+    key = cache_key(chash, preprocessor.fingerprint)
+    lock_entry(key)
     token_dir = cache_dir / "tokens" / key
     with timer.stage("preprocess", "tokens") as count:
-        _preprocess_cached(documents, extra_paths, preprocessor, token_dir, progress, count)
+        _preprocess_cached(documents, extra_paths, preprocessor, token_dir, progress, count, config.corpus)
 
     with ModelWriter(models_dir) as writer:
         out = writer.path
@@ -388,6 +500,7 @@ def train(
         manifest = {
             "config": config.to_dict(),
             "corpus_hash": chash,
+            MANIFEST_KEY: key,
             "corpus": {
                 "paths": [str(p) for p in corpus],
                 "extra_text": [str(p) for p in extra_paths],
@@ -407,11 +520,8 @@ def train(
             "total_seconds": round(total, 3),
             "evaluation": {},
         }
-        path = writer.commit(manifest, counts, make_current=make_current)
+        path = writer.commit(manifest, counts, make_current=False)
     final = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    if on_stage:
-        for s in timer.stages:
-            on_stage(s)
     return TrainResult(path.name, path, final, tuple(timer.stages), report)
 
 

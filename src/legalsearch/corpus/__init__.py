@@ -7,6 +7,7 @@ both fill an ``IngestReport`` with every record they refuse. The rules are in ``
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
@@ -30,14 +31,47 @@ def _is_law_markdown(path: Path) -> bool:
     return path.name.lower().endswith(".md")
 
 
+def _walk(root: Path) -> tuple[list[Path], list[Path]]:
+    """Every regular file below a folder and every symbolic link there, hidden ones left out, each sorted by
+    relative path so that order is stable. Links are never followed: one could lead anywhere on the machine."""
+    files: list[Path] = []
+    links: list[Path] = []
+    for folder, dirs, names in os.walk(root):  # os.walk does not descend into linked folders
+        here = Path(folder)
+        visible = [d for d in dirs if not d.startswith(".")]
+        dirs[:] = [d for d in visible if not (here / d).is_symlink()]
+        links.extend(here / d for d in visible if (here / d).is_symlink())
+        for name in names:
+            path = here / name
+            if name.startswith("."):
+                continue
+            if path.is_symlink():
+                links.append(path)
+            elif path.is_file():
+                files.append(path)
+    order = lambda p: p.relative_to(root).as_posix()  # noqa: E731
+    return sorted(files, key=order), sorted(links, key=order)
+
+
 def _files(root: Path) -> list[Path]:
-    """Every file below a folder, hidden ones left out, sorted by relative path so that order is stable."""
-    found = [
-        p
-        for p in root.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    ]
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+    """Every regular file below a folder (no links, no hidden files), sorted by relative path."""
+    return _walk(root)[0]
+
+
+def _refuse_links(root: Path, report: IngestReport) -> None:
+    for link in _walk(root)[1]:
+        report.skip(_folder_source(root, link), 0, "symlink refused")
+
+
+def _read_capped(path: Path, source: str, config: CorpusConfig, report: IngestReport) -> bytes | None:
+    """A law file's bytes, or None (reported) when it is larger than ``max_file_bytes``."""
+    try:
+        if path.stat().st_size > config.max_file_bytes:
+            report.skip(source, 0, "file too large")
+            return None
+        return path.read_bytes()
+    except OSError as exc:
+        raise CorpusError(f"{source}: cannot be read ({exc})") from exc
 
 
 def _folder_source(root: Path, file: Path) -> str:
@@ -73,10 +107,13 @@ def detect_format(path: str | Path) -> CorpusFormat:
 def _folder_documents(root: Path, config: CorpusConfig, report: IngestReport) -> Iterator[Document]:
     # sources are named from the folder's own name down, so a folder unpacked from an archive reports
     # the same "gesetze/b/bgb/index.md:12652" as the archive
+    _refuse_links(root, report)
     for file in _files(root):
         source = _folder_source(root, file)
         if _is_law_markdown(file):
-            yield from read_law_bytes(file.read_bytes(), source, config, report)
+            data = _read_capped(file, source, config, report)
+            if data is not None:
+                yield from read_law_bytes(data, source, config, report)
         elif is_jsonl(file):
             yield from read_jsonl(file, source, config, report)
         else:
@@ -89,11 +126,9 @@ def _documents(path: Path, fmt: CorpusFormat, config: CorpusConfig, report: Inge
     elif fmt == "gesetze-dir":
         yield from _folder_documents(path, config, report)
     elif fmt == "gesetze-md":
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise CorpusError(f"{path}: cannot be read ({exc})") from exc
-        yield from read_law_bytes(data, str(path), config, report)
+        data = _read_capped(path, str(path), config, report)
+        if data is not None:
+            yield from read_law_bytes(data, str(path), config, report)
     elif fmt == "jsonl":
         yield from read_jsonl(path, str(path), config, report)
     else:
@@ -132,13 +167,18 @@ def read_documents(paths: Sequence[str | Path], config: CorpusConfig, report: In
             raise CorpusError(f"{path}: no usable document ({why})")
 
 
-def read_extra_text(paths: Sequence[str | Path], report: IngestReport) -> Iterator[str]:
-    """The non-empty stripped lines of ``.txt`` / ``.txt.gz`` files or folders of them (word2vec only)."""
+def read_extra_text(
+    paths: Sequence[str | Path], report: IngestReport, config: CorpusConfig | None = None
+) -> Iterator[str]:
+    """The non-empty stripped lines of ``.txt`` / ``.txt.gz`` files or folders of them (word2vec only).
+
+    Links inside folders are refused and reported; lines and gzip expansion are capped by ``config``."""
     for raw in paths:
         path = Path(raw)
         if not path.exists():
             raise CorpusError(f"extra text path not found: {path}")
         if path.is_dir():
+            _refuse_links(path, report)
             files = [(f, _folder_source(path, f)) for f in _files(path) if is_text(f)]
             if not files:
                 raise CorpusError(f"{path}: folder holds no .txt or .txt.gz file")
@@ -147,6 +187,6 @@ def read_extra_text(paths: Sequence[str | Path], report: IngestReport) -> Iterat
         else:
             raise CorpusError(f"{path}: extra text must be .txt, .txt.gz or a folder of them")
         for file, source in files:
-            for line in read_text_lines(file, source, report):
+            for line in read_text_lines(file, source, report, config):
                 report.extra_lines += 1
                 yield line

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import tarfile
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -254,17 +255,36 @@ def parse_law(text: str, source: str, config: CorpusConfig, report: IngestReport
         path.append((block.depth, heading))
 
 
-def iter_archive_laws(path: Path) -> Iterator[tuple[str, bytes]]:
-    """Every Markdown member of a tar archive as (member name, bytes), streamed in archive order."""
+def iter_archive_laws(
+    path: Path, config: CorpusConfig | None = None, report: IngestReport | None = None
+) -> Iterator[tuple[str, bytes]]:
+    """Every Markdown member of a tar archive as (member name, bytes), streamed in archive order.
+
+    Members larger than ``max_file_bytes`` and links are skipped (and reported when a report is given); an
+    archive whose members would expand beyond ``max_uncompressed_bytes`` raises CorpusError before that member
+    is decompressed, so a tar or gzip bomb stops at the cap.
+    """
+    config = config or CorpusConfig()
+    report = report if report is not None else IngestReport()
     try:
         with tarfile.open(path, mode="r|*") as archive:
             for member in archive:
-                if not member.isfile() or not member.name.lower().endswith(".md"):
+                # offsets count the uncompressed stream: headers, every member (skipped ones are decompressed too)
+                if member.offset_data + member.size > config.max_uncompressed_bytes:
+                    raise CorpusError(
+                        f"{path}: expands to more than {config.max_uncompressed_bytes:,} bytes uncompressed "
+                        f"(member {member.name} of {member.size:,} bytes; [corpus] max_uncompressed_bytes); "
+                        "refused as a possible tar or decompression bomb"
+                    )
+                if not member.name.lower().endswith(".md"):
                     continue
-                handle = archive.extractfile(member)
-                if handle is not None:
+                if member.issym() or member.islnk():
+                    report.skip(member.name, 0, "link refused")
+                elif member.isfile() and member.size > config.max_file_bytes:
+                    report.skip(member.name, 0, "file too large")
+                elif member.isfile() and (handle := archive.extractfile(member)) is not None:
                     yield member.name, handle.read()
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise CorpusError(f"{path}: not a readable tar archive ({exc})") from exc
 
 
@@ -289,6 +309,6 @@ def read_archive(path: Path, config: CorpusConfig, report: IngestReport) -> Iter
     A compressed tar cannot seek back cheaply, so the members are read once into memory (about 200 MB for
     the federal archive) and parsed in name order, each released as soon as it is parsed.
     """
-    members = dict(iter_archive_laws(path))
+    members = dict(iter_archive_laws(path, config, report))
     for name in sorted(members):
         yield from read_law_bytes(members.pop(name), name, config, report)

@@ -35,6 +35,39 @@ def open_lines(path: Path) -> IO[bytes]:
     return path.open("rb")
 
 
+#: a line too long to keep is skipped in pieces of this size
+_SKIP_CHUNK = 1 << 20
+
+
+def bounded_lines(path: Path, source: str, config: CorpusConfig) -> Iterator[bytes | None]:
+    """The raw lines of a (possibly gzipped) file, each read at most ``max_line_bytes`` at a time.
+
+    A longer line is passed over in chunks and yielded as None, so that one huge line never sits in memory.
+    A gzipped file that expands beyond ``max_uncompressed_bytes`` raises CorpusError (a decompression bomb).
+    """
+    limit = config.max_line_bytes
+    total_cap = config.max_uncompressed_bytes if path.name.lower().endswith(".gz") else None
+    total = 0
+    with open_lines(path) as handle:
+        while raw := handle.readline(limit + 1):
+            total += len(raw)
+            too_long = len(raw) > limit and not raw.endswith(b"\n")
+            while too_long and raw and not raw.endswith(b"\n"):
+                raw = handle.readline(_SKIP_CHUNK)
+                total += len(raw)
+                _check_total(source, total, total_cap)
+            _check_total(source, total, total_cap)
+            yield None if too_long else raw
+
+
+def _check_total(source: str, total: int, cap: int | None) -> None:
+    if cap is not None and total > cap:
+        raise CorpusError(
+            f"{source}: expands to more than {cap:,} bytes uncompressed ([corpus] max_uncompressed_bytes); "
+            "refused as a possible decompression bomb"
+        )
+
+
 def _is_scalar(value: Any) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)  # NaN and infinity have no JSON form
@@ -81,31 +114,34 @@ def _document(record: dict[str, Any], source: str, line: int, config: CorpusConf
     )
 
 
+def _record(raw: bytes | None, number: int, source: str, config: CorpusConfig) -> Document | str | None:
+    """One line as a Document, the reason it is refused, or None for a blank line."""
+    if raw is None:
+        return "line too long"
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "invalid UTF-8"
+    line = line.lstrip("\ufeff").strip() if number == 1 else line.strip()
+    if not line:
+        return None
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, RecursionError):
+        return "broken JSON"
+    if not isinstance(record, dict):
+        return "not an object"
+    return _document(record, source, number, config)
+
+
 def read_jsonl(path: Path, source: str, config: CorpusConfig, report: IngestReport) -> Iterator[Document]:
     """The Documents of one JSON Lines file; bad records are reported with file and line, reading goes on."""
     try:
-        with open_lines(path) as handle:
-            for number, raw in enumerate(handle, start=1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    report.skip(source, number, "invalid UTF-8")
-                    continue
-                line = line.lstrip("\ufeff").strip() if number == 1 else line.strip()
-                if not line:
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    report.skip(source, number, "broken JSON")
-                    continue
-                if not isinstance(record, dict):
-                    report.skip(source, number, "not an object")
-                    continue
-                result = _document(record, source, number, config)
-                if isinstance(result, str):
-                    report.skip(source, number, result)
-                else:
-                    yield result
+        for number, raw in enumerate(bounded_lines(path, source, config), start=1):
+            result = _record(raw, number, source, config)
+            if isinstance(result, str):
+                report.skip(source, number, result)
+            elif result is not None:
+                yield result
     except (OSError, EOFError, zlib.error) as exc:
         raise CorpusError(f"{source}: cannot be read ({exc})") from exc
