@@ -70,8 +70,17 @@ TEXTS = (
     "Der Steuerpflichtige macht Werbungskosten für das häusliche Arbeitszimmer in der Steuererklärung geltend.",
 )
 
+#: what a user types into the search box, keystroke by keystroke from the second character (each prefix is one
+#: /suggest request), and a few finished words with typos in them
+SUGGEST_TYPED = ("Kündigung", "Eigenbedarf", "Mietvertrag", "Gewährleistung", "Kündigungsschutzklage", "Pflichtteil",
+                 "Testament", "Schadensersatz", "Verwaltungsakt", "Sozialauswahl", "BGB § 573", "ZPO § 91")
+SUGGEST_TYPOS = ("Kündigugn", "Gewährleistugn", "Mietvetrag", "Schadenersatz", "Pflichteil", "Verwaltungsackt",
+                 "Kuendigungsfrist", "Eigenbedarfskündigun")
+#: the facets the search page asks for with every search
+FACETS = "law,type,court,year"
+
 CONCURRENCY = (1, 16, 64)
-ENDPOINTS = ("recommend_id", "recommend_text", "search")
+ENDPOINTS = ("recommend_id", "recommend_text", "search", "search_facets", "suggest")
 #: GET /livez: no model work at all, the floor that uvicorn + FastAPI + loopback cost on this machine
 FLOOR = "livez"
 
@@ -210,8 +219,20 @@ def workloads(doc_ids: Sequence[str], seed: int = 7) -> dict[str, list[Request]]
         "recommend_id": [Request("POST", "/recommend", json.dumps({"positive": [i], "k": 10})) for i in ids],
         "recommend_text": [Request("POST", "/recommend", json.dumps({"text": t, "k": 10})) for t in TEXTS],
         "search": [Request("GET", "/search?" + urlencode({"q": q, "k": 10}), None) for q in QUESTIONS],
+        "search_facets": [Request("GET", "/search?" + urlencode({"q": q, "k": 10, "facets": FACETS}), None)
+                          for q in QUESTIONS],
+        "suggest": [Request("GET", "/suggest?" + urlencode({"q": q, "k": 8}), None) for q in suggest_queries()],
         FLOOR: [Request("GET", "/livez", None)],
     }
+
+
+def suggest_queries() -> list[str]:
+    """Every prefix a user types on the way to each of ``SUGGEST_TYPED`` (from two characters on), then the
+    typos, interleaved so that each stretch of the run mixes short, long and misspelt ones."""
+    rng = random.Random(5)
+    queries = [word[:n] for word in SUGGEST_TYPED for n in range(2, len(word) + 1)] + list(SUGGEST_TYPOS)
+    rng.shuffle(queries)
+    return queries
 
 
 def _lua_string(text: str) -> str:
@@ -377,7 +398,9 @@ def in_process(model_path: Path, doc_ids: Sequence[str], calls: int) -> dict[str
         for t in toks:
             terms[t] = terms.get(t, 0.0) + 1.0
         lex_terms.append(terms)
-    counters = {"faiss": 0, "bm25": 0, "rid": 0, "rtext": 0, "search": 0}
+    counters = {"faiss": 0, "bm25": 0, "rid": 0, "rtext": 0, "search": 0, "facets": 0, "suggest": 0}
+    typed = suggest_queries()
+    _ = model.suggestions  # built at load in the server (ranking.warm_up): not part of a call
 
     def nxt(name: str, seq: Sequence[Any]) -> Any:
         counters[name] += 1
@@ -392,6 +415,10 @@ def in_process(model_path: Path, doc_ids: Sequence[str], calls: int) -> dict[str
                                             calls),
         "ranking.search": _timed(lambda: ranking.search(model, nxt("search", QUESTIONS), k=10),
                                  max(5, calls // 4)),
+        "ranking.search_facets": _timed(
+            lambda: ranking.search(model, nxt("facets", QUESTIONS), k=10, facets=FACETS.split(",")),
+            max(5, calls // 4)),
+        "suggest": _timed(lambda: model.suggestions.suggest(nxt("suggest", typed), 8), calls * 4),
     }
     model.close()
     return out
@@ -511,7 +538,9 @@ def run_serving(opts: ServingOptions) -> dict[str, Any]:
              ("recommend_id / bare faiss", "recommend_id", "faiss_search_k31"),
              ("recommend_text / ranking.recommend_by_text", "recommend_text", "ranking.recommend_by_text"),
              ("search / ranking.search", "search", "ranking.search"),
-             ("search / bare bm25 scores", "search", "bm25_scores"))
+             ("search / bare bm25 scores", "search", "bm25_scores"),
+             ("search_facets / ranking.search_facets", "search_facets", "ranking.search_facets"),
+             ("suggest / suggest", "suggest", "suggest"))
     for label, endpoint, op in pairs:
         http = p50(endpoint, c1)
         base = inproc[op]["p50_ms"]
@@ -519,7 +548,8 @@ def run_serving(opts: ServingOptions) -> dict[str, Any]:
             overhead[label] = round(http / base, 2)
     targets = []
     for endpoint, p99_max, rps_min in (("recommend_id", 20.0, 500.0), ("recommend_text", 40.0, None),
-                                       ("search", 60.0, None)):
+                                       ("search", 60.0, None), ("search_facets", 60.0, None),
+                                       ("suggest", 10.0, None)):
         r = row(endpoint, 16)
         if r is None:
             continue

@@ -60,13 +60,15 @@ def test_serving_section(quick_results: dict) -> None:
     assert sv["client"] == "httpx"
     points = {(r["endpoint"], r["connections"]) for r in sv["load"]}
     # the three workloads at every concurrency, and the framework floor (/livez) once, at the middle one
-    assert points == {(e, c) for e in ("recommend_id", "recommend_text", "search") for c in (1, 2)} | {("livez", 2)}
+    endpoints = ("recommend_id", "recommend_text", "search", "search_facets", "suggest")
+    assert points == {(e, c) for e in endpoints for c in (1, 2)} | {("livez", 2)}
     for row in sv["load"]:
         assert row["requests"] > 0 and row["errors"] == 0, row
         assert 0 < row["p50_ms"] <= row["p99_ms"]
         assert row["server_cpu_ms_per_request"] is not None and row["server_cpu_ms_per_request"] >= 0, row
-    assert {"faiss_search_k31", "bm25_scores", "ranking.search"} <= set(sv["in_process"])
-    assert sv["overhead_ratio"]
+    assert {"faiss_search_k31", "bm25_scores", "ranking.search", "ranking.search_facets", "suggest"} <= set(
+        sv["in_process"])
+    assert {"search_facets / ranking.search_facets", "suggest / suggest"} <= set(sv["overhead_ratio"])
 
 
 def test_memory_section(quick_results: dict) -> None:
