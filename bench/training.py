@@ -21,8 +21,9 @@ from legalsearch.corpus import IngestReport, read_extra_text
 from legalsearch.embeddings import stable_hash, train_word2vec
 from legalsearch.errors import ArtifactError
 from legalsearch.model import read_manifest, resolve_model_dir
-from legalsearch.pipeline import CACHE_FORMAT, train
+from legalsearch.pipeline import train
 from legalsearch.text import Preprocessor
+from legalsearch.tokencache import MANIFEST_KEY, cache_key
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,8 @@ def _inputs(opts: TrainingOptions) -> Inputs:
 def training_file(manifest: dict[str, Any], cache_dir: Path) -> Path:
     """The phrased word2vec training file the pipeline wrote for this model (same keys as pipeline.train)."""
     config = config_from_dict(manifest["config"])
-    fingerprint = Preprocessor(config.preprocess).fingerprint
-    key = hashlib.sha256(f"{CACHE_FORMAT}:{manifest['corpus_hash']}:{fingerprint}".encode()).hexdigest()[:24]
+    # models since legalsearch gc record their key; older ones: recompute it as pipeline.train did
+    key = manifest.get(MANIFEST_KEY) or cache_key(manifest["corpus_hash"], Preprocessor(config.preprocess).fingerprint)
     phrase_key = hashlib.sha256(json.dumps(asdict(config.phrases), sort_keys=True).encode()).hexdigest()[:12]
     path = cache_dir / "tokens" / key / f"train-{phrase_key}.txt"
     if path.is_file():

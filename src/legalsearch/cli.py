@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from legalsearch.config import ServiceSettings, load_config
-from legalsearch.errors import CurrentMovedError, LegalSearchError, StorageError
+from legalsearch.errors import ConfigError, CurrentMovedError, LegalSearchError, StorageError
 
 app = typer.Typer(
     add_completion=False,
@@ -39,8 +39,20 @@ ModelOpt = Annotated[
 ]
 
 
+def _settings() -> ServiceSettings:
+    """The LEGALSEARCH_* settings; a value out of its range is a one-line ConfigError, not a traceback."""
+    from pydantic import ValidationError
+
+    try:
+        return ServiceSettings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "LEGALSEARCH_" + "_".join(str(part) for part in first["loc"]).upper()
+        raise ConfigError(f"{name}: {first['msg']} (got {first.get('input')!r})") from None
+
+
 def _models_dir(value: Path | None) -> Path:
-    return value if value is not None else ServiceSettings().models_dir
+    return value if value is not None else _settings().models_dir
 
 
 def _fail_cleanly(func: F) -> F:
@@ -122,7 +134,7 @@ def train(
             config = DEMO_CONFIG
         typer.echo(f"no --corpus given: training on the demo corpus in {DEMO_CORPUS} ({config or 'defaults'})",
                    err=True)
-    timeout = lock_timeout if lock_timeout is not None else ServiceSettings().train_lock_timeout_s
+    timeout = lock_timeout if lock_timeout is not None else _settings().train_lock_timeout_s
     result = run_training(
         corpora, load_config(config), _models_dir(models_dir), extra_text=extras, cache_dir=cache_dir,
         make_current=not no_current, progress=not quiet, lock_timeout_s=timeout,
@@ -163,13 +175,13 @@ def gc(
 
     directory = _models_dir(models_dir)
     cache = cache_dir if cache_dir is not None else directory.parent / "cache"
-    days = older_than_days if older_than_days is not None else ServiceSettings().cache_max_age_days
+    days = older_than_days if older_than_days is not None else _settings().cache_max_age_days
     verb = "would remove" if dry_run else "removed"
     lock = FileLock(directory / TRAIN_LOCK, f"models folder {directory}")
-    if directory.is_dir() and lock.try_acquire():
+    if directory.is_dir() and lock.try_acquire():  # a running training owns what it left there
         with lock:
-            for path in [] if dry_run else remove_leftovers(directory):
-                typer.echo(f"removed {path} (left by a killed run)")
+            for path in remove_leftovers(directory, dry_run=dry_run):
+                typer.echo(f"{verb} {path} (left by a killed run)")
     report = collect(directory, cache, days, dry_run=dry_run)
     for path in report.leftovers:
         typer.echo(f"{verb} {path} (left by a killed run)")

@@ -390,24 +390,37 @@ def compare_and_set_current(models_dir: Path, version: str, expected: str | None
     return None
 
 
-def remove_leftovers(models_dir: Path) -> list[Path]:
-    """Delete the unfinished ``.tmp-*`` folders and temporary ``current`` links that killed runs left.
+def _is_leftover(entry: Path) -> bool:
+    name = entry.name
+    if name.startswith(TMP_PREFIX):
+        return entry.is_dir() and not entry.is_symlink()
+    if name.startswith(f".{CURRENT_NAME}-"):
+        return entry.is_symlink()
+    # _write_json_atomic's temporary files (".<name>.<hex>.tmp"), e.g. of a record of current
+    return name.startswith(".") and name.endswith(".tmp") and entry.is_file() and not entry.is_symlink()
 
-    Only call this while holding the models folder's training lock: then no run that could own them is alive.
+
+def remove_leftovers(models_dir: Path, dry_run: bool = False) -> list[Path]:
+    """Delete the unfinished ``.tmp-*`` folders and temporary files of ``current`` that killed runs left.
+
+    Only call this while holding the models folder's training lock: then no run that could own them is alive;
+    the lock on ``current`` is taken as well, so that nobody is moving ``current`` right now either.
     """
     models_dir = Path(models_dir)
     removed: list[Path] = []
     if not models_dir.is_dir():
         return removed
-    for entry in models_dir.iterdir():
-        if entry.name.startswith(TMP_PREFIX) and entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        elif entry.name.startswith(f".{CURRENT_NAME}-") and entry.is_symlink():
-            entry.unlink()
-        else:
-            continue
-        removed.append(entry)
-        logger.warning("removed %s, left by a training run that did not finish", entry)
+    with _current_lock(models_dir):
+        for entry in sorted(models_dir.iterdir()):
+            if not _is_leftover(entry):
+                continue
+            if not dry_run:
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                logger.warning("removed %s, left by a training run that did not finish", entry)
+            removed.append(entry)
     return removed
 
 

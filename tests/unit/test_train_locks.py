@@ -78,8 +78,12 @@ def test_compare_and_set_current_moves_only_from_what_it_expects(tmp_path: Path)
 def test_leftovers_of_dead_owners_are_removed_and_those_of_live_ones_kept(tmp_path: Path) -> None:
     (tmp_path / "models" / ".tmp-20260101-000000-aaaaaa").mkdir(parents=True)
     os.symlink("nowhere", tmp_path / "models" / ".current-deadbeef")
-    assert {p.name for p in remove_leftovers(tmp_path / "models")} == {".tmp-20260101-000000-aaaaaa",
-                                                                        ".current-deadbeef"}
+    (tmp_path / "models" / ".current.json.0badf00d.tmp").write_text("{")
+    (tmp_path / "models" / ".train.lock").write_text("")
+    expected = {".tmp-20260101-000000-aaaaaa", ".current-deadbeef", ".current.json.0badf00d.tmp"}
+    assert {p.name for p in remove_leftovers(tmp_path / "models", dry_run=True)} == expected
+    assert {p.name for p in remove_leftovers(tmp_path / "models")} == expected
+    assert [p.name for p in (tmp_path / "models").iterdir()] == [".train.lock"]
     tokens = tmp_path / "cache" / "tokens"
     (tokens / "deadkey.tmp-99999").mkdir(parents=True)
     (tokens / "livekey.tmp-12345").mkdir()
@@ -154,3 +158,10 @@ def test_simulated_io_errors_give_one_line_exit_8_and_no_leftovers(
     assert len(errors) == 1 and os.strerror(err) in errors[0] and "Traceback" not in result.output
     assert list_models(tmp_path / "m") == [] and not list((tmp_path / "m").glob(".tmp-*"))
     assert not [p for p in (tmp_path / "c").rglob("*") if ".tmp-" in p.name]
+
+
+def test_a_lock_timeout_out_of_range_is_one_line_exit_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LEGALSEARCH_TRAIN_LOCK_TIMEOUT_S", "-1")
+    result = CliRunner().invoke(app, ["train", "--corpus", str(DEMO), "--models-dir", str(tmp_path / "m"), "-q"])
+    assert result.exit_code == 2 and "LEGALSEARCH_TRAIN_LOCK_TIMEOUT_S" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "m").exists()
