@@ -23,19 +23,33 @@ Reason = Literal["unknown law", "missing section", "no law", "malformed range"]
 
 # the first section number after §, §§, Art., Artikel; "573c" but not the "ff" of "573ff."
 _NUM: Final = r"\d+(?:[a-z]{1,2}(?![a-zäöüß]))?"
-_ANCHOR: Final = re.compile(rf"(?P<a>§\s?§|§|\b(?:Artikel|Art\.|Art|Artt\.))\s*(?P<n>{_NUM})(?![\d,.]\d)")
+_ANCHOR: Final = re.compile(
+    rf"(?P<a>§\s?§|§|\b(?:Artikeln|Artikels|Artikel|Art\.|Art|Artt\.))\s*(?P<n>{_NUM})(?![\d,.]\d)"
+    # a section letter set apart by a tokenizer ("§ 7 g EStG") belongs to the number
+    r"(?:\s(?P<letter>[a-z])(?=\s+(?:[A-ZÄÖÜ]|Abs|Satz|S\b|Nr|,|\.|;|\)|$)))?"
+)
+# a court's reporter reference holds "§" without citing: "SozR 4 - 1500 § 160 Nr 21", "Buchholz 449.2 § 6 SLV"
+_REPORTER: Final = re.compile(r"(?:SozR(?:\s*\d+)?(?:\s*-\s*)?\s*\d+|Buchholz\s+\d+(?:\.\d+)*)\s*$")
 _SPACE: Final = re.compile(r"\s*")
 _MARKER: Final = re.compile(
     r"\s*(?:Abs\.|Absatz|Absatzes|Absätze|Absätzen|Abs|Satz|Satzes|Sätze|Sätzen|S\.|Nr\.|Nrn\.|Nr|Nummer|Nummern|"
     r"Halbsatz|Halbs\.|Hs\.|HS\.?|Buchst\.|Buchstabe|Buchstaben|lit\.|Alt\.|Alternative|Var\.|Variante|UAbs\.|"
-    r"Unterabs\.|Unterabsatz|Spiegelstrich|Doppelbuchst\.|Doppelbuchstabe)\s*"
+    r"Unterabs\.|Unterabsatz|Spiegelstrich|Doppelbuchst\.|Doppelbuchstabe|Buchst|Halbs|Alt|Var|UAbs|S(?=\s+\d)|"
+    r"Teil(?=\s+[A-Z]\b))\s*"
 )
-_PART_VALUE: Final = re.compile(r"(?:\d+[a-z]?|[a-z]{1,2}(?![a-zäöüß])\)?|[IVX]+\b)(?!\.\d)")
-_LIST_SEP: Final = re.compile(r"\s*(?P<s>,|und\b|oder\b|sowie\b|bzw\.|bis\b|u\.(?=\s)|-|–)\s*")
+# "erster Halbsatz", "2. Halbsatz", "zweite Alternative", "( c )" after a number
+_ORDINAL_PART: Final = re.compile(
+    r"\s*(?:(?:erst|zweit|dritt|viert|letzt)e[rns]?|\d+\.)\s+(?:Halbsatz|Halbs\.|Alternative|Alt\.|Variante|Var\.)"
+    r"|\s*\(\s*[a-z0-9]{1,2}\s*\)"
+)
+_PART_VALUE: Final = re.compile(r"(?:\d+[a-z]?|[a-z]{1,2}(?![a-zäöüß])\)?|[IVX]+\b|[A-Z]\b)(?!\.\d)")
+_LIST_SEP: Final = re.compile(
+    r"\s*(?P<s>,|und\b|oder\b|sowie\b|bzw\.|bis\b|u\.(?=\s)|-|–|i\.\s?V\.\s?m\.?|iVm\.?|in\s+Verbindung\s+mit)\s*"
+)
 _FOLLOWING: Final = re.compile(r"\s*(?:ff\.|f\.|ff\b|f\b)")
 _CHAIN: Final = re.compile(
     r"\s*(?:,\s*)?(?:i\.\s?V\.\s?m\.?|iVm\.?|i\.\s?V\.\s?mit|in\s+Verbindung\s+mit|in\s+Verb\.\s+mit|und|oder|sowie|"
-    r"bzw\.|,)\s*(?=§|Art\.?\s*\d|Artikel\s*\d)"
+    r"bzw\.|noch(?:\s+in)?|,)\s*(?=§|Art\.?\s*\d|Artikel\w*\s*\d)"
 )
 # a law abbreviation: letters (and inner digits/hyphens), at least two capitals ("BGB", "DMietG", "AO")
 _ABBREVIATION: Final = re.compile(r"\s+(?P<w>[A-ZÄÖÜ][A-Za-zÄÖÜäöüß0-9]*(?:-[A-Za-zÄÖÜäöüß]+)?)(?![\wÄÖÜäöüß-])")
@@ -45,16 +59,28 @@ _SELF: Final = re.compile(r"\s+(?:dieses\s+(?:Gesetzes|Gesetzbuchs|Gesetzbuches|
                           r"dieser\s+(?:Verordnung|Ordnung|Satzung|Anordnung|Richtlinie|Bekanntmachung))\b")
 _BOOK: Final = re.compile(
     r"\s+(?:des\s+|dem\s+|das\s+)?(?P<o>Erst|Zweit|Dritt|Viert|Fünft|Sechst|Siebt|Siebent|Acht|Neunt|Zehnt|Elft|"
-    r"Zwölft|Vierzehnt)(?:e[ns]?|es)?\s+Buch(?:es|s)?\s+(?:des\s+)?Sozialgesetzbuch(?:es|s)?\b"
+    r"Zwölft|Vierzehnt)(?:e[ns]?|es)?\s+Buch(?:es|s)?(?:\s+(?:des\s+)?Sozialgesetzbuch(?:es|s)?)?\b"
 )
 # a noun that names a law, for laws the corpus lacks or names otherwise ("des Atomgesetzes", "der Verordnung (EU)
 # 2016/796"): the citation then names an unknown law instead of falling back to the citing law
 _LAW_NOUN: Final = re.compile(
     r"(?:[A-ZÄÖÜ][\wäöüß-]*)?(?:[Gg]esetz(?:es|e|s)?|[Gg]esetzbuch(?:es|s|e)?|[Oo]rdnung|[Vv]erordnung|[Vv]ertrag(?:es|s)?|"
     r"[Aa]bkommen(?:s)?|[Üü]bereinkommen(?:s)?|[Ss]tatut(?:s|es)?|[Kk]onvention|[Rr]ichtlinie|[Ss]atzung|Charta|"
-    r"[Pp]rotokoll(?:s)?)"
+    r"[Pp]rotokoll(?:s)?|[Vv]erfassung)"
 )
-_LAW_NUMBER: Final = re.compile(r"\s*(?:\((?:EU|EG|EWG|Euratom)\)\s*)?(?:Nr\.\s*)?\d+/\d+(?:/(?:EU|EG|EWG))?")
+_LAW_NUMBER: Final = re.compile(
+    r"\s*(?:\((?:EU|EG|EWG|Euratom)\)\s*)?(?:Nr\.\s*)?\d+\s*/\s*\d+(?:\s*/\s*(?:EU|EG|EWG))?"
+)
+# the rest of a name the corpus lacks: "des Vertrages zur Gründung der Europäischen Gemeinschaft", "der deutschen
+# Verfassung vom 11. August 1919"
+_NAME_TAIL: Final = re.compile(
+    r"(?:\s+(?:zur|zum|über|für|zwischen)(?:\s+(?:der|die|das|den|dem|des|einer|eines))?"
+    r"(?:\s+(?:[A-ZÄÖÜ][\wäöüß-]*|und|der|des|die|den))*\s+[A-ZÄÖÜ][\wäöüß-]*(?=[\s,.;)]|$))?"
+    r"(?:\s+vom\s+\d{1,2}\.\s*[A-ZÄÖÜ][a-zä]+\s+\d{4})?"
+)
+#: state codes after a state law's abbreviation ("PersVG BB")
+_STATES: Final = frozenset({"BW", "BY", "BE", "BB", "HB", "HH", "HE", "MV", "NI", "NW", "RP", "SL", "SN", "ST", "SH",
+                            "TH", "NRW"})
 _TITLE_WORD: Final = re.compile(r"(?P<w>[\wÄÖÜäöüß][\wÄÖÜäöüß\-]*)(?P<sp>\s+|$)?")
 _ORDINALS: Final = {
     "Erst": 1, "Zweit": 2, "Dritt": 3, "Viert": 4, "Fünft": 5, "Sechst": 6, "Siebt": 7, "Siebent": 7, "Acht": 8,
@@ -157,6 +183,90 @@ def _title_keys(title: str) -> set[str]:
     return keys
 
 
+#: the head nouns of law names and the capitals a jurabk ends with for them ("Geldwäschegesetz" ~ "GwG")
+_HEADS: Final = (("gesetzbuch", ("G", "B")), ("verordnung", ("V",)), ("ordnung", ("O",)), ("gesetz", ("G",)))
+# word endings after which a compound's next part starts ("Versicherungs|aufsicht", "Mutter|schutz")
+_JOINT: Final = re.compile(r"(?:s|er|en|ung|heit|keit|schaft)$")
+
+
+class ShortTitles:
+    """Laws named by a short title the corpus does not hold ("des Geldwäschegesetzes"), found from the shape of
+    their jurabk ("GwG 2017"): each capital of the jurabk must start a part of the compound, in order, and the
+    last must stand for its head noun. Only a single best fit counts; a tie resolves to nothing."""
+
+    def __init__(self, laws: Iterable[str], vocabulary: Iterable[str] = (), known: Mapping[str, str] | None = None):
+        self.vocabulary = {w for w in vocabulary if len(w) >= 3}
+        self.found: dict[str, str | None] = dict(known or {})
+        bases: dict[str, set[str]] = {}
+        for law in laws:
+            base = re.sub(r" \d{4}$", "", law)
+            if re.fullmatch(r"[A-ZÄÖÜ][A-Za-zÄÖÜäöüß]+", base):
+                bases.setdefault(base, set()).add(law)
+        self.candidates: dict[str, list[tuple[str, list[str]]]] = {}
+        for base, named in bases.items():
+            chunks = re.findall(r"[A-ZÄÖÜ][a-zäöüß]*", base)
+            for head, capitals in _HEADS:
+                n = len(capitals)
+                if len(named) == 1 and len(chunks) > n and tuple(chunks[-n:]) == capitals:
+                    self.candidates.setdefault(head, []).append((next(iter(named)), [c.lower() for c in chunks[:-n]]))
+                    break
+
+    def law(self, word: str) -> str | None:
+        """The jurabk a short title names, or None."""
+        key = word.lower()
+        if key not in self.found:
+            self.found[key] = self._match(key)
+        return self.found[key]
+
+    def _match(self, word: str) -> str | None:
+        for head, _ in _HEADS:
+            for suffix in ("es", "s", "e", ""):
+                if word.endswith(head + suffix):
+                    prefix = word[: len(word) - len(head) - len(suffix)].rstrip("-")
+                    return self._best(prefix, head) if len(prefix) >= 2 else None
+        return None
+
+    def _best(self, prefix: str, head: str) -> str | None:
+        # the fit with most parts, then most letters, is the most specific; a tie names nothing
+        fits = [((len(chunks), sum(map(len, chunks))), law) for law, chunks in self.candidates.get(head, ())
+                if self._fits(prefix, chunks, 0)]
+        if not fits:
+            return None
+        fits.sort(reverse=True)
+        return fits[0][1] if len(fits) == 1 or fits[1][0] < fits[0][0] else None
+
+    def _joint(self, prefix: str, p: int) -> bool:
+        if p == 0:
+            return True
+        if p == len(prefix) - 1:
+            return False  # a linking "s" before the head noun ("Aufenthalt|s|gesetz")
+        if prefix[p:p + 2] in ("es", "en", "er") and self._joint(prefix, p + 2):
+            return False  # a linking "es" ("Bundes|sozial"), not a part of its own
+        if _JOINT.search(prefix[:p]) or prefix[:p] in self.vocabulary:
+            return True
+        return any(prefix[p:p + k] in self.vocabulary for k in range(4, min(14, len(prefix) - p) + 1))
+
+    def _fits(self, prefix: str, chunks: list[str], start: int) -> bool:
+        if not chunks:
+            return True
+        chunk, rest = chunks[0], chunks[1:]
+        for p in range(start, len(prefix)) if start else (0,):
+            if prefix[p] != chunk[0] or not self._joint(prefix, p):
+                continue
+            at = p + 1
+            for letter in chunk[1:]:  # small letters follow in the part, or start the next ("Gw": geld|wäsche)
+                if at < len(prefix) and prefix[at] == letter:
+                    at += 1
+                    continue
+                at = next((q + 1 for q in range(at, len(prefix)) if prefix[q] == letter and self._joint(prefix, q)), 0)
+                if at == 0:
+                    break
+            else:
+                if self._fits(prefix, rest, at):
+                    return True
+        return False
+
+
 @dataclass
 class LawDirectory:
     """Every law of a corpus: section ids in the law's order, jurabk spellings, title forms."""
@@ -167,6 +277,7 @@ class LawDirectory:
     _by_number: dict[tuple[str, str, str], str] = field(default_factory=dict, repr=False)
     _aliases: dict[str, str] = field(default_factory=dict, repr=False)
     _title_index: dict[str, str] = field(default_factory=dict, repr=False)
+    short_titles: ShortTitles | None = field(default=None, repr=False)
 
     @classmethod
     def from_sections(cls, rows: Iterable[tuple[str, str, str, str]]) -> LawDirectory:
@@ -198,6 +309,19 @@ class LawDirectory:
             for key in _title_keys(title) if title else ():
                 keys.setdefault(key, set()).add(law)
         self._title_index = {k: next(iter(laws)) for k, laws in keys.items() if len(laws) == 1}
+        words = {w.lower() for title in self.titles.values() for w in re.findall(r"[A-Za-zÄÖÜäöüß]+", title)}
+        self.short_titles = ShortTitles(self.sections, words)
+
+    def add_vocabulary(self, texts: Iterable[str]) -> None:
+        """Words (section titles, say) that tell where the parts of a compound short title begin."""
+        assert self.short_titles is not None
+        self.short_titles.vocabulary.update(
+            w for text in texts for w in re.findall(r"[a-zäöüß]{3,}", text.lower())
+        )
+
+    def short_title_law(self, word: str) -> str | None:
+        """The law a short title the corpus lacks names ("Geldwäschegesetzes" -> "GwG 2017"), or None."""
+        return self.short_titles.law(word) if self.short_titles is not None else None
 
     @staticmethod
     def _spellings(law: str) -> set[str]:
@@ -205,6 +329,8 @@ class LawDirectory:
         year = re.fullmatch(r"(.+?) (?:\d{4})", law)
         if year:  # "SGB 9 2018" is cited as "SGB 9" / "SGB IX"
             out.add(year.group(1).casefold())
+        if len(law) > 3 and law.endswith("EG") and law[:-2].isalpha():  # "BGBEG" is cited as "EGBGB"
+            out.add(f"EG{law[:-2]}".casefold())
         return out
 
     def canonical(self, written: str) -> str | None:
@@ -240,8 +366,9 @@ class LawDirectory:
         lo, hi = section_key(start), section_key(end)
         units = {u for u, _, _ in self.sections.get(law, ())}
         wanted = unit if unit in units else next(iter(units), unit)
-        return [doc_id for u, number, doc_id in self.sections.get(law, ())
-                if u == wanted and lo <= section_key(number) <= hi]
+        found = [(section_key(number), doc_id) for u, number, doc_id in self.sections.get(law, ())
+                 if u == wanted and lo <= section_key(number) <= hi]
+        return [doc_id for _, doc_id in sorted(found, key=lambda f: f[0])]
 
 
 def _roman(text: str) -> int | None:
@@ -278,6 +405,9 @@ class Extractor:
             match = _ANCHOR.search(text, pos)
             if match is None:
                 return out
+            if _REPORTER.search(text, max(0, match.start() - 40), match.start()):
+                pos = match.end()
+                continue
             chain = self._chain(text, match)
             pos = max(chain[-1].end, match.end())
             # a group without a law takes the law named after the chain's last group
@@ -305,7 +435,7 @@ class Extractor:
         anchor = match.group("a")
         unit = "§" if anchor.startswith("§") else "Art"
         plural = anchor.replace(" ", "") == "§§" or anchor == "Artt."
-        refs = [SectionRef(match.group("n"))]
+        refs = [SectionRef(match.group("n") + (match.group("letter") or ""))]
         pos = self._parts(text, match.end(), refs, plural or unit == "Art")
         group = _Group(match.start(), pos, unit, refs)
         self._law(text, group)
@@ -315,6 +445,9 @@ class Extractor:
         """Read markers, "ff.", list continuations and ranges after a section number; returns the end."""
         had_part = False
         while True:
+            if ordinal := _ORDINAL_PART.match(text, pos):
+                pos = ordinal.end()
+                continue
             if marker := _MARKER.match(text, pos):
                 part = _PART_VALUE.match(text, marker.end())
                 if part is None:
@@ -335,7 +468,8 @@ class Extractor:
             if found is None or _DECIMAL.match(text, found.end()):
                 return pos
             value = found.group(0)
-            if had_part and (not smaller_is_part or section_key(value) < section_key(refs[-1].number)):
+            linked = sep.group("s") not in (",", "und", "oder", "sowie", "bzw.", "bis", "u.", "-", "–")
+            if had_part and not linked and (not smaller_is_part or section_key(value) < section_key(refs[-1].number)):
                 # "§ 573 Abs. 1 und 2", "§§ 280 Abs. 1 und 3": a number after a part continues the parts
                 if _PART_VALUE.fullmatch(value):
                     pos = found.end()
@@ -373,11 +507,16 @@ class Extractor:
             for i, word in enumerate(words[:4]):
                 if _LAW_NOUN.fullmatch(word):
                     end = ends[i]
+                    short = self.directory.short_title_law(word) if word[:1].isupper() else None
+                    if short is not None and not _NAME_TAIL.match(text, end).group(0):  # type: ignore[union-attr]
+                        group.law, group.law_source, group.end = short, "title", end
+                        return
                     if number := _LAW_NUMBER.match(text, end):
                         end = number.end()
+                    end = _NAME_TAIL.match(text, end).end()  # type: ignore[union-attr]
                     group.law, group.law_source, group.end = text[genitive.start("rest"):end], "title", end
                     return
-                if not word[:1].isupper():
+                if not word[:1].isupper() and not word.endswith("en"):  # "der deutschen Verfassung"
                     break
             pos = genitive.end() - 1  # "§ 5 des BGB"
         abbreviation = _ABBREVIATION.match(text, pos)
@@ -387,12 +526,17 @@ class Extractor:
         known = self.directory.canonical(word)
         if known is None and _LAW_NOUN.fullmatch(word):  # "§ 148 Baugesetzbuch": a title without an article
             titled = self.directory.title_law([word])
-            group.law, group.law_source, group.end = titled[0] if titled else word, "title", abbreviation.end()
+            law = titled[0] if titled else self.directory.short_title_law(word)
+            group.law, group.law_source, group.end = law or word, "title", abbreviation.end()
             return
         if known is None and not _looks_like_law(word):
             return
         end = abbreviation.end()
-        if number := _ROMAN_OR_DIGIT.match(text, end):
+        if ((state := _ABBREVIATION.match(text, end)) and state.group("w") in _STATES) or \
+                (word.startswith("TV") and (state := _ABBREVIATION.match(text, end))):
+            # "PersVG BB" (a state's law), "TV AOK-Rente" (a collective agreement)
+            word, end = f"{word} {state.group('w')}", state.end()
+        elif number := _ROMAN_OR_DIGIT.match(text, end):
             # "SGB V", "SGB 5", "BImSchV 4": the number belongs to the law when the corpus knows the pair
             joined = f"{word} {number.group('w')}"
             if self.directory.canonical(joined) is not None or (word == "SGB" and known is None):
@@ -453,9 +597,13 @@ def resolve(
     return Resolved(citation, unique, reason, tuple(missing), capped)
 
 
-def directory_from_documents(docs: Iterable[tuple[str, str, Mapping[str, object]]]) -> LawDirectory:
-    """A LawDirectory of (id, type, metadata) triples: the statute sections with "law" and "section" metadata."""
-    rows = []
+def directory_from_documents(
+    docs: Iterable[tuple[str, str, Mapping[str, object]]],
+    withheld: Iterable[tuple[str, str, str, str]] = (),
+) -> LawDirectory:
+    """A LawDirectory of (id, type, metadata) triples: the statute sections with "law" and "section" metadata,
+    plus ``withheld`` sections (id, law, title, label) whose heading exists but which are not indexed."""
+    rows = list(withheld)
     for doc_id, doc_type, meta in docs:
         law, section = meta.get("law"), meta.get("section")
         if doc_type == "statute" and isinstance(law, str) and isinstance(section, str):

@@ -160,6 +160,9 @@ class CitationGraph:
         for law, entry in data.items():  # laws without a numbered section still have a title
             directory.sections.setdefault(law, [])
             directory.titles.setdefault(law, entry["title"])
+        if directory.short_titles is not None:
+            directory.short_titles.found.update(
+                json.loads((self.folder / "short_titles.json").read_text(encoding="utf-8")))
         return directory
 
 
@@ -182,11 +185,16 @@ class _Build:
         return self.kinds.setdefault(name, len(self.kinds))
 
 
-def build_graph(documents: Sequence[Document], config: CitationsConfig, out: Path) -> dict[str, Any]:
-    """Extract, resolve and write the graph of ``documents`` into ``out/citations``; returns its statistics."""
+def build_graph(documents: Sequence[Document], config: CitationsConfig, out: Path,
+                withheld: Sequence[tuple[str, str, str, str]] = ()) -> dict[str, Any]:
+    """Extract, resolve and write the graph of ``documents`` into ``out/citations``; returns its statistics.
+
+    ``withheld`` sections (repealed or empty, see ``IngestReport.withheld``) are citable but no documents: a
+    citation naming only such sections is kept with reason "not indexed"."""
     if config.max_range_targets < 1:
         raise ConfigError(f"[citations] max_range_targets = {config.max_range_targets}: must be at least 1")
-    directory = directory_from_documents((d.id, d.type, d.metadata) for d in documents)
+    directory = directory_from_documents(((d.id, d.type, d.metadata) for d in documents), withheld)
+    directory.add_vocabulary(d.title for d in documents)
     extractor = Extractor(directory)
     build = _Build({d.id: i for i, d in enumerate(documents)}, [d.type for d in documents], {}, Counter(),
                    Counter())
@@ -213,6 +221,9 @@ def build_graph(documents: Sequence[Document], config: CitationsConfig, out: Pat
         law: {"title": directory.titles.get(law, ""), "sections": [list(s) for s in sections]}
         for law, sections in directory.sections.items()
     })
+    # the short titles read from the corpus's text, so that queries resolve them without the vocabulary
+    short = directory.short_titles.found if directory.short_titles is not None else {}
+    _write_json(folder / "short_titles.json", {k: v for k, v in short.items() if v is not None})
     log.info("citations: %d found, %d resolved, %d edges", stats["citations"], stats["resolved"], stats["edges"])
     return stats
 
@@ -232,10 +243,13 @@ def _add_edges(build: _Build, edges: dict[tuple[int, int], list[int]], row: int,
                                "law": c.law})
             continue
         build.stats["resolved"] += 1
-        for target in r.targets:
-            dst = build.rows.get(target)
-            if dst is None:
-                continue
+        indexed = [build.rows[t] for t in r.targets if t in build.rows]
+        build.stats["withheld_targets"] += len(r.targets) - len(indexed)
+        if not indexed:
+            unresolved.append({"start": c.start, "end": c.end, "surface": c.surface, "reason": "not indexed",
+                               "law": c.law})
+            continue
+        for dst in indexed:
             if dst == row:
                 build.stats["self_citations"] += 1
                 continue
@@ -278,6 +292,7 @@ def _statistics(build: _Build, cites: Edges, cited_by: Edges, documents: Sequenc
         "unresolved": dict(sorted(build.reasons.items())),
         "missing_sections": build.stats["missing_sections"],
         "self_citations": build.stats["self_citations"],
+        "withheld_targets": build.stats["withheld_targets"],
         "capped_ranges": build.stats["capped_ranges"],
         "edges": int(cites.indices.shape[0]),
         "edge_citations": int(cites.counts.sum()),

@@ -476,7 +476,7 @@ def _train_locked(
         citation_stats: dict[str, Any] = {}
         if config.citations.enabled:
             with timer.stage("citations", "documents") as count:
-                citation_stats = build_graph(documents, config.citations, out)
+                citation_stats = build_graph(documents, config.citations, out, report.withheld)
                 count[0] = len(documents)
 
         with timer.stage("snippets", "documents") as count:

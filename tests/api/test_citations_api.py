@@ -39,7 +39,7 @@ def test_unresolved_citations_come_as_written_with_the_reason(client: TestClient
     assert [(u["surface"], u["reason"]) for u in body["unresolved"]] == [("§ 536c BGB", "unknown law")]
     statute = client.get(_path("DMietG § 16", "/citations")).json()
     assert [c["id"] for c in statute["citations"]] == ["DMietG § 13", "DMietG § 14", "DMietG § 15"]
-    assert [(u["surface"], u["reason"]) for u in statute["unresolved"]] == [("§ 4", "missing section")]
+    assert [(u["surface"], u["reason"]) for u in statute["unresolved"]] == [("§ 4", "not indexed")]
 
 
 def test_cited_by_pages_and_filters_by_type(client: TestClient) -> None:

@@ -394,8 +394,10 @@ class UnresolvedCitationOut(BaseModel):
     start: int = Field(description="Offset of the span in the document's text.", examples=[40])
     end: int = Field(description="End offset of the span.", examples=[49])
     surface: str = Field(description="The span as written.", examples=["§ 573 BGB"])
-    reason: Literal["unknown law", "missing section", "no law", "malformed range"] = Field(
-        description="Why it resolves to nothing.", examples=["unknown law"]
+    reason: Literal["unknown law", "missing section", "no law", "malformed range", "not indexed"] = Field(
+        description="Why it resolves to no document: the law is not in the corpus, the law lacks the section, "
+        "no law is named (outside a statute), a range runs backwards, or the sections exist only as repealed or "
+        "empty headings that are not indexed.", examples=["unknown law"]
     )
     law: str | None = Field(description="The law as written, if it names one.", examples=["BGB"])
 

@@ -224,6 +224,8 @@ def parse_law(text: str, source: str, config: CorpusConfig, report: IngestReport
                 skip(block, "empty text")
             else:
                 yield doc
+                continue
+            report.withheld.append((doc.id, header.jurabk, law_title, label))
             continue
 
         if _REPEALED_HEADING.search(heading) or (body and _REPEALED_TEXT.match(body)):

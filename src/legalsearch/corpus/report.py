@@ -18,6 +18,9 @@ class IngestReport:
     documents: int = 0
     extra_lines: int = 0
     skipped: list[SkippedRecord] = field(default_factory=list)
+    #: statute sections whose heading exists but which are not indexed (repealed, empty): (id, law, law title,
+    #: section label); citations of them resolve to their id (citation graph)
+    withheld: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     def skip(self, source: str, line: int, reason: str, *, routine: bool = False) -> None:
         """Record a refused record and log it as a warning ``file:line: reason``.
