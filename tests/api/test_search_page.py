@@ -152,20 +152,11 @@ def test_search_facet_document_and_back(browser: Browser, server: str) -> None:
         assert all(i.text.strip() for i in items)
     box.send_keys(QUERY[5:], Keys.ENTER)
 
-    hits = browser.wait_visible("#results .hit")
-    assert browser.state()["q"] == [QUERY]
-    titles = [h.find_element("css selector", "h2").text for h in hits]
-    assert len(titles) == 10 and all(titles)
-    marks = browser.css("#results .snippet mark")
-    assert marks and all(m.text for m in marks), "snippets mark the matched terms"
-    assert any("eigenbedarf" in m.text.lower() for m in marks)
-    assert "<mark>" not in driver.find_element("id", "results").text, "marks are elements, not text"
-    why = hits[0].find_element("css selector", "details.why")
-    why.find_element("css selector", "summary").click()
-    assert "Gemeinsame Schlüsselwörter" in why.text
-    related = browser.wait_visible("#related-terms .chip")
-    assert related[0].text.startswith("+ ")
+    first_page = _check_results(server, browser)
     _screenshot(browser)
+    _next_page(server, browser)
+    driver.back()
+    browser.wait(lambda d: "page" not in browser.state() and _page_ids(browser) == first_page, "page 1 after back")
 
     results_url = _narrow_by_facet(server, browser)
 
@@ -192,24 +183,53 @@ def test_search_facet_document_and_back(browser: Browser, server: str) -> None:
     _only_local(browser, server)
 
 
+def _page_ids(browser: Browser) -> list[str]:
+    return [a.get_attribute("data-doc") for a in browser.visible("#results .hit h2 a")]
+
+
+def _check_results(server: str, browser: Browser) -> list[str]:
+    """The page shows the API's hits with marked snippets, explanations, the number of matches, related terms.
+
+    Returns the ids of the hits shown."""
+    browser.wait_visible("#results .hit")
+    assert browser.state()["q"] == [QUERY]
+    answer = httpx.get(f"{server}/search", params={"q": QUERY, "k": 10, "facets": "type"}).json()
+    assert _page_ids(browser) == [h["id"] for h in answer["hits"]]
+    assert [a.text for a in browser.visible("#results .hit h2 a")] == [h["title"] for h in answer["hits"]]
+    marks = browser.css("#results .snippet mark")
+    assert marks and all(m.text for m in marks), "snippets mark the matched terms"
+    assert any("eigenbedarf" in m.text.lower() for m in marks)
+    assert "<mark>" not in browser.driver.find_element("id", "results").text, "marks are elements, not text"
+    total = sum(f["count"] for f in answer["facets"]["type"])
+    assert browser.visible("#result-info")[0].text.startswith(f"Treffer 1–10 von {total}")
+    why = browser.visible("#results .hit details.why")[0]
+    why.find_element("css selector", "summary").click()
+    assert "Gemeinsame Schlüsselwörter" in why.text
+    related = browser.wait_visible("#related-terms .chip")
+    assert related[0].text.startswith("+ ")
+    return _page_ids(browser)
+
+
+def _next_page(server: str, browser: Browser) -> None:
+    browser.visible("#pager button")[-1].click()
+    browser.wait(lambda d: browser.state().get("page") == ["2"], "page 2 in the URL")
+    answer = httpx.get(f"{server}/search", params={"q": QUERY, "k": 10, "offset": 10}).json()
+    browser.wait(lambda d: _page_ids(browser) == [h["id"] for h in answer["hits"]], "the hits of page 2")
+
+
 def _narrow_by_facet(server: str, browser: Browser) -> str:
     """Click the first law facet: the page shows the hits the API gives for that law. Returns the page's URL."""
-    facet_inputs = browser.visible("#facets input[data-facet='law']")
-    if not facet_inputs:
-        answer = httpx.get(f"{server}/search", params={"q": QUERY, "facets": "law,type,court,year"}).json()
-        assert "facets" not in answer, "the server counts facets but the page shows none"
-        return str(browser.driver.current_url)
+    facet_inputs = browser.wait_visible("#facets input[data-facet='law']")
+    counts = [c.text for c in browser.visible("#facets [data-field='law'] .count")]
+    answer = httpx.get(f"{server}/search", params={"q": QUERY, "facets": "law"}).json()
+    assert counts == [str(f["count"]) for f in answer["facets"]["law"]][: len(counts)]
     law = facet_inputs[0].get_attribute("value")
     facet_inputs[0].click()
     browser.wait(lambda d: browser.state().get("law") == [law], "the law facet in the URL")
     browser.wait(lambda d: all(i.is_selected() for i in browser.visible("#facets input[data-facet='law']")),
                  "the chosen facet checked")
     answer = httpx.get(f"{server}/search", params={"q": QUERY, "law": law, "k": 10}).json()
-    browser.wait(
-        lambda d: [h.get_attribute("data-doc") for h in browser.visible("#results .hit h2 a")]
-        == [h["id"] for h in answer["hits"]],
-        "the hits narrowed to the law",
-    )
+    browser.wait(lambda d: _page_ids(browser) == [h["id"] for h in answer["hits"]], "the hits narrowed to the law")
     return str(browser.driver.current_url)
 
 

@@ -8,11 +8,13 @@
 const PAGE_SIZE = 10;
 const FACETS = [["law", "Gesetz"], ["type", "Dokumenttyp"], ["court", "Gericht"], ["year", "Jahr"]];
 const LIST_KEYS = ["law", "type", "court"];
+const FACET_SHOWN = 6;
 const TYPE_NAMES = {statute: "Norm", decision: "Entscheidung", annex: "Anlage", article: "Aufsatz"};
 const KEY_STORE = "legalsearch.apiKey";
 
 const $ = (id) => document.getElementById(id);
 let renderToken = 0;
+const expandedFacets = new Set();  // facets whose every value the user asked to see
 
 // ---- URL state ----------------------------------------------------------------------------------------------
 
@@ -37,6 +39,8 @@ function urlOf(st) {
 
 function go(st, extra) {
   history.pushState(Object.assign({}, extra || {}), "", urlOf(st));
+  // a new search, filter or page starts at the top; back and forward leave scrolling to the browser
+  window.scrollTo(0, 0);
   render();
 }
 
@@ -215,18 +219,26 @@ async function renderSearch(st, token) {
   setModel(answer.model);
   showView("results-view");
   renderFacets(st, answer.facets);
-  renderInfo(st, answer);
+  const total = matching(answer.facets);
+  renderInfo(st, answer, total);
   renderHits(answer.hits || []);
-  renderPager(st, (answer.hits || []).length);
+  renderPager(st, (answer.hits || []).length, total);
   renderRelated(st, answer, token);
 }
 
-function renderInfo(st, answer) {
+// every matching document has one type, so the type counts add up to the number of matches (docs/api.md)
+function matching(facets) {
+  const types = facets && facets.type;
+  return Array.isArray(types) ? types.reduce((sum, f) => sum + f.count, 0) : null;
+}
+
+function renderInfo(st, answer, total) {
   const info = $("result-info");
   info.textContent = "";
   const n = (answer.hits || []).length;
   const first = (st.page - 1) * PAGE_SIZE;
-  info.append(n ? `Treffer ${first + 1}–${first + n}` : "Keine Treffer");
+  const of = total === null ? "" : ` von ${total.toLocaleString("de-DE")}`;
+  info.append(n ? `Treffer ${first + 1}–${first + n}${of}` : "Keine Treffer");
   const added = (answer.expanded_terms || []).map((t) => showTerm(t.term));
   if (added.length) {
     const shown = added.slice(0, 5).join(", ") + (added.length > 5 ? ` und ${added.length - 5} weitere` : "");
@@ -262,15 +274,16 @@ function explanation(h) {
   return el("details", {class: "why"}, el("summary", {}, "Warum dieser Treffer?"), el("dl", {}, ...rows));
 }
 
-function renderPager(st, n) {
+function renderPager(st, n, total) {
   const nav = $("pager");
   nav.textContent = "";
+  const more = n === PAGE_SIZE && (total === null || st.page * PAGE_SIZE < total);
   if (st.page > 1) {
     nav.append(el("button", {type: "button", onclick: () => go(Object.assign(readState(), {page: st.page - 1}))},
       "← Vorherige"));
   }
-  if (st.page > 1 || n === PAGE_SIZE) nav.append(el("span", {class: "page-no"}, "Seite " + st.page));
-  if (n === PAGE_SIZE) {
+  if (st.page > 1 || more) nav.append(el("span", {class: "page-no"}, "Seite " + st.page));
+  if (more) {
     nav.append(el("button", {type: "button", onclick: () => go(Object.assign(readState(), {page: st.page + 1}))},
       "Nächste →"));
   }
@@ -290,15 +303,21 @@ function renderFacets(st, facets) {
     for (const v of selected) if (!counts.has(v)) counts.set(v, null);
     if (!counts.size) continue;
     const list = el("ul", {});
+    let shown = 0;
     for (const [value, count] of counts) {
       const on = selected.includes(value);
+      if (!on && shown >= FACET_SHOWN && !expandedFacets.has(field)) continue;
+      shown++;
       const input = el("input", {type: "checkbox", checked: on, "data-facet": field, value: value,
         onchange: () => toggleFacet(field, value, !on)});
       list.append(el("li", {class: on ? "on" : null}, el("label", {}, input,
         el("span", {class: "facet-value"}, field === "type" ? typeName(value) : value),
         count === null ? null : el("span", {class: "count"}, count))));
     }
-    box.append(el("section", {class: "facet", "data-field": field}, el("h3", {}, label), list));
+    const hiddenCount = counts.size - shown;
+    const more = hiddenCount > 0 ? el("button", {type: "button", class: "link-button",
+      onclick: () => { expandedFacets.add(field); renderFacets(st, facets); }}, `${hiddenCount} weitere`) : null;
+    box.append(el("section", {class: "facet", "data-field": field}, el("h3", {}, label), list, more));
   }
   if (selectedAny) {
     box.append(el("button", {type: "button", class: "link-button",
@@ -361,7 +380,6 @@ async function renderDocument(st, token) {
   side.append(recs, cites, citedBy);
   view.append(el("div", {class: "doc-body"}, main, side));
   showView("doc-view");
-  window.scrollTo(0, 0);
   await Promise.all([
     fillRecommendations(recs, doc.id, token),
     fillCitations(cites, doc.id, token),
