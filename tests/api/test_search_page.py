@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
@@ -171,8 +171,7 @@ def test_search_facet_document_and_back(browser: Browser, server: str) -> None:
     assert browser.visible("#doc-view .keywords .chip")
     recs = browser.wait_visible("#doc-view .recommendations li a")
     assert doc_id not in [r.get_attribute("data-doc") for r in recs], "a document does not recommend itself"
-    if _offers(server, "/documents/{doc_id}/citations"):
-        browser.wait_visible("#doc-view .citations li")
+    _check_citations(server, browser, doc_id)
     assert not browser.visible("#results-view")
 
     driver.back()
@@ -215,6 +214,19 @@ def _next_page(server: str, browser: Browser) -> None:
     browser.wait(lambda d: browser.state().get("page") == ["2"], "page 2 in the URL")
     answer = httpx.get(f"{server}/search", params={"q": QUERY, "k": 10, "offset": 10}).json()
     browser.wait(lambda d: _page_ids(browser) == [h["id"] for h in answer["hits"]], "the hits of page 2")
+
+
+def _check_citations(server: str, browser: Browser, doc_id: str) -> None:
+    """The document view lists what the API says the document cites and is cited by."""
+    path = quote(doc_id)
+    cites = httpx.get(f"{server}/documents/{path}/citations").json()
+    cited_by = httpx.get(f"{server}/documents/{path}/cited-by", params={"limit": 10}).json()
+    assert cites["citations"] and cited_by["cited_by"], f"pick a demo document with citations both ways: {doc_id}"
+    shown = browser.wait_visible("#doc-view .citations li a")
+    assert [a.get_attribute("data-doc") for a in shown] == [c["id"] for c in cites["citations"]]
+    shown = browser.wait_visible("#doc-view .cited-by li a")
+    assert [a.get_attribute("data-doc") for a in shown] == [c["id"] for c in cited_by["cited_by"]]
+    assert browser.visible("#doc-view .cited-by h3")[0].text == f"ZITIERT VON ({cited_by['total']})"
 
 
 def _narrow_by_facet(server: str, browser: Browser) -> str:

@@ -262,6 +262,8 @@ function explanation(h) {
   const kws = ((h.explanation || {}).keywords || []).slice(0, 8);
   const matched = h.matched_terms || [];
   const rows = [];
+  const named = (h.explanation || {}).cited_in_query;
+  if (named) rows.push(el("dt", {}, "In der Anfrage genannt"), el("dd", {}, named));
   if (matched.length) rows.push(el("dt", {}, "Gefunden"), el("dd", {}, matched.map(showTerm).join(", ")));
   if (kws.length) {
     rows.push(el("dt", {}, "Gemeinsame Schlüsselwörter"),
@@ -377,7 +379,7 @@ async function renderDocument(st, token) {
   const recs = el("section", {class: "recommendations", hidden: true}, el("h3", {}, "Ähnliche Dokumente"));
   const cites = el("section", {class: "citations", hidden: true}, el("h3", {}, "Zitiert"));
   const citedBy = el("section", {class: "cited-by", hidden: true}, el("h3", {}, "Zitiert von"));
-  side.append(recs, cites, citedBy);
+  side.append(cites, citedBy, recs);
   view.append(el("div", {class: "doc-body"}, main, side));
   showView("doc-view");
   await Promise.all([
@@ -406,53 +408,48 @@ async function fillRecommendations(box, id, token) {
   box.hidden = false;
 }
 
-// /documents/{id}/citations: outgoing citations, resolved ones with the target's id and title, unresolved
-// ones as written. Field names are read tolerantly; the section stays hidden when the endpoint is absent.
+const UNRESOLVED = {"unknown law": "Gesetz nicht im Korpus", "missing section": "Vorschrift nicht im Korpus",
+                    "no law": "ohne Gesetz", "malformed range": "fehlerhafter Bereich"};
+
+// the span of the text that cites, quoted under the link ("§ 13 Abs. 2 Nr. 2 DMietG", 2×)
+function citedAs(link) {
+  const times = link.count > 1 ? ` (${link.count}×)` : "";
+  return el("div", {class: "meta"}, `„${link.surface}“${times} · ${typeName(link.type)}`);
+}
+
+// GET /documents/{id}/citations: the documents it cites, and citations that name no document of the corpus
 async function fillCitations(box, id, token) {
   const answer = await optional(`/documents/${encodeURIComponent(id)}/citations`).catch(() => null);
   if (token !== renderToken || !answer) return;
-  const all = answer.citations || answer.resolved || answer.outgoing || [];
-  const resolved = all.filter((c) => targetOf(c));
-  const unresolved = (answer.unresolved || []).concat(all.filter((c) => !targetOf(c)));
-  if (!resolved.length && !unresolved.length) return;
+  const links = answer.citations || [];
+  const unresolved = answer.unresolved || [];
+  if (!links.length && !unresolved.length) return;
+  box.querySelector("h3").textContent = `Zitiert (${links.length})`;
   const list = el("ul", {class: "mini-list"});
-  for (const c of resolved) {
-    const t = targetOf(c);
-    list.append(el("li", {}, docLink(t, c.title || c.target_title || t),
-      c.text || c.raw ? el("div", {class: "meta"}, "„" + (c.text || c.raw) + "“") : null));
-  }
+  for (const c of links) list.append(el("li", {}, docLink(c.id, c.title || c.id), citedAs(c)));
   for (const c of unresolved) {
-    const text = typeof c === "string" ? c : c.text || c.raw || c.reference || JSON.stringify(c);
-    list.append(el("li", {class: "unresolved", title: "nicht im Korpus aufgelöst"}, text));
+    list.append(el("li", {class: "unresolved"}, `„${c.surface}“`,
+      el("div", {class: "meta"}, "nicht aufgelöst: " + (UNRESOLVED[c.reason] || c.reason))));
   }
   box.append(list);
   box.hidden = false;
 }
 
-function targetOf(c) {
-  return c && typeof c === "object" ? c.target_id || c.target || c.id || null : null;
-}
-
+// GET /documents/{id}/cited-by: the citing documents, a page at a time
 async function fillCitedBy(box, id, offset, token) {
   const limit = 10;
   const answer = await optional(
     `/documents/${encodeURIComponent(id)}/cited-by?offset=${offset}&limit=${limit}`).catch(() => null);
-  if (token !== renderToken || !answer) return;
-  const items = answer.cited_by || answer.results || answer.documents || answer.citing || [];
-  if (!items.length && offset === 0) return;
+  if (token !== renderToken || !answer || !answer.total) return;
   let list = box.querySelector("ul");
   if (!list) { list = el("ul", {class: "mini-list"}); box.append(list); }
-  for (const c of items) {
-    const target = c.id || c.source_id || c.source;
-    if (target) list.append(el("li", {}, docLink(target, c.title || target)));
-  }
+  for (const c of answer.cited_by || []) list.append(el("li", {}, docLink(c.id, c.title || c.id), citedAs(c)));
   box.querySelector(".more")?.remove();
-  const total = typeof answer.total === "number" ? answer.total : null;
-  if (items.length === limit && (total === null || offset + limit < total)) {
+  if (offset + limit < answer.total) {
     box.append(el("button", {type: "button", class: "link-button more",
       onclick: () => fillCitedBy(box, id, offset + limit, renderToken)}, "Weitere"));
   }
-  if (total !== null) box.querySelector("h3").textContent = `Zitiert von (${total})`;
+  box.querySelector("h3").textContent = `Zitiert von (${answer.total})`;
   box.hidden = false;
 }
 
