@@ -79,11 +79,14 @@ class Browser:
         self.console.extend(self.driver.get_log("browser"))
 
     def wait(self, condition: Any, what: str) -> Any:
-        from selenium.common.exceptions import TimeoutException
+        from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
         from selenium.webdriver.support.ui import WebDriverWait
 
+        # the page replaces its lists when an answer arrives: an element found just before is stale, ask again
+        wait = WebDriverWait(self.driver, WAIT_S, poll_frequency=0.1,
+                             ignored_exceptions=(StaleElementReferenceException,))
         try:
-            return WebDriverWait(self.driver, WAIT_S, poll_frequency=0.1).until(condition)
+            return wait.until(condition)
         except TimeoutException:
             self.collect()
             pytest.fail(f"timed out waiting for {what}; url {self.driver.current_url}; console {self.console}")
@@ -147,9 +150,9 @@ def test_search_facet_document_and_back(browser: Browser, server: str) -> None:
     assert browser.visible("#home-view"), "the start page shows without a query"
 
     box.send_keys(QUERY[:5])
-    if _offers(server, "/suggest"):
-        items = browser.wait_visible("#suggestions li")
-        assert all(i.text.strip() for i in items)
+    expected = httpx.get(f"{server}/suggest", params={"q": QUERY[:5], "k": 8}).json()["suggestions"]
+    assert expected
+    browser.wait(lambda d: _suggested(browser) == [s["text"] for s in expected], "the suggestions of the API")
     box.send_keys(QUERY[5:], Keys.ENTER)
 
     first_page = _check_results(server, browser)
@@ -243,6 +246,41 @@ def _narrow_by_facet(server: str, browser: Browser) -> str:
     answer = httpx.get(f"{server}/search", params={"q": QUERY, "law": law, "k": 10}).json()
     browser.wait(lambda d: _page_ids(browser) == [h["id"] for h in answer["hits"]], "the hits narrowed to the law")
     return str(browser.driver.current_url)
+
+
+def _suggested(browser: Browser) -> list[str]:
+    return [li.find_element("css selector", ".sugg-text").text for li in browser.visible("#suggestions li")]
+
+
+def test_suggestions_open_a_section_narrow_to_a_law_and_complete_the_last_word(browser: Browser, server: str) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    driver = browser.driver
+    driver.get(server + "/")
+    box = browser.wait_visible("#q")[0]
+    box.send_keys("DMietG § 1")
+    browser.wait(lambda d: (_suggested(browser) or [""])[0] == "DMietG § 1 Mietvertrag", "the section suggested")
+    box.send_keys(Keys.ARROW_DOWN, Keys.ENTER)
+    browser.wait(lambda d: browser.state().get("doc") == ["DMietG § 1"], "the section opened")
+    assert browser.wait_visible("#doc-view h1")[0].text == "Mietvertrag"
+
+    box = browser.visible("#q")[0]
+    box.clear()
+    box.send_keys("Demo-Miet")
+    browser.wait(lambda d: "Demo-Mietrechtsgesetz (DMietG)" in _suggested(browser), "the law suggested")
+    next(li for li in browser.visible("#suggestions li") if "(DMietG)" in li.text).click()
+    browser.wait(lambda d: browser.state() == {"q": ["DMietG"], "law": ["DMietG"]}, "the search narrowed to the law")
+    browser.wait_visible("#results .hit")
+    assert all("DMietG" in m.text for m in browser.visible("#results .hit .meta"))
+
+    box = browser.visible("#q")[0]
+    box.clear()
+    box.send_keys("Kündigung wegen Eigenb")
+    browser.wait(lambda d: "eigenbedarf" in _suggested(browser), "the last word completed")
+    next(li for li in browser.visible("#suggestions li") if li.text.startswith("eigenbedarf\n")).click()
+    browser.wait(lambda d: browser.state().get("q") == ["Kündigung wegen eigenbedarf"], "the completed query")
+    browser.wait_visible("#results .hit")
+    _only_local(browser, server)
 
 
 def test_shared_link_opens_document_and_snippets_stay_text(browser: Browser, server: str, demo_model) -> None:  # type: ignore[no-untyped-def]

@@ -469,12 +469,29 @@ function closeSuggestions() {
   $("q").setAttribute("aria-expanded", "false");
 }
 
+const SUGGESTIONS = 8;
+
+// /suggest completes the whole input as one prefix ("ordentliche kü"); once a question has several words, the
+// last word is completed too ("Kündigung wegen Eigenb" -> "eigenbedarf"), and picking one replaces that word
 async function suggest(text) {
   const token = ++suggestToken;
   if (text.trim().length < 2) { closeSuggestions(); return; }
-  const answer = await optional(`/suggest?q=${encodeURIComponent(text)}&k=8`).catch(() => null);
+  const words = text.trim().split(/\s+/);
+  const last = words.length > 1 && words[words.length - 1].length >= 2 ? words[words.length - 1] : "";
+  const ask = (q) => optional(`/suggest?q=${encodeURIComponent(q)}&k=${SUGGESTIONS}`).catch(() => null);
+  const [whole, lastWord] = await Promise.all([ask(text.trim()), last ? ask(last) : null]);
   if (token !== suggestToken || $("q").value !== text) return;
-  const items = (answer && answer.suggestions) || [];
+  const items = ((whole && whole.suggestions) || []).map((s) => Object.assign({replaces: "all"}, s));
+  const seen = new Set(items.map((s) => s.text));
+  for (const s of (lastWord && lastWord.suggestions) || []) {
+    if (!seen.has(s.text) && s.kind !== "law" && s.kind !== "section") items.push(Object.assign({replaces: "last"}, s));
+  }
+  showSuggestions(items.slice(0, SUGGESTIONS));
+}
+
+const KIND_NAMES = {keyword: "Begriff", phrase: "Wendung", law: "Gesetz", section: "Norm"};
+
+function showSuggestions(items) {
   if (!items.length) { closeSuggestions(); return; }
   const ul = $("suggestions");
   ul.textContent = "";
@@ -490,22 +507,23 @@ async function suggest(text) {
   $("q").setAttribute("aria-expanded", "true");
 }
 
-const KIND_NAMES = {keyword: "Begriff", phrase: "Wendung", law: "Gesetz", section: "Norm"};
-
+// a section opens its document; a law narrows the search to it; a term completes the input
 function pickSuggestion(i) {
   const s = suggestItems[i];
+  const words = $("q").value.trim().split(/\s+/);
   closeSuggestions();
   if (!s) return;
-  if ((s.kind === "section" || s.kind === "law") && s.id) {
+  if (s.kind === "section" && s.id) {
     go(Object.assign(readState(), {doc: s.id}), {fromPage: true});
     return;
   }
-  // a completion of the last word replaces that word; one that continues the whole input replaces it all
-  const input = $("q").value;
-  const words = input.trimEnd().split(/\s+/);
-  const whole = s.text.toLowerCase().startsWith(input.trim().toLowerCase());
-  const q = whole || words.length < 2 ? s.text : words.slice(0, -1).concat(s.text).join(" ");
-  go(withChange({q: q}));
+  const before = s.replaces === "last" ? words.slice(0, -1).join(" ") : "";
+  if (s.kind === "law" && s.law) {
+    // the search needs a query: the law's abbreviation finds its sections
+    go(withChange({q: s.law, law: [s.law]}));
+    return;
+  }
+  go(withChange({q: (before + " " + s.text).trim()}));
 }
 
 function moveActive(step) {
