@@ -298,6 +298,17 @@ def test_shared_link_opens_document_and_snippets_stay_text(browser: Browser, ser
     )
     assert images == 0 and marks == 1
     assert html == '&lt;b&gt;Miete&lt;/b&gt; <mark>K&amp;ündigung</mark> &lt;img src=x onerror=alert(1)&gt; "x\''
+
+    # a citation that names no document of the corpus is shown as written, with the reason
+    with httpx.Client(base_url=server) as http:
+        unresolved = next(
+            (i, answer["unresolved"]) for i in demo_model.index.ids
+            if (answer := http.get(f"/documents/{quote(i)}/citations").json())["unresolved"]
+        )
+    driver.get(f"{server}/?doc={quote(unresolved[0])}")
+    shown = browser.wait_visible("#doc-view .citations li.unresolved")
+    assert [li.text.split("\n")[0] for li in shown] == [f"„{c['surface']}“" for c in unresolved[1]]
+    assert all("nicht aufgelöst: " in li.text for li in shown)
     _only_local(browser, server)
 
 

@@ -409,7 +409,8 @@ async function fillRecommendations(box, id, token) {
 }
 
 const UNRESOLVED = {"unknown law": "Gesetz nicht im Korpus", "missing section": "Vorschrift nicht im Korpus",
-                    "no law": "ohne Gesetz", "malformed range": "fehlerhafter Bereich"};
+                    "no law": "ohne Gesetz", "malformed range": "fehlerhafter Bereich",
+                    "not indexed": "weggefallen oder leer"};
 
 // the span of the text that cites, quoted under the link ("§ 13 Abs. 2 Nr. 2 DMietG", 2×)
 function citedAs(link) {
