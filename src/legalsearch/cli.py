@@ -1,7 +1,8 @@
-"""The ``legalsearch`` command: train, serve, evaluate, and quick looks at a model.
+"""The ``legalsearch`` command: train, serve, evaluate, operate model versions, and quick looks at a model.
 
-Package errors become a one-line reason on stderr and a non-zero exit code (see ``errors.py``); so do I/O errors
-(disk full, no permission) that reach the command, with exit code 8.
+Package errors and usage errors become a one-line reason on stderr and a non-zero exit code (see ``errors.py``);
+so do I/O errors (disk full, no permission) that reach the command, with exit code 8. ``--json`` makes a command
+print its results as one JSON document on stdout.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
@@ -37,6 +39,36 @@ ModelsOpt = Annotated[
 ModelOpt = Annotated[
     Path | None, typer.Option("--model", help="A model version folder (default: the current model).")
 ]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the results as JSON.")]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        import legalsearch
+
+        typer.echo(f"legalsearch {legalsearch.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_version_callback, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """legalsearch: search and recommendations for German legal content."""
+
+
+def _print_json(data: Any) -> None:
+    from legalsearch.model import _json_default
+
+    typer.echo(json.dumps(_plain(data), ensure_ascii=False, indent=2, default=_json_default))
+
+
+def _note(text: str, as_json: bool) -> None:
+    """A message beside the results: on stderr under --json, so that stdout stays one JSON document."""
+    typer.echo(text, err=as_json)
 
 
 def _settings() -> ServiceSettings:
@@ -116,6 +148,7 @@ def train(
                      help="Seconds to wait when another run holds the models folder or the token-cache entry "
                      "(default: LEGALSEARCH_TRAIN_LOCK_TIMEOUT_S, 0 = exit at once with code 7)."),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Train a model and write it as a new version under the models folder.
 
@@ -137,19 +170,25 @@ def train(
     timeout = lock_timeout if lock_timeout is not None else _settings().train_lock_timeout_s
     result = run_training(
         corpora, load_config(config), _models_dir(models_dir), extra_text=extras, cache_dir=cache_dir,
-        make_current=not no_current, progress=not quiet, lock_timeout_s=timeout,
+        make_current=not no_current, progress=not quiet and not as_json, lock_timeout_s=timeout,
     )
-    typer.echo(f"ingest: {result.report.summary()}")
-    typer.echo(f"{'stage':<12} {'seconds':>8}  {'throughput':>24}  {'peak memory':>12}")
-    for name, secs, rate, mem in iter_stage_rows(result.stages):
-        typer.echo(f"{name:<12} {secs:>8}  {rate:>24}  {mem:>12}")
     counts = result.manifest["counts"]
     size = sum(f["bytes"] for f in result.manifest["files"].values())
-    typer.echo(
-        f"model {result.version}: {counts['documents']:,} documents, {counts['vocabulary']:,} keywords, "
-        f"{counts['word_vectors']:,} word vectors, {counts['phrases']:,} phrases, "
-        f"{size / 2**20:,.1f} MiB, {result.manifest['total_seconds']:.1f} s -> {result.path}"
-    )
+    if as_json:
+        _print_json({"version": result.version, "path": str(result.path),
+                     "current": not no_current and not result.current_note, "counts": counts, "bytes": size,
+                     "total_seconds": result.manifest["total_seconds"], "ingest": result.report.summary(),
+                     "stages": list(result.stages)})
+    else:
+        typer.echo(f"ingest: {result.report.summary()}")
+        typer.echo(f"{'stage':<12} {'seconds':>8}  {'throughput':>24}  {'peak memory':>12}")
+        for name, secs, rate, mem in iter_stage_rows(result.stages):
+            typer.echo(f"{name:<12} {secs:>8}  {rate:>24}  {mem:>12}")
+        typer.echo(
+            f"model {result.version}: {counts['documents']:,} documents, {counts['vocabulary']:,} keywords, "
+            f"{counts['word_vectors']:,} word vectors, {counts['phrases']:,} phrases, "
+            f"{size / 2**20:,.1f} MiB, {result.manifest['total_seconds']:.1f} s -> {result.path}"
+        )
     if result.current_note:
         raise CurrentMovedError(result.current_note)
 
@@ -167,6 +206,7 @@ def gc(
                      help="Remove only entries unused this long (default: LEGALSEARCH_CACHE_MAX_AGE_DAYS)."),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Remove token-cache entries no kept model uses, and leftovers of killed training runs."""
     from legalsearch.locks import FileLock
@@ -178,11 +218,17 @@ def gc(
     days = older_than_days if older_than_days is not None else _settings().cache_max_age_days
     verb = "would remove" if dry_run else "removed"
     lock = FileLock(directory / TRAIN_LOCK, f"models folder {directory}")
+    run_leftovers: list[Path] = []
     if directory.is_dir() and lock.try_acquire():  # a running training owns what it left there
         with lock:
-            for path in remove_leftovers(directory, dry_run=dry_run):
-                typer.echo(f"{verb} {path} (left by a killed run)")
+            run_leftovers = remove_leftovers(directory, dry_run=dry_run)
     report = collect(directory, cache, days, dry_run=dry_run)
+    if as_json:
+        _print_json({"dry_run": dry_run, "run_leftovers": [str(p) for p in run_leftovers], **_plain(report),
+                     "removed": [str(p) for p in report.removed], "leftovers": [str(p) for p in report.leftovers]})
+        return
+    for path in run_leftovers:
+        typer.echo(f"{verb} {path} (left by a killed run)")
     for path in report.leftovers:
         typer.echo(f"{verb} {path} (left by a killed run)")
     for path in report.removed:
@@ -194,20 +240,127 @@ def gc(
     )
 
 
-@app.command()
-@_fail_cleanly
-def models(models_dir: ModelsOpt = None) -> None:
-    """List model versions; the current one is marked with '*'."""
-    from legalsearch.model import list_models
+models_app = typer.Typer(
+    no_args_is_help=False,
+    help="Model versions: list them (the default), choose the current one, prune old ones.",
+)
+app.add_typer(models_app, name="models")
 
-    found = list_models(_models_dir(models_dir))
+
+def _group_dir(ctx: typer.Context, value: Path | None) -> Path:
+    """A subcommand's --models-dir, else the group's (``legalsearch models --models-dir X use V``)."""
+    if value is not None:
+        return value
+    return _models_dir((ctx.obj or {}).get("models_dir"))
+
+
+@models_app.callback(invoke_without_command=True)
+@_fail_cleanly
+def models(ctx: typer.Context, models_dir: ModelsOpt = None, as_json: JsonOpt = False) -> None:
+    """List model versions; the current one is marked with '*', those a live server serves name its PIDs."""
+    ctx.obj = {"models_dir": models_dir}
+    if ctx.invoked_subcommand is None:
+        _list_models(_models_dir(models_dir), as_json)
+
+
+@models_app.command("list")
+@_fail_cleanly
+def models_list(ctx: typer.Context, models_dir: ModelsOpt = None, as_json: JsonOpt = False) -> None:
+    """List model versions (as `legalsearch models` does)."""
+    _list_models(_group_dir(ctx, models_dir), as_json)
+
+
+def _list_models(directory: Path, as_json: bool) -> None:
+    from legalsearch.model import list_models, serving_markers
+
+    found = list_models(directory)
+    serving: dict[str, list[int]] = {}
+    for marker in serving_markers(directory):
+        serving.setdefault(marker.version, []).append(marker.pid)
+    if as_json:
+        _print_json([{**_plain(info), "serving_pids": sorted(serving.get(info.version, []))} for info in found])
+        return
     if not found:
-        typer.echo(f"no model in {_models_dir(models_dir)}: run `legalsearch train` first")
+        typer.echo(f"no model in {directory}: run `legalsearch train` first")
         return
     for info in found:
         mark = "*" if info.current else " "
+        pids = serving.get(info.version)
+        served = f"  served by pid {', '.join(map(str, sorted(pids)))}" if pids else ""
         typer.echo(f"{mark} {info.version}  {info.created_at}  {info.documents:,} documents  "
-                   f"{info.vocabulary:,} keywords")
+                   f"{info.vocabulary:,} keywords{served}")
+
+
+@models_app.command("use")
+@_fail_cleanly
+def models_use(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="The model version to make current (a folder name).")],
+    wait: Annotated[
+        float,
+        typer.Option("--wait", min=0, help="Seconds to wait until every live server process serves VERSION "
+                     "(0: do not wait). Servers follow through their watcher or POST /admin/reload."),
+    ] = 0.0,
+    models_dir: ModelsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make VERSION the current model (roll back or forward), once it verifies and loads completely."""
+    from legalsearch.engine import Model
+    from legalsearch.model import current_version, resolve_model_dir, set_current
+
+    directory = _group_dir(ctx, models_dir)
+    path = resolve_model_dir(directory, version)
+    previous = current_version(directory)
+    model = Model.load(path)  # checks every file's hash and that every artifact loads
+    set_current(directory, path.name, verify=False)
+    behind = _wait_for_servers(directory, path.name, wait) if wait > 0 else []
+    result = {"current": path.name, "previous": previous, "changed": previous != path.name,
+              "model": model.version, "servers_behind": behind}
+    if as_json:
+        _print_json(result)
+    else:
+        typer.echo(f"current model: {path.name} (was {previous or 'none'})")
+    if behind:
+        from legalsearch.errors import ArtifactError
+
+        raise ArtifactError(
+            f"after {wait:g} s, server process(es) {', '.join(behind)} still serve another version "
+            "(watcher off? POST /admin/reload; refused? see /readyz)"
+        )
+
+
+def _wait_for_servers(directory: Path, version: str, seconds: float) -> list[str]:
+    """Poll the serving markers until every live server serves ``version``; those still behind at the end."""
+    from legalsearch.model import serving_markers
+
+    deadline = time.monotonic() + seconds
+    while True:
+        behind = [f"{m.pid}@{m.host} ({m.version})" for m in serving_markers(directory) if m.version != version]
+        if not behind or time.monotonic() >= deadline:
+            return behind
+        time.sleep(0.2)
+
+
+@models_app.command("prune")
+@_fail_cleanly
+def models_prune(
+    ctx: typer.Context,
+    keep: Annotated[int, typer.Option("--keep", min=0, help="How many of the newest versions to keep.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be removed.")] = False,
+    models_dir: ModelsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete all but the KEEP newest versions; the current one and any a live server serves always stay."""
+    from legalsearch.model import prune_models
+
+    result = prune_models(_group_dir(ctx, models_dir), keep, dry_run=dry_run)
+    if as_json:
+        _print_json(result)
+        return
+    verb = "would remove" if dry_run else "removed"
+    typer.echo(f"{verb} {len(result.removed)} version(s){': ' if result.removed else ''}{', '.join(result.removed)}")
+    for version, why in result.kept.items():
+        typer.echo(f"kept {version} ({why})")
 
 
 @app.command()
@@ -217,10 +370,15 @@ def keywords(
     k: Annotated[int, typer.Option("-k", help="How many.")] = 20,
     model: ModelOpt = None,
     models_dir: ModelsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """The TF-IDF keywords of one document."""
     m = _load(model, models_dir)
-    for kw in m.keywords(doc_id, k):
+    found = m.keywords(doc_id, k)
+    if as_json:
+        _print_json({"model": m.version, "doc_id": doc_id, "keywords": list(found)})
+        return
+    for kw in found:
         typer.echo(f"{kw.weight:.4f}  {kw.term}")
 
 
@@ -234,11 +392,17 @@ def similar_terms(
     ] = False,
     model: ModelOpt = None,
     models_dir: ModelsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Related terms from the keyword vocabulary (thesaurus suggestions)."""
     from legalsearch.ranking import similar_terms as lookup
 
-    for t in lookup(_load(model, models_dir), term, k, intersection=intersection):
+    m = _load(model, models_dir)
+    found = lookup(m, term, k, intersection=intersection)
+    if as_json:
+        _print_json({"model": m.version, "term": term, "similar": list(found)})
+        return
+    for t in found:
         typer.echo(f"{t.score:.4f}  {t.term}")
 
 
@@ -276,11 +440,15 @@ def search(
     k: Annotated[int, typer.Option("-k", help="How many.")] = 10,
     model: ModelOpt = None,
     models_dir: ModelsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Hybrid search (BM25 + embeddings with query expansion)."""
     from legalsearch.ranking import search as run
 
     result = run(_load(model, models_dir), query, k=k)
+    if as_json:
+        _print_json(result)
+        return
     if result.expanded_terms:
         typer.echo("expanded: " + ", ".join(f"{e.term} ({e.similarity:.2f})" for e in result.expanded_terms))
     for h in result.hits:
@@ -351,6 +519,11 @@ def eval_(
         typer.Option("--mode", help="reference-bm25, lexical, embedding, hybrid (repeatable; default: all)."),
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", help="Write the scores as JSON here.")] = None,
+    run_file: Annotated[
+        Path | None,
+        typer.Option("--run-file", help="Write TREC run files here, one per mode (runs/x.run -> runs/x.<mode>.run), "
+                     "each with its per-query scores beside it (runs/x.<mode>.tsv), and the qrels (runs/x.qrels)."),
+    ] = None,
     split: Annotated[
         str, typer.Option("--split", help="Queries to report on: test (default), tune (for fitting) or all.")
     ] = "test",
@@ -359,9 +532,11 @@ def eval_(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each mode.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Measure retrieval quality (nDCG@10, MRR@10, R@10, R@100) against the fixed reference BM25."""
-    from legalsearch.evaluate import MODES, evaluate, load_queries, parse_filters
+    """Measure retrieval quality (nDCG@10, MRR@10, R@10, R@100) against the fixed reference BM25, with paired
+    significance tests between the modes on per-query nDCG@10."""
+    from legalsearch.evaluate import MODES, evaluate, load_queries, parse_filters, write_run_files
     from legalsearch.model import read_manifest, update_manifest
 
     _logging(verbose)
@@ -370,14 +545,22 @@ def eval_(
     m = _load(model, models_dir)
     report = evaluate(
         m, load_queries(queries), modes=mode or MODES, filters=parse_filters(filters or []),
-        split=split, progress=not quiet,  # type: ignore[arg-type]
+        split=split, progress=not quiet and not as_json,  # type: ignore[arg-type]
     )
-    typer.echo(report.table())
     data = report.to_dict()
+    written: list[Path] = []
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        typer.echo(f"written to {output}")
+        written.append(output)
+    if run_file is not None:
+        written += write_run_files(report, run_file)
+    if as_json:
+        _print_json({**data, "written": [str(w) for w in written]})
+    else:
+        typer.echo(report.table())
+        for path in written:
+            typer.echo(f"written to {path}")
     if not no_manifest:
         key = ",".join(sorted(filters or [])) or "all"
         evaluation = dict(read_manifest(m.path).get("evaluation") or {})
@@ -435,16 +618,41 @@ def serve(
 
 
 def _plain(obj: Any) -> Any:
+    """Dataclasses (nested in lists and dicts too) as dicts, for JSON."""
     from dataclasses import asdict, is_dataclass
 
     if is_dataclass(obj) and not isinstance(obj, type):
         return asdict(obj)
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
     return obj
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console entry point."""
-    app(args=list(argv) if argv is not None else sys.argv[1:])
+    """Console entry point: usage errors are one line on stderr too (click would print a box with the usage)."""
+    try:
+        status = app(args=list(argv) if argv is not None else sys.argv[1:], standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        # click's (or typer's vendored click's) usage errors; duck-typed, as typer moved them between versions
+        format_message = getattr(exc, "format_message", None)
+        if not callable(format_message):
+            raise
+        code = int(getattr(exc, "exit_code", 2))
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(format_message(), err=True)
+            sys.exit(code)
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        typer.echo(f"error: {' '.join(str(format_message()).split())}{where}", err=True)
+        sys.exit(code)
+    sys.exit(status if isinstance(status, int) else 0)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Layout::
       .tmp-<version>/              a run in progress (never read; removed when the run fails, or by the next
                                    run when a killed run left it)
       .train.lock                  held by the training run that writes here (see pipeline.train)
+      .serving/<host>-<pid>-<id>.json   one per serving process: the version it serves (see mark_serving)
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import logging
 import os
 import secrets
 import shutil
+import socket
+import stat
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +49,8 @@ TMP_PREFIX = ".tmp-"
 TRAIN_LOCK = ".train.lock"
 #: moving ``current`` takes a moment; a writer stuck longer than this is a bug, not a queue
 _CURRENT_LOCK_TIMEOUT_S = 30.0
+#: folder of the serving markers, one file per server process
+SERVING_DIR = ".serving"
 
 #: fields commit() owns; callers must not overwrite them through ``manifest``
 _RESERVED_FIELDS = frozenset(
@@ -365,11 +370,15 @@ def _current_lock(models_dir: Path) -> FileLock:
     return FileLock(models_dir, f"'current' of {models_dir}").acquire(_CURRENT_LOCK_TIMEOUT_S)
 
 
-def set_current(models_dir: Path, version: str) -> None:
-    """Point ``current`` at ``version`` atomically, after verifying that model completely."""
+def set_current(models_dir: Path, version: str, verify: bool = True) -> None:
+    """Point ``current`` at ``version`` atomically, after verifying that model completely.
+
+    ``verify=False`` is for callers that have just verified it themselves (``Model.load``).
+    """
     models_dir = Path(models_dir)
     path = resolve_model_dir(models_dir, version)
-    verify_model(path)
+    if verify:
+        verify_model(path)
     with _current_lock(models_dir):
         _point_current(models_dir, path.name)
 
@@ -478,3 +487,178 @@ def load_array(path: Path, mmap: bool = True) -> np.ndarray:
     which the query path does thousands of times per request.
     """
     return np.asarray(np.load(path, mmap_mode="r" if mmap else None))
+
+
+@dataclass(frozen=True, slots=True)
+class ServingMarker:
+    """One server process's record of the model version it serves."""
+
+    path: Path
+    version: str
+    host: str
+    pid: int
+    #: the process's start time in clock ticks since boot (Linux), to tell a reused PID from the server
+    started: int | None
+
+
+def _process_start(pid: int) -> int | None:
+    """Start time of a process (field 22 of /proc/<pid>/stat), or None where /proc does not tell."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces and parentheses: count fields after its closing one
+    fields = raw[raw.rfind(")") + 2:].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _marker_path(models_dir: Path, holder: str) -> Path:
+    # the PID is read at each call: a holder created before a fork must not share its child's marker
+    return Path(models_dir) / SERVING_DIR / f"{socket.gethostname()}-{os.getpid()}-{holder}.json"
+
+
+def mark_serving(models_dir: Path, version: str, holder: str) -> None:
+    """Record that this process serves ``version`` (its folder name), so that prune keeps that folder.
+
+    ``holder`` tells apart several holders of one process (tests run many apps in one process). Never fails
+    the caller: a models folder the server may not write to only costs prune's protection (logged).
+    """
+    path = _marker_path(models_dir, holder)
+    record = {"version": version, "host": socket.gethostname(), "pid": os.getpid(),
+              "started": _process_start(os.getpid()), "since": datetime.now(UTC).isoformat(timespec="seconds")}
+    try:
+        path.parent.mkdir(exist_ok=True)
+        _write_json_atomic(path, record)
+    except (OSError, ArtifactError) as exc:
+        logger.warning("cannot record the served model in %s (prune will not know it is served): %s", path, exc)
+
+
+def unmark_serving(models_dir: Path, holder: str) -> None:
+    """Remove this process's serving marker (on shutdown; idempotent)."""
+    try:
+        _marker_path(models_dir, holder).unlink(missing_ok=True)
+    except OSError as exc:
+        logger.warning("cannot remove the serving marker in %s: %s", models_dir, exc)
+
+
+def _marker_alive(marker: ServingMarker) -> bool:
+    if marker.host != socket.gethostname():
+        return True  # another machine's process cannot be checked from here: trust its marker
+    try:
+        os.kill(marker.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, owned by another user
+    except OSError:
+        return True
+    started = _process_start(marker.pid)
+    return marker.started is None or started is None or started == marker.started
+
+
+def serving_markers(models_dir: Path, include_stale: bool = False) -> list[ServingMarker]:
+    """The serving markers of live server processes (and of dead ones too with ``include_stale``).
+
+    A marker is stale when its process is gone (or its PID now belongs to a process started later); markers of
+    other hosts are trusted, as their processes cannot be checked. Unreadable markers are skipped (logged).
+    """
+    folder = Path(models_dir) / SERVING_DIR
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return []
+    out: list[ServingMarker] = []
+    for entry in entries:
+        if entry.name.startswith(".") or entry.suffix != ".json":
+            continue
+        try:
+            data = json.loads(entry.read_text(encoding="utf-8"))
+            marker = ServingMarker(entry, str(data["version"]), str(data["host"]), int(data["pid"]),
+                                   None if data.get("started") is None else int(data["started"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            logger.warning("ignoring unreadable serving marker %s: %s", entry, exc)
+            continue
+        if include_stale or _marker_alive(marker):
+            out.append(marker)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    """What :func:`prune_models` removed and why it kept the rest."""
+
+    removed: tuple[str, ...]
+    #: version -> why it was kept: "newest", "current" or "serving (pid 123 on host)"
+    kept: dict[str, str]
+    #: serving markers of dead processes that were removed
+    stale_markers: tuple[str, ...]
+    dry_run: bool
+
+
+def _protected(models_dir: Path) -> dict[str, str]:
+    """Versions prune must never remove right now: the current one and every one a live server serves."""
+    out: dict[str, str] = {}
+    cur = current_version(models_dir)
+    if cur is not None:
+        out[cur] = "current"
+    for marker in serving_markers(models_dir):
+        out.setdefault(marker.version, f"serving (pid {marker.pid} on {marker.host})")
+    return out
+
+
+def _remove_tree(path: Path) -> None:
+    def make_writable(func: Any, failed: str, exc_info: Any) -> None:
+        # committed model files and folders may be read-only; the folder itself must be writable to empty it
+        os.chmod(os.path.dirname(failed), stat.S_IRWXU)
+        os.chmod(failed, stat.S_IRWXU)
+        func(failed)
+
+    shutil.rmtree(path, onerror=make_writable)
+
+
+def prune_models(models_dir: Path, keep: int, dry_run: bool = False) -> PruneResult:
+    """Delete all but the ``keep`` newest versions, never the current one nor one a live server serves.
+
+    Each version is first renamed to a hidden ``.tmp-pruned-*`` folder (gone from listings at once, and left for
+    the next cleanup should deletion be interrupted), then the protected set is read again: a version that
+    became current or served in between is renamed back.
+    """
+    if keep < 0:
+        raise ArtifactError(f"--keep must be 0 or more, not {keep}")
+    models_dir = Path(models_dir)
+    found = list_models(models_dir)
+    kept = {m.version: "newest" for m in found[:keep]}
+    protected = _protected(models_dir)
+    removed: list[str] = []
+    for info in found[keep:]:
+        if info.version in protected:
+            kept[info.version] = protected[info.version]
+            continue
+        if dry_run:
+            removed.append(info.version)
+            continue
+        hidden = models_dir / f"{TMP_PREFIX}pruned-{info.version}-{secrets.token_hex(3)}"
+        try:
+            os.rename(info.path, hidden)
+        except OSError as exc:
+            raise ArtifactError(f"cannot remove model {info.version}: {exc}") from exc
+        again = _protected(models_dir)
+        if info.version in again:
+            os.rename(hidden, info.path)
+            kept[info.version] = again[info.version]
+            continue
+        try:
+            _remove_tree(hidden)
+        except OSError as exc:
+            raise ArtifactError(f"model {info.version} is unlisted but not fully deleted ({hidden}): {exc}") from exc
+        removed.append(info.version)
+        logger.info("pruned model %s", info.version)
+    stale = [m for m in serving_markers(models_dir, include_stale=True) if not _marker_alive(m)]
+    if not dry_run:
+        for marker in stale:
+            marker.path.unlink(missing_ok=True)
+    _fsync_dir(models_dir)
+    return PruneResult(tuple(removed), kept, tuple(m.path.name for m in stale), dry_run)

@@ -75,6 +75,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+        holder.close()
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:

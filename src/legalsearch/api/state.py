@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import secrets
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from legalsearch.engine import Model
 from legalsearch.errors import LegalSearchError, NoModelError
-from legalsearch.model import CURRENT_NAME, MANIFEST_NAME, current_version
+from legalsearch.model import CURRENT_NAME, MANIFEST_NAME, current_version, mark_serving, unmark_serving
 from legalsearch.ranking import warm_up
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class ModelHolder:
         self.watching = False
         # one reload at a time; requests never take it
         self._lock = threading.Lock()
+        #: names this holder's serving marker (several apps may share a process in tests)
+        self._marker = secrets.token_hex(4)
 
     def unavailable_reason(self) -> str:
         """Why no model is served (for 503 answers)."""
@@ -116,9 +119,15 @@ class ModelHolder:
             self.model = model
             self.served_name = version
             self.last_failure = None
+            # after the swap: `legalsearch models prune` keeps what any live server process serves
+            mark_serving(self.models_dir, version, self._marker)
             _freeze_heap()
             log.info("serving model %s (was %s)", model.version, previous)
             return ReloadOutcome(True, model.version, previous)
+
+    def close(self) -> None:
+        """Drop this process's serving marker (at shutdown): prune may then remove the version it served."""
+        unmark_serving(self.models_dir, self._marker)
 
     def _refuse(self, version: str | None, reason: str) -> None:
         # answers show reasons to clients: name files relative to the models folder, not by absolute path
