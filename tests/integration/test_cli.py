@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from legalsearch.model import SERVING_DIR, serving_markers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,3 +57,202 @@ def test_bad_input_gives_a_one_line_reason_and_nonzero_exit(demo_models_dir: Pat
     assert cfg.returncode == 2 and "epochs" in cfg.stderr
     nomodel = run("recommend", "X", models=tmp_path / "empty")
     assert nomodel.returncode != 0 and "train" in nomodel.stderr
+
+
+def _json(done: subprocess.CompletedProcess[str]) -> Any:
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_version_and_json_output(demo_models_dir: Path, demo_model) -> None:  # type: ignore[no-untyped-def]
+    import legalsearch
+
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"legalsearch {legalsearch.__version__}"
+    listing = _json(run("models", "--json", models=demo_models_dir))
+    assert [(m["version"], m["current"]) for m in listing] == [(demo_model.version, True)]
+    assert listing[0]["documents"] == len(demo_model.documents) and listing[0]["serving_pids"] == []
+    doc_id = next(i for i in demo_model.index.ids if "§" in i)
+    kws = _json(run("keywords", doc_id, "-k", "4", "--json", models=demo_models_dir))
+    assert kws["model"] == demo_model.version
+    assert [(k["term"], k["weight"]) for k in kws["keywords"]] == [
+        (k.term, pytest.approx(k.weight)) for k in demo_model.keywords(doc_id, 4)
+    ]
+    term = kws["keywords"][0]["term"]
+    sim = _json(run("similar-terms", term.replace("_", " "), "-k", "3", "--json", models=demo_models_dir))
+    assert sim["term"] == term.replace("_", " ") and len(sim["similar"]) == 3
+    assert all(s["term"] != term and 0 < s["score"] <= 1 for s in sim["similar"])
+    rec = _json(run("recommend", doc_id, "-k", "3", "--json", models=demo_models_dir))
+    assert len(rec) == 3 and doc_id not in {r["doc_id"] for r in rec}
+    found = _json(run("search", "Kündigung der Wohnung durch den Vermieter", "-k", "3", "--json",
+                      models=demo_models_dir))
+    assert found["model"] == demo_model.version and len(found["hits"]) == 3
+    assert found["hits"][0]["score"] >= found["hits"][1]["score"] >= found["hits"][2]["score"]
+    assert {"doc_id", "title", "snippet", "matched_terms"} <= set(found["hits"][0])
+
+
+def test_usage_errors_are_one_line(demo_models_dir: Path) -> None:
+    for args in (("search",), ("recommend", "X", "--text", "y"), ("models", "prune"), ("models", "prune", "--keep",
+                 "-1"), ("search", "x", "--no-such-option")):
+        done = run(*args, models=demo_models_dir)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.startswith("error: ") and done.stderr.strip().count("\n") == 0, (args, done.stderr)
+        assert done.stdout == ""
+
+
+@pytest.fixture(scope="module")
+def two_models(demo_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """The demo models folder plus a second model trained by the CLI (not current): (folder, old, new)."""
+    models = tmp_path_factory.mktemp("two") / "models"
+    shutil.copytree(demo_models_dir, models, symlinks=True)
+    old = os.readlink(models / "current")
+    trained = _json(run("train", "--config", str(ROOT / "configs" / "demo.toml"), "--corpus",
+                        str(ROOT / "corpora" / "demo"), "--extra-text", str(ROOT / "corpora" / "demo" / "extra"),
+                        "--models-dir", str(models), "--no-current", "-q", "--json"))
+    assert trained["current"] is False and trained["counts"]["documents"] > 0
+    assert os.readlink(models / "current") == old
+    return models, old, trained["version"]
+
+
+@pytest.fixture
+def models_copy(two_models: tuple[Path, str, str], tmp_path: Path) -> tuple[Path, str, str]:
+    src, old, new = two_models
+    dst = tmp_path / "models"
+    shutil.copytree(src, dst, symlinks=True)
+    return dst, old, new
+
+
+def test_models_use_rolls_forward_and_back_and_refuses_damage(models_copy: tuple[Path, str, str]) -> None:
+    models, old, new = models_copy
+    forward = _json(run("models", "use", new, "--json", models=models))
+    assert forward == {"current": new, "previous": old, "changed": True, "model": new, "servers_behind": []}
+    assert os.readlink(models / "current") == new
+    back = run("models", "--models-dir", str(models), "use", old)
+    assert back.returncode == 0 and old in back.stdout and os.readlink(models / "current") == old
+    (models / new / "docvectors.npy").write_bytes(b"damaged")
+    refused = run("models", "use", new, models=models)
+    assert refused.returncode == 4 and refused.stderr.strip().count("\n") == 0 and "docvectors.npy" in refused.stderr
+    assert os.readlink(models / "current") == old
+    unknown = run("models", "use", "20990101-000000-ffffff", models=models)
+    assert unknown.returncode == 4 and old in unknown.stderr
+
+
+def test_models_prune_keeps_the_current_version(models_copy: tuple[Path, str, str]) -> None:
+    models, old, new = models_copy
+    preview = _json(run("models", "prune", "--keep", "0", "--dry-run", "--json", models=models))
+    assert preview["removed"] == [new] and preview["kept"] == {old: "current"} and (models / new).is_dir()
+    pruned = _json(run("models", "prune", "--keep", "0", "--json", models=models))
+    assert pruned["removed"] == [new] and not (models / new).exists()
+    assert [m["version"] for m in _json(run("models", "--json", models=models))] == [old]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _server(models: Path, watch: float, workers: int) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``legalsearch serve`` as a user starts it, on a free port of 127.0.0.1; stopped by its PID."""
+    port = _free_port()
+    env = {**os.environ, "PYTHONHASHSEED": "0", "LEGALSEARCH_WATCH_INTERVAL_S": str(watch)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "legalsearch.cli", "serve", "--models-dir", str(models), "--port", str(port),
+         "--workers", str(workers), "--no-access-log"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while len(serving_markers(models)) < workers:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the server did not become ready"
+            time.sleep(0.2)
+        yield base, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _served(base: str, times: int = 6) -> set[str]:
+    """The versions /readyz reports over a few requests (each may reach another worker)."""
+    return {httpx.get(f"{base}/readyz", timeout=5).json()["model"] for _ in range(times)}
+
+
+def test_running_server_follows_models_use(models_copy: tuple[Path, str, str]) -> None:
+    models, old, new = models_copy
+    with _server(models, watch=0.2, workers=2) as (base, _):
+        assert _served(base) == {old}
+        started = time.monotonic()
+        moved = _json(run("models", "use", new, "--wait", "30", "--json", models=models))
+        assert moved["current"] == new and moved["servers_behind"] == []
+        assert {m.version for m in serving_markers(models)} == {new}
+        assert _served(base) == {new}, "a worker still serves the old version"
+        assert httpx.get(f"{base}/models/current", timeout=5).json()["model"] == new
+        assert time.monotonic() - started < 30
+        back = _json(run("models", "use", old, "--wait", "30", "--json", models=models))
+        assert back["servers_behind"] == [] and _served(base) == {old}
+    assert serving_markers(models) == [] and not list((models / SERVING_DIR).iterdir())
+
+
+def test_prune_spares_what_a_server_serves(models_copy: tuple[Path, str, str]) -> None:
+    models, old, new = models_copy
+    with _server(models, watch=0, workers=1) as (base, proc):
+        (marker,) = serving_markers(models)
+        assert marker.version == old and marker.pid == proc.pid  # one worker: uvicorn runs in the CLI process
+        behind = run("models", "use", new, "--wait", "1", models=models)
+        assert behind.returncode == 4 and behind.stderr.strip().count("\n") == 0
+        assert str(marker.pid) in behind.stderr and os.readlink(models / "current") == new
+        assert _served(base, 2) == {old}  # the watcher is off: it keeps serving until told to reload
+        listing = run("models", models=models)
+        assert f"served by pid {marker.pid}" in listing.stdout
+        pruned = _json(run("models", "prune", "--keep", "0", "--json", models=models))
+        assert pruned["removed"] == [] and pruned["kept"] == {
+            new: "current", old: f"serving (pid {marker.pid} on {marker.host})",
+        }
+        assert httpx.get(f"{base}/search", params={"q": "Kündigung"}, timeout=10).status_code == 200
+    assert serving_markers(models, include_stale=True) == []
+    pruned = _json(run("models", "prune", "--keep", "0", "--json", models=models))
+    assert pruned["removed"] == [old] and not (models / old).exists()
+
+
+def test_eval_writes_run_files_and_significance(demo_models_dir: Path, demo_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    docs = [demo_model.documents.get(r) for r in range(len(demo_model.documents))]
+    decisions = [d for d in docs if d.type == "decision" and d.title][:10]
+    queries = tmp_path / "q.jsonl"
+    queries.write_text("".join(json.dumps({"id": f"d{i}", "query": d.title, "relevant": [d.id]}) + "\n"
+                               for i, d in enumerate(decisions)), encoding="utf-8")
+    manifest_before = (demo_models_dir / "current" / "manifest.json").read_bytes()
+    out = _json(run("eval", "--queries", str(queries), "--mode", "lexical", "--mode", "hybrid", "--split", "all",
+                    "--run-file", str(tmp_path / "runs" / "demo"), "--output", str(tmp_path / "scores.json"),
+                    "--no-manifest", "--json", models=demo_models_dir))
+    assert (demo_models_dir / "current" / "manifest.json").read_bytes() == manifest_before
+    assert out["queries"] == len(decisions) and set(out["hybrid"]) == {"nDCG@10", "MRR@10", "R@10", "R@100"}
+    (pair,) = out["significance"]
+    assert (pair["a"], pair["b"], pair["measure"], pair["queries"]) == ("hybrid", "lexical", "nDCG@10", len(decisions))
+    assert pair["wins"] + pair["losses"] + pair["ties"] == len(decisions)
+    assert pair["t_p"] is None or 0 <= pair["t_p"] <= 1
+    runs = tmp_path / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == [
+        "demo.hybrid.run", "demo.hybrid.tsv", "demo.lexical.run", "demo.lexical.tsv", "demo.qrels",
+    ]
+    assert set(out["written"]) == {str(tmp_path / "scores.json"), *(str(p) for p in runs.iterdir())}
+    assert json.loads((tmp_path / "scores.json").read_text(encoding="utf-8"))["significance"][0]["a"] == "hybrid"
+    first = (runs / "demo.hybrid.run").read_text(encoding="utf-8").splitlines()[0].split()
+    assert first[0] in {f"d{i}" for i in range(len(decisions))} and first[1:4:2] == ["Q0", "1"]
+    table = run("eval", "--queries", str(queries), "--mode", "lexical", "--mode", "hybrid", "--split", "all",
+                "--no-manifest", "-q", models=demo_models_dir)
+    assert table.returncode == 0 and "hybrid vs lexical: nDCG@10" in table.stdout

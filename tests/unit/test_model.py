@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,14 +17,19 @@ import legalsearch
 from legalsearch.errors import ArtifactError, NoModelError
 from legalsearch.model import (
     SCHEMA_VERSION,
+    SERVING_DIR,
     ModelWriter,
     current_version,
     list_models,
+    mark_serving,
     new_version_name,
+    prune_models,
     read_manifest,
     resolve_model_dir,
+    serving_markers,
     set_current,
     sha256_file,
+    unmark_serving,
     update_manifest,
     verify_model,
 )
@@ -184,3 +193,100 @@ def test_update_manifest_keeps_model_valid(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="files"):
         update_manifest(path, files={})
     assert [p.name for p in path.iterdir() if p.name.startswith(".")] == []
+
+
+VERSIONS = [f"20260101-00000{i}-aaaaaa" for i in range(5)]
+
+
+def _five(models_dir: Path) -> None:
+    for v in VERSIONS:
+        _train(models_dir, v)
+
+
+def _marker_of_a_dead_process(models_dir: Path, version: str) -> Path:
+    """A real server-like process that records what it serves and dies without removing its marker."""
+    code = (
+        "import os, sys; from pathlib import Path; from legalsearch.model import mark_serving; "
+        "mark_serving(Path(sys.argv[1]), sys.argv[2], 'x'); os._exit(0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(models_dir), version], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    (marker,) = [p for p in (models_dir / SERVING_DIR).iterdir() if p.name.endswith("-x.json")]
+    return marker
+
+
+def test_serving_markers_live_and_stale(tmp_path: Path) -> None:
+    _five(tmp_path)
+    mark_serving(tmp_path, VERSIONS[1], "me")
+    (live,) = serving_markers(tmp_path)
+    assert (live.version, live.pid, live.host) == (VERSIONS[1], os.getpid(), socket.gethostname())
+    mark_serving(tmp_path, VERSIONS[2], "me")  # a swap rewrites the same marker
+    assert [m.version for m in serving_markers(tmp_path)] == [VERSIONS[2]]
+    dead = _marker_of_a_dead_process(tmp_path, VERSIONS[0])
+    assert [m.version for m in serving_markers(tmp_path)] == [VERSIONS[2]]
+    assert {m.path for m in serving_markers(tmp_path, include_stale=True)} == {live.path, dead}
+    # this PID, but a process started at another time: the PID was reused, the server is gone
+    record = json.loads(live.path.read_text(encoding="utf-8"))
+    reused = tmp_path / SERVING_DIR / "vm-reused.json"
+    reused.write_text(json.dumps({**record, "started": record["started"] + 1}), encoding="utf-8")
+    (tmp_path / SERVING_DIR / "garbage.json").write_text("{not json", encoding="utf-8")
+    assert [m.path for m in serving_markers(tmp_path)] == [live.path]
+    unmark_serving(tmp_path, "me")
+    unmark_serving(tmp_path, "me")
+    assert serving_markers(tmp_path) == []
+
+
+def test_marker_of_another_host_is_trusted(tmp_path: Path) -> None:
+    (tmp_path / SERVING_DIR).mkdir(parents=True)
+    record = {"version": "v", "host": socket.gethostname() + "-elsewhere", "pid": 1 << 30, "started": None}
+    (tmp_path / SERVING_DIR / "elsewhere.json").write_text(json.dumps(record), encoding="utf-8")
+    assert [m.version for m in serving_markers(tmp_path)] == ["v"]
+
+
+def test_mark_serving_never_fails_the_server(tmp_path: Path) -> None:
+    (tmp_path / SERVING_DIR).write_text("a file where the folder should be", encoding="utf-8")
+    mark_serving(tmp_path, "v", "me")  # logged, not raised
+    assert serving_markers(tmp_path) == []
+
+
+def test_prune_keeps_newest_current_and_served(tmp_path: Path) -> None:
+    _five(tmp_path)
+    set_current(tmp_path, VERSIONS[0])
+    mark_serving(tmp_path, VERSIONS[1], "me")
+    dead = _marker_of_a_dead_process(tmp_path, VERSIONS[2])
+    preview = prune_models(tmp_path, keep=1, dry_run=True)
+    assert preview.removed == (VERSIONS[3], VERSIONS[2]) and preview.dry_run
+    assert [m.version for m in list_models(tmp_path)] == VERSIONS[::-1] and dead.exists()
+    result = prune_models(tmp_path, keep=1)
+    assert result.removed == (VERSIONS[3], VERSIONS[2])
+    assert result.kept == {VERSIONS[4]: "newest", VERSIONS[1]: f"serving (pid {os.getpid()} on "
+                           f"{socket.gethostname()})", VERSIONS[0]: "current"}
+    assert result.stale_markers == (dead.name,) and not dead.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [VERSIONS[0], VERSIONS[1], VERSIONS[4], "current", SERVING_DIR]
+    )
+    verify_model(tmp_path / VERSIONS[0])
+    verify_model(tmp_path / VERSIONS[1])
+    unmark_serving(tmp_path, "me")
+    again = prune_models(tmp_path, keep=0)
+    assert again.removed == (VERSIONS[4], VERSIONS[1]) and again.kept == {VERSIONS[0]: "current"}
+    assert current_version(tmp_path) == VERSIONS[0]
+    verify_model(tmp_path / VERSIONS[0])
+
+
+def test_prune_removes_read_only_models(tmp_path: Path) -> None:
+    _five(tmp_path)
+    old = tmp_path / VERSIONS[0]
+    for path in [*old.rglob("*"), old]:
+        path.chmod(stat.S_IRUSR | stat.S_IXUSR if path.is_dir() else stat.S_IRUSR)
+    result = prune_models(tmp_path, keep=4)
+    assert result.removed == (VERSIONS[0],) and not old.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_prune_refuses_a_negative_keep(tmp_path: Path) -> None:
+    _five(tmp_path)
+    with pytest.raises(ArtifactError, match="keep"):
+        prune_models(tmp_path, keep=-1)
+    assert len(list_models(tmp_path)) == 5
