@@ -15,13 +15,18 @@
 # # 04 · Evaluation results
 #
 # The results of `make eval` / `legalsearch eval` (files `bench/results/eval-*.json`): nDCG@10, MRR@10,
-# R@10 and R@100 per search mode, next to the fixed reference BM25; and, when a results file holds
-# per-query measures, the queries each mode misses worst.
+# R@10 and R@100 per search mode, next to the fixed reference BM25, with the paired significance tests
+# between the modes; then an evaluation run here, on the model this notebook opens, and the worst misses of
+# each mode: the questions it scores lowest on, with their relevant documents and what it returned instead.
 #
 # **Point it at other results** by changing `RESULTS_DIR` (or `LEGALSEARCH_EVAL_RESULTS`). The model
 # folder (`MODEL_DIR` / `LEGALSEARCH_MODEL`) is opened to tell which results belong to the current model.
+# **Questions** for the run here: `QUERIES` (or `LEGALSEARCH_EVAL_QUERIES`), a JSON Lines file as
+# `legalsearch eval --queries` reads (e.g. `../shared/eval/gerlayqa-dev.jsonl` with a model of the full law
+# corpus; its test half is used); without one, questions are derived from the model's own decisions (see below).
 
 # %%
+import json
 import logging
 import os
 from pathlib import Path
@@ -30,9 +35,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from legalsearch import analysis
+from legalsearch.evaluate import evaluate, load_queries
 
 MODEL_DIR = os.environ.get("LEGALSEARCH_MODEL", "../models")
 RESULTS_DIR = os.environ.get("LEGALSEARCH_EVAL_RESULTS", "../bench/results")
+QUERIES = os.environ.get("LEGALSEARCH_EVAL_QUERIES", "")
 
 # %%
 logging.basicConfig(level=logging.WARNING)
@@ -73,7 +80,60 @@ for run in runs:
     plt.show()
 
 # %% [markdown]
-# ## The worst misses, query by query
+# ## Significance between modes
+#
+# Paired tests on per-query nDCG@10 over the same questions (scipy's paired t-test and Wilcoxon signed-rank,
+# two-sided; see docs/evaluation.md): `a` is the later mode of each pair. Files written before the tests existed
+# have none.
+
+# %%
+for run in runs:
+    tests = json.loads(run.path.read_text(encoding="utf-8")).get("significance") or []
+    print(f"\n{run.name}: {len(tests)} paired tests")
+    for t in tests:
+        t_p = "n/a" if t["t_p"] is None else f"{t['t_p']:.3g}"
+        w_p = "n/a" if t["wilcoxon_p"] is None else f"{t['wilcoxon_p']:.3g}"
+        print(f"  {t['a']:>14} vs {t['b']:<14} {t['mean_difference']:+.4f}  "
+              f"better/worse/equal {t['wins']}/{t['losses']}/{t['ties']}  t p={t_p}  Wilcoxon p={w_p}")
+
+# %% [markdown]
+# ## An evaluation run here, and each mode's worst misses
+#
+# With `QUERIES` set, those questions over every document. Without, the questions come from the model's own
+# decisions (`analysis.citation_questions`): a decision's title is the question and the statute sections its
+# text cites ("§ 14 Abs. 1 DMietG") are the relevant documents; the collection is the statute sections. On
+# the demo model that makes 30 questions whose answers no one labelled by hand, only read off the citations.
+
+# %%
+if QUERIES:
+    queries_path = Path(QUERIES) if Path(QUERIES).is_absolute() else ROOT / QUERIES
+    questions, filters, split = load_queries(queries_path), {}, "test"
+else:
+    questions, filters, split = analysis.citation_questions(model), {"type": "statute"}, "all"
+print(f"{len(questions)} questions ({'from ' + QUERIES if QUERIES else 'cited sections of the decisions'})")
+report = evaluate(model, questions, filters=filters, split=split, progress=False)
+print(report.table())
+
+# %% [markdown]
+# For each mode, the 3 questions it scores lowest on by nDCG@10 (among equal scores, those another mode answered
+# best come first), each with its relevant documents, where the first of them ranked (of 100), and the mode's
+# top 5 (`+` marks a relevant one).
+
+# %%
+for mode_scores in report.modes:
+    print(f"\n=== {mode_scores.mode}: nDCG@10 {mode_scores.scores['nDCG@10']:.4f} on {report.queries} questions")
+    for miss in analysis.worst_misses(model, report, questions, mode_scores.mode, n=3, shown=5):
+        where = "not in the top 100" if miss.first_relevant_rank is None else f"first at {miss.first_relevant_rank}"
+        print(f"\n  {miss.query_id}: {miss.query[:90]!r}")
+        print(f"    nDCG@10 {miss.value:.3f} (best other mode {miss.best_other:.3f}); relevant {where}:")
+        for doc_id, title in miss.relevant:
+            print(f"      {doc_id:<22} {title[:70]}")
+        print("    returned:")
+        for r in miss.returned:
+            print(f"    {'+' if r.relevant else ' '} {r.doc_id:<22} {r.score:8.3f}  {r.title[:60]}")
+
+# %% [markdown]
+# ## The worst misses of saved results, query by query
 #
 # Only for results files that hold per-query measures (`"per_query"`). For each model mode: the queries
 # with the lowest nDCG@10, with the reference BM25's value beside.

@@ -19,6 +19,7 @@ from legalsearch.config import load_config
 from legalsearch.embeddings import similar_terms as _similar_terms
 from legalsearch.engine import Model
 from legalsearch.errors import ArtifactError, EmptyQueryError, InvalidRequestError, NoModelError
+from legalsearch.evaluate import EvalReport, Query
 from legalsearch.keywords import PHRASE_JOINER
 from legalsearch.lexical import ReferenceBM25
 from legalsearch.model import CURRENT_NAME
@@ -391,6 +392,102 @@ def worst_queries(
         scored.append(QueryScore(qid, measures[measure], b))
     scored.sort(key=lambda s: (s.value, -(s.baseline or 0.0), s.query_id))
     return scored[:n]
+
+
+#: "§ 13 Abs. 2 Nr. 2 DMietG": a section number, then (within a short span) the law's abbreviation
+_CITATION = re.compile(r"§\s*(\d+\s?[a-z]?)\b([^§;()]{0,40})")
+
+
+def citation_questions(model: Model) -> list[Query]:
+    """Questions derived from the model's decisions: a decision's title asks for the sections its text cites.
+
+    Citations are read as "§ <number> … <law>" (the first known law abbreviation within 40 characters after the
+    number); only sections the model holds count. Decisions citing none are left out.
+    """
+    rows = range(len(model.documents))
+    laws = {str(v) for r in rows if (v := model.documents.field_value("law", r)) is not None}
+    known = model.index.rows
+    out = []
+    for r in rows:
+        doc = model.documents.get(r)
+        if doc.type != "decision" or not doc.title:
+            continue
+        cited: list[str] = []
+        for number, tail in _CITATION.findall(doc.text):
+            law = next((w for w in re.findall(r"[\wÄÖÜäöüß-]+", tail) if w in laws), None)
+            if law is None:
+                continue
+            section = f"{law} § {number.replace(' ', '')}"
+            if section in known and section not in cited:
+                cited.append(section)
+        if cited:
+            out.append(Query(doc.id, doc.title, tuple(cited)))
+    return out
+
+
+@dataclass(frozen=True)
+class Returned:
+    """One document a mode returned for a question."""
+
+    doc_id: str
+    title: str
+    score: float
+    relevant: bool
+
+
+@dataclass(frozen=True)
+class Miss:
+    """A question a mode did badly on: its relevant documents and what the mode returned instead."""
+
+    query_id: str
+    query: str
+    value: float
+    #: the best value any other evaluated mode reached on this question
+    best_other: float
+    #: (doc id, title) of each relevant document; the title is "(not in the model)" for unknown ids
+    relevant: tuple[tuple[str, str], ...]
+    #: rank (from 1) of the first relevant document in the mode's 100-deep list, None when it is not there
+    first_relevant_rank: int | None
+    returned: tuple[Returned, ...]
+
+    def relevant_ids(self) -> frozenset[str]:
+        """The ids of the relevant documents."""
+        return frozenset(d for d, _ in self.relevant)
+
+
+def _title(model: Model, doc_id: str) -> str:
+    row = model.index.rows.get(doc_id)
+    return "(not in the model)" if row is None else model.documents.get(int(row)).title
+
+
+def worst_misses(
+    model: Model, report: EvalReport, queries: Sequence[Query], mode: str, measure: str = "nDCG@10",
+    n: int = 5, shown: int = 5,
+) -> list[Miss]:
+    """The ``n`` questions ``mode`` scores lowest on by ``measure``, those other modes got right first.
+
+    Each comes with its relevant documents and the mode's first ``shown`` results.
+    """
+    mine = report.mode(mode)
+    others = [m for m in report.modes if m.mode != mode]
+    texts = {q.id: q.text for q in queries}
+    order = sorted(
+        mine.per_query,
+        key=lambda q: (mine.per_query[q][measure], -max((o.per_query[q][measure] for o in others), default=0.0), q),
+    )
+    misses = []
+    for qid in order[:n]:
+        relevant = set(report.qrels.get(qid, ()))
+        ranked = mine.run.get(qid, [])
+        first = next((i for i, (d, _) in enumerate(ranked, 1) if d in relevant), None)
+        misses.append(Miss(
+            query_id=qid, query=texts.get(qid, ""), value=mine.per_query[qid][measure],
+            best_other=max((o.per_query[qid][measure] for o in others), default=0.0),
+            relevant=tuple((d, _title(model, d)) for d in report.qrels.get(qid, ())),
+            first_relevant_rank=first,
+            returned=tuple(Returned(d, _title(model, d), s, d in relevant) for d, s in ranked[:shown]),
+        ))
+    return misses
 
 
 def phrase_artefacts(model: Model) -> list[str]:

@@ -70,3 +70,36 @@ def test_eval_runs_with_and_without_per_query(tmp_path: Path) -> None:
     assert [(w.query_id, w.value, w.baseline) for w in worst] == [("q1", 0.0, 0.7)]
     with pytest.raises(InvalidRequestError):
         analysis.worst_queries(runs[0], "hybrid")
+
+
+def test_citation_questions_and_worst_misses(demo_model) -> None:  # type: ignore[no-untyped-def]
+    from legalsearch.evaluate import evaluate
+
+    questions = analysis.citation_questions(demo_model)
+    decisions = [d for r in range(len(demo_model.documents)) if (d := demo_model.documents.get(r)).type == "decision"]
+    assert 0 < len(questions) <= len(decisions)
+    by_id = {d.id: d for d in decisions}
+    for q in questions:
+        doc = by_id[q.id]
+        assert q.text == doc.title and q.relevant
+        for section in q.relevant:
+            law, number = section.split(" § ")
+            assert f"§ {number}" in doc.text and law in doc.text and section in demo_model.index.rows
+    first = by_id["DEMO-BGH-VIII-ZR-12-21"]  # "nach § 13 Abs. 2 Nr. 2 DMietG ... (§ 14 Abs. 1 DMietG)"
+    assert "§ 13 Abs. 2 Nr. 2 DMietG" in first.text
+    assert next(q for q in questions if q.id == first.id).relevant == ("DMietG § 13", "DMietG § 14")
+    report = evaluate(demo_model, questions, modes=["reference-bm25", "hybrid"], filters={"type": "statute"},
+                      split="all", progress=False)
+    misses = analysis.worst_misses(demo_model, report, questions, "reference-bm25", n=4, shown=3)
+    values = report.mode("reference-bm25").per_query
+    assert [m.value for m in misses] == sorted(v["nDCG@10"] for v in values.values())[:4]
+    for m in misses:
+        ranked = report.mode("reference-bm25").run[m.query_id]
+        assert [r.doc_id for r in m.returned] == [d for d, _ in ranked[:3]]
+        assert all(r.relevant == (r.doc_id in m.relevant_ids()) for r in m.returned)
+        assert m.best_other == report.mode("hybrid").per_query[m.query_id]["nDCG@10"]
+        hits = [i for i, (d, _) in enumerate(ranked, 1) if d in m.relevant_ids()]
+        assert m.first_relevant_rank == (hits[0] if hits else None)
+        assert all(title != "(not in the model)" for _, title in m.relevant)
+    with pytest.raises(InvalidRequestError):
+        analysis.worst_misses(demo_model, report, questions, "lexical")
