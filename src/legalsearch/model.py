@@ -11,6 +11,7 @@ Layout::
                                    run when a killed run left it)
       .train.lock                  held by the training run that writes here (see pipeline.train)
       .serving/<host>-<pid>-<id>.json   one per serving process: the version it serves (see mark_serving)
+      .pruned-<version>-<hex>/     a version prune is deleting
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ TRAIN_LOCK = ".train.lock"
 _CURRENT_LOCK_TIMEOUT_S = 30.0
 #: folder of the serving markers, one file per server process
 SERVING_DIR = ".serving"
+#: a version being deleted by prune (hidden from listings; not .tmp-, which training's cleanup owns)
+PRUNED_PREFIX = ".pruned-"
 
 #: fields commit() owns; callers must not overwrite them through ``manifest``
 _RESERVED_FIELDS = frozenset(
@@ -622,43 +625,52 @@ def _remove_tree(path: Path) -> None:
 def prune_models(models_dir: Path, keep: int, dry_run: bool = False) -> PruneResult:
     """Delete all but the ``keep`` newest versions, never the current one nor one a live server serves.
 
-    Each version is first renamed to a hidden ``.tmp-pruned-*`` folder (gone from listings at once, and left for
-    the next cleanup should deletion be interrupted), then the protected set is read again: a version that
-    became current or served in between is renamed back.
+    Runs under the lock every writer of ``current`` takes, so ``current`` cannot move meanwhile. Each version is
+    first renamed to a hidden ``.pruned-*`` folder (gone from listings at once), then the serving markers are read
+    again: a version a server started serving in between is renamed back. A ``.pruned-*`` folder found at the
+    start is what an interrupted prune left (prunes never overlap, under the lock) and is deleted.
     """
     if keep < 0:
         raise ArtifactError(f"--keep must be 0 or more, not {keep}")
     models_dir = Path(models_dir)
-    found = list_models(models_dir)
-    kept = {m.version: "newest" for m in found[:keep]}
-    protected = _protected(models_dir)
-    removed: list[str] = []
-    for info in found[keep:]:
-        if info.version in protected:
-            kept[info.version] = protected[info.version]
-            continue
-        if dry_run:
-            removed.append(info.version)
-            continue
-        hidden = models_dir / f"{TMP_PREFIX}pruned-{info.version}-{secrets.token_hex(3)}"
-        try:
-            os.rename(info.path, hidden)
-        except OSError as exc:
-            raise ArtifactError(f"cannot remove model {info.version}: {exc}") from exc
-        again = _protected(models_dir)
-        if info.version in again:
-            os.rename(hidden, info.path)
-            kept[info.version] = again[info.version]
-            continue
-        try:
-            _remove_tree(hidden)
-        except OSError as exc:
-            raise ArtifactError(f"model {info.version} is unlisted but not fully deleted ({hidden}): {exc}") from exc
-        removed.append(info.version)
-        logger.info("pruned model %s", info.version)
-    stale = [m for m in serving_markers(models_dir, include_stale=True) if not _marker_alive(m)]
-    if not dry_run:
-        for marker in stale:
-            marker.path.unlink(missing_ok=True)
-    _fsync_dir(models_dir)
+    if not models_dir.is_dir():
+        raise NoModelError(f"no models folder {models_dir}")
+    with _current_lock(models_dir):
+        if not dry_run:
+            for leftover in models_dir.glob(f"{PRUNED_PREFIX}*"):
+                _remove_tree(leftover)
+        found = list_models(models_dir)
+        kept = {m.version: "newest" for m in found[:keep]}
+        protected = _protected(models_dir)
+        removed: list[str] = []
+        for info in found[keep:]:
+            if info.version in protected:
+                kept[info.version] = protected[info.version]
+            elif dry_run or _prune_one(models_dir, info, kept):
+                removed.append(info.version)
+        stale = [m for m in serving_markers(models_dir, include_stale=True) if not _marker_alive(m)]
+        if not dry_run:
+            for marker in stale:
+                marker.path.unlink(missing_ok=True)
+        _fsync_dir(models_dir)
     return PruneResult(tuple(removed), kept, tuple(m.path.name for m in stale), dry_run)
+
+
+def _prune_one(models_dir: Path, info: ModelInfo, kept: dict[str, str]) -> bool:
+    """Delete one version; False (and noted in ``kept``) when a server started serving it meanwhile."""
+    hidden = models_dir / f"{PRUNED_PREFIX}{info.version}-{secrets.token_hex(3)}"
+    try:
+        os.rename(info.path, hidden)
+    except OSError as exc:
+        raise ArtifactError(f"cannot remove model {info.version}: {exc}") from exc
+    again = _protected(models_dir)
+    if info.version in again:
+        os.rename(hidden, info.path)
+        kept[info.version] = again[info.version]
+        return False
+    try:
+        _remove_tree(hidden)
+    except OSError as exc:
+        raise ArtifactError(f"model {info.version} is unlisted but not fully deleted ({hidden}): {exc}") from exc
+    logger.info("pruned model %s", info.version)
+    return True

@@ -282,7 +282,15 @@ def test_prune_removes_read_only_models(tmp_path: Path) -> None:
         path.chmod(stat.S_IRUSR | stat.S_IXUSR if path.is_dir() else stat.S_IRUSR)
     result = prune_models(tmp_path, keep=4)
     assert result.removed == (VERSIONS[0],) and not old.exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".tmp-", ".pruned-"))]
+
+
+def test_prune_finishes_what_an_interrupted_prune_left(tmp_path: Path) -> None:
+    _five(tmp_path)
+    os.rename(tmp_path / VERSIONS[0], tmp_path / f".pruned-{VERSIONS[0]}-abcdef")
+    assert len(list_models(tmp_path)) == 4
+    result = prune_models(tmp_path, keep=4)
+    assert result.removed == () and sorted(p.name for p in tmp_path.iterdir()) == sorted([*VERSIONS[1:], "current"])
 
 
 def test_prune_refuses_a_negative_keep(tmp_path: Path) -> None:
