@@ -18,6 +18,7 @@ import unicodedata
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 from rapidfuzz.distance import Levenshtein
@@ -37,11 +38,16 @@ _BIG_RANGE = 512
 _TOP = 2 * MAX_SUGGESTIONS
 #: how many characters of a key its deletion index reads, per number of edits
 _HEAD = {1: 5, 2: 7}
-#: query characters the typo search adds per refinement step (each step drops key ranges that went too far)
-_STEP = 3
+#: query characters the typo search adds per refinement step (each step drops key ranges that went too far: one
+#: at a time keeps the ranges it walks small, where a compound family such as "eigen..." has thousands of keys)
+_STEP = 1
+#: characters of each key in the array the heads' ranges are searched in (a head is at most 7 long, its end 8)
+_HEAD_ARRAY = max(_HEAD.values()) + 1
+#: characters compared at once when the common prefixes of neighbouring keys are measured
+_LCP_CHARS = 32
 #: sorts after every character a key can hold
 _END = "\U0010ffff"
-_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", PHRASE_JOINER: " "})
+_UMLAUT_SPELLING = (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss"))
 _SPACES = re.compile(r"\s+")
 #: the combining marks NFKD splits accented letters into (é -> e + U+0301)
 _COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
@@ -51,11 +57,19 @@ _SECTION_SIGN = re.compile(r"§\s*")
 def fold(text: str) -> str:
     """The form keys and queries are compared in: lowercase, umlauts spelled out, accents and repeated spaces
     dropped, "§573" spaced as "§ 573". Leading spaces go; a trailing one stays (the user started a new word)."""
-    t = unicodedata.normalize("NFC", text).lower().translate(_UMLAUTS)
-    if not t.isascii():
+    t = text.lower().replace(PHRASE_JOINER, " ")
+    if not t.isascii():  # decomposed umlauts first composed (NFC), then accents dropped; most keys skip this
+        t = unicodedata.normalize("NFC", t)
+        # str.replace per umlaut: several times faster than str.translate over a whole key
+        for umlaut, spelled in _UMLAUT_SPELLING:
+            if umlaut in t:
+                t = t.replace(umlaut, spelled)
         t = _COMBINING.sub("", unicodedata.normalize("NFKD", t))
-    t = _SPACES.sub(" ", _SECTION_SIGN.sub("§ ", t)).lstrip()
-    return t
+        if "§" in t:
+            t = _SECTION_SIGN.sub("§ ", t)
+    if "  " in t or not t.isprintable():
+        t = _SPACES.sub(" ", t)
+    return t.lstrip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +118,10 @@ class SuggestionIndex:
         self.keys: list[str] = [k for k, _ in pairs]
         self._entry_of = np.asarray([e for _, e in pairs], dtype=np.int64)
         self._df = np.asarray(entries.df, dtype=np.int64)[self._entry_of] if pairs else np.zeros(0, np.int64)
+        # the typo search walks ranges with numpy, not bisection over the list: each step of a bisection reads
+        # another string object somewhere in memory, and a request made thousands of them
+        self._lcp = _common_prefix_lengths(self.keys)
+        self._heads = np.asarray([k[: _HEAD_ARRAY] for k in self.keys], dtype=f"U{_HEAD_ARRAY}")
         self._top = self._rank_big_ranges()
         self._deletions = {d: self._deletion_index(d) for d, _ in TYPO_STEPS}
 
@@ -118,8 +136,13 @@ class SuggestionIndex:
         found: dict[int, int] = {}
         self._take([(0, *self._range(folded))], k, found)
         typed = len(query.strip())
-        edits = next((d for d, shortest in TYPO_STEPS if typed >= shortest), 0)
-        if len(found) < k and edits:
+        # a digit names a section or a date: one typo in it names another one, not a misspelling
+        allowed = 0 if any(c.isdigit() for c in folded) else max(
+            (d for d, shortest in TYPO_STEPS if typed >= shortest), default=0)
+        # one edit first: all its matches rank before those of two, which are looked for only if still short
+        for edits in range(1, allowed + 1):
+            if len(found) >= k:
+                break
             self._take(self._typo_ranges(folded, edits), k, found)
         return [self._suggestion(e, d) for e, d in found.items()]
 
@@ -130,22 +153,23 @@ class SuggestionIndex:
     def _range(self, prefix: str) -> tuple[int, int]:
         return bisect_left(self.keys, prefix), bisect_left(self.keys, prefix + _END)
 
-    def _best(self, lo: int, hi: int) -> np.ndarray:
-        """Key positions of a range, most frequent entry first (ties by key), at least ``_TOP`` of them."""
-        top = self._top.get((lo, hi))
-        if top is not None:
-            return top
-        return lo + np.lexsort((np.arange(hi - lo), -self._df[lo:hi]))
-
     def _take(self, spans: Iterable[tuple[int, int, int]], k: int, found: dict[int, int]) -> None:
         """Add to ``found`` (entry -> edits) the best entries of (edits, lo, hi) key ranges not found yet, up to
         ``k`` in all: fewer edits first, then the more frequent (ties by key)."""
-        ranked: list[tuple[int, int, int]] = []
+        parts: list[np.ndarray] = []
+        costs: list[np.ndarray] = []
         for edits, lo, hi in set(spans):
             if lo < hi:
-                best = self._best(lo, hi)[: 2 * k]
-                ranked.extend(zip([edits] * best.size, (-self._df[best]).tolist(), best.tolist(), strict=True))
-        for edits, _, pos in sorted(ranked):
+                # a large range brings its ranked best, a small one all of its keys: one sort ranks them all
+                best = self._top.get((lo, hi))
+                part = best[: 2 * k] if best is not None else np.arange(lo, hi)
+                parts.append(part)
+                costs.append(np.full(part.size, edits))
+        if not parts:
+            return
+        positions = np.concatenate(parts)
+        order = np.lexsort((positions, -self._df[positions], np.concatenate(costs)))
+        for pos, edits in zip(positions[order].tolist(), np.concatenate(costs)[order].tolist(), strict=True):
             if len(found) >= k:
                 return
             found.setdefault(int(self._entry_of[pos]), edits)
@@ -166,6 +190,30 @@ class SuggestionIndex:
                 yield head, i, j
             i = j
 
+    def _groups_of(self, spans: Sequence[tuple[int, int]], width: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """``_groups`` of several ranges at once, from the common prefix lengths of neighbouring keys: a group
+        starts where a key shares fewer than ``width`` characters with the one before. Overlapping ranges (a
+        head's range inside a shorter head's) are merged first; their groups are the same."""
+        merged: list[list[int]] = []
+        for lo, hi in sorted(spans):
+            if merged and lo <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], hi)
+            elif lo < hi:
+                merged.append([lo, hi])
+        if not merged:
+            return [], np.zeros(0, np.int64), np.zeros(0, np.int64)
+        bounds = np.asarray(merged, dtype=np.int64)
+        lengths = bounds[:, 1] - bounds[:, 0]
+        firsts = np.cumsum(lengths) - lengths
+        positions = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(bounds[:, 0] - firsts, lengths)
+        starts_at = self._lcp[positions] < width
+        starts_at[firsts] = True
+        index = np.flatnonzero(starts_at)
+        starts = positions[index]
+        ends = positions[np.append(index[1:], positions.size) - 1] + 1
+        keys = self.keys
+        return [keys[i][:width] for i in starts.tolist()], starts, ends
+
     def _typo_ranges(self, query: str, edits: int) -> list[tuple[int, int, int]]:
         """(edits, lo, hi) of the key ranges whose keys begin within ``edits`` of the query (more than 0)."""
         index = self._deletions[edits]
@@ -176,16 +224,22 @@ class SuggestionIndex:
         his = np.searchsorted(index.strings, wanted, side="right")
         heads = sorted({index.heads[h] for lo, hi in zip(los.tolist(), his.tolist(), strict=True)
                         for h in index.head_of[lo:hi].tolist()})
-        spans = [self._range(h) for h in heads]
+        # needles of the array's own width: another width would make numpy convert the whole array per call
+        width = f"U{_HEAD_ARRAY}"
+        spans = list(zip(np.searchsorted(self._heads, np.asarray(heads, dtype=width)).tolist(),
+                         np.searchsorted(self._heads, np.asarray([h + _END for h in heads], dtype=width)).tolist(),
+                         strict=True))
         # the first level checks the heads themselves: most deletion matches are no near match at all
         levels = [*range(_HEAD[edits], len(query), _STEP), len(query)]
         out: list[tuple[int, int, int]] = []
         for m in levels:
-            groups = [g for lo, hi in spans for g in self._groups(lo, hi, m + edits)]
-            found = prefix_distances(query[:m], [g[0] for g in groups], edits)
-            spans = sorted({(lo, hi) for (_, lo, hi), d in zip(groups, found, strict=True) if d <= edits})
+            texts, starts, ends = self._groups_of(spans, m + edits)
+            found = np.asarray(prefix_distances(query[:m], texts, edits), dtype=np.int64)
+            keep = found <= edits
+            spans = list(zip(starts[keep].tolist(), ends[keep].tolist(), strict=True))
             if m == len(query):
-                out = [(d, lo, hi) for (_, lo, hi), d in zip(groups, found, strict=True) if 0 < d <= edits]
+                last = keep & (found > 0)
+                out = list(zip(found[last].tolist(), starts[last].tolist(), ends[last].tolist(), strict=True))
         return out
 
     def _rank_big_ranges(self) -> dict[tuple[int, int], np.ndarray]:
@@ -218,17 +272,36 @@ class SuggestionIndex:
 
 
 def _deletions(text: str, edits: int, width: int) -> set[str]:
-    """The first ``width`` characters of every string made by deleting up to ``edits`` characters of ``text``.
+    """The first ``width`` characters of every string made by deleting up to ``edits`` characters of ``text``
+    (at most ``width + edits`` characters long): its subsequences of length ``width``.
 
     Two strings whose starts are within d edits share such a string (each side deletes the characters the
     other lacks, a substitution deletes on both): truncating to ``width`` = head length - d makes that hold
     whatever the edits did to the length."""
-    variants = {text}
-    frontier = {text}
-    for _ in range(edits):
-        frontier = {f[:i] + f[i + 1 :] for f in frontier for i in range(len(f))}
-        variants |= frontier
-    return {v[:width] for v in variants if len(v) >= width}
+    return {"".join(c) for c in combinations(text[: width + edits], width)}
+
+
+def _common_prefix_lengths(keys: Sequence[str]) -> np.ndarray:
+    """Per key, how many first characters it shares with the key before it (0 for the first)."""
+    n = len(keys)
+    out = np.zeros(n, dtype=np.int32)
+    chunk = 50_000
+    for lo in range(1, n, chunk):
+        hi = min(n, lo + chunk)
+        # fixed-width code points, compared column by column: zero padding ends a shorter key
+        block = np.asarray(keys[lo - 1 : hi], dtype=f"U{_LCP_CHARS}").view(np.uint32).reshape(-1, _LCP_CHARS)
+        same = block[1:] == block[:-1]
+        found = np.where(same.all(axis=1), _LCP_CHARS, same.argmin(axis=1))
+        out[lo:hi] = found
+    lengths = np.fromiter((len(k) for k in keys), dtype=np.int32, count=n)
+    out[1:] = np.minimum(out[1:], np.minimum(lengths[1:], lengths[:-1]))
+    for i in np.flatnonzero(out >= _LCP_CHARS).tolist():  # longer common starts: counted one by one (rare)
+        a, b = keys[i - 1], keys[i]
+        j = _LCP_CHARS
+        while j < min(len(a), len(b)) and a[j] == b[j]:
+            j += 1
+        out[i] = j
+    return out
 
 
 def prefix_distances(query: str, texts: Sequence[str], limit: int) -> list[int]:
@@ -236,14 +309,15 @@ def prefix_distances(query: str, texts: Sequence[str], limit: int) -> list[int]:
     ``limit``): the least Levenshtein distance to the text's starts of ``len(query) ± limit`` characters,
     each length compared with all texts in one rapidfuzz call."""
     n = len(query)
-    best = np.full(len(texts), limit + 1, dtype=np.int64)
     if not texts:
         return []
+    best = np.full(len(texts), limit + 1, dtype=np.int64)
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     for length in range(max(0, n - limit), n + limit + 1):
-        starts = [t[:length] if len(t) >= length else "" for t in texts]
-        found = cdist([query], starts, scorer=Levenshtein.distance, score_cutoff=limit, dtype=np.int32)[0]
-        # a text shorter than this length has no such start: its entry must not count
-        found[[len(t) < length for t in texts]] = limit + 1
+        found = cdist([query], [t[:length] for t in texts], scorer=Levenshtein.distance, score_cutoff=limit,
+                      dtype=np.int32)[0]
+        # a text shorter than this length has no such start (its slice is the whole text): it must not count
+        found[lengths < length] = limit + 1
         np.minimum(best, found, out=best)
     return list(best.tolist())
 

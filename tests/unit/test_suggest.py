@@ -94,3 +94,9 @@ def test_prefix_distances_by_batch_equal_one_by_one() -> None:
     got = prefix_distances("kuendigugn", texts, 2)
     want = [min(min(Levenshtein.distance("kuendigugn", t[:n]) for n in range(len(t) + 1)), 3) for t in texts]
     assert got == want
+
+
+def test_a_query_with_a_digit_gets_no_typos() -> None:
+    index = _index({"bgb § 573 kündigung": 1, "bgb § 574 widerspruch": 1, "bgb § 5737": 1})
+    assert [s.text for s in index.suggest("BGB § 573", 8)] == ["bgb § 573 kündigung", "bgb § 5737"]
+    assert index.suggest("BGB § 575", 8) == []
