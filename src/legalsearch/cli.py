@@ -66,11 +66,6 @@ def _print_json(data: Any) -> None:
     typer.echo(json.dumps(_plain(data), ensure_ascii=False, indent=2, default=_json_default))
 
 
-def _note(text: str, as_json: bool) -> None:
-    """A message beside the results: on stderr under --json, so that stdout stays one JSON document."""
-    typer.echo(text, err=as_json)
-
-
 def _settings() -> ServiceSettings:
     """The LEGALSEARCH_* settings; a value out of its range is a one-line ConfigError, not a traceback."""
     from pydantic import ValidationError

@@ -256,3 +256,13 @@ def test_eval_writes_run_files_and_significance(demo_models_dir: Path, demo_mode
     table = run("eval", "--queries", str(queries), "--mode", "lexical", "--mode", "hybrid", "--split", "all",
                 "--no-manifest", "-q", models=demo_models_dir)
     assert table.returncode == 0 and "hybrid vs lexical: nDCG@10" in table.stdout
+
+
+def test_gc_json(models_copy: tuple[Path, str, str]) -> None:
+    models, _, _ = models_copy
+    (models / ".tmp-20260101-000000-abcdef").mkdir()  # what a killed training run leaves
+    preview = _json(run("gc", "--dry-run", "--json", "--models-dir", str(models)))
+    assert preview["dry_run"] is True and preview["run_leftovers"] == [str(models / ".tmp-20260101-000000-abcdef")]
+    assert {"removed", "removed_bytes", "kept_in_use", "kept_recent", "kept_locked"} <= set(preview)
+    done = _json(run("gc", "--json", "--models-dir", str(models)))
+    assert done["run_leftovers"] == preview["run_leftovers"] and not (models / ".tmp-20260101-000000-abcdef").exists()
