@@ -114,6 +114,8 @@ class SuggestionIndex:
 
     def __init__(self, entries: _Entries) -> None:
         pairs = sorted((key, e) for e, keys in enumerate(entries.keys) for key in keys if key)
+        # the keys live on in sorted order below; a list per entry would cost ~20 MB on the full corpus
+        entries.keys.clear()
         self._entries = entries
         self.keys: list[str] = [k for k, _ in pairs]
         self._entry_of = np.asarray([e for _, e in pairs], dtype=np.int64)
