@@ -598,10 +598,17 @@ def serve(
         train(corpus=None, extra_text=None, config=None, models_dir=directory, cache_dir=None,
               no_current=False, quiet=True, verbose=False)
     os.environ["LEGALSEARCH_MODELS_DIR"] = str(directory)
+    from legalsearch.api.http import PROTOCOL
     from legalsearch.config import ServiceSettings
 
-    options: dict[str, Any] = {"app": "legalsearch.api.app:create_app", "factory": True, "host": host, "port": port,
-                               "log_level": ServiceSettings().log_level, "access_log": access_log}
+    settings = ServiceSettings()
+    options: dict[str, Any] = {
+        "app": "legalsearch.api.app:create_app", "factory": True, "host": host, "port": port,
+        "log_level": settings.log_level, "access_log": access_log,
+        # JSON 414/431/408 and a deadline for request heads (legalsearch.api.http), idle and concurrency limits
+        "http": PROTOCOL, "timeout_keep_alive": settings.keep_alive_s,
+        "limit_concurrency": settings.limit_concurrency or None,
+    }
     if workers > 1 and balance:
         from legalsearch.api.workers import run_workers
 

@@ -372,6 +372,55 @@ class ServiceSettings(BaseSettings):
         description="`legalsearch gc` removes token-cache entries that no kept model uses and no run used for more "
         "than this many days (0 to 3,650; 0: every unused entry).",
     )
+    max_json_depth: int = Field(
+        8, ge=3, le=64,
+        description="Deepest nesting of arrays and objects accepted in a JSON body or the filters parameter (filters "
+        "need 3 in a body); deeper ones get 422 before any parser sees them.",
+    )
+    request_budget_s: float = Field(
+        5.0, ge=0, le=600,
+        description="CPU-bound work one request may take: ranking checks the clock between its steps and answers 503 "
+        "past it, so no request holds a worker longer; 0 turns the budget off.",
+    )
+    body_timeout_s: float = Field(
+        15.0, gt=0, le=600,
+        description="Time a client has to send a whole request body; a slower one gets 408 and the connection closes.",
+    )
+    head_timeout_s: float = Field(
+        10.0, gt=0, le=600,
+        description="Time a client has to send a request's line and headers once it connects or starts the next "
+        "request; a slower one gets 408 (an idle new connection is closed).",
+    )
+    keep_alive_s: float = Field(
+        5.0, gt=0, le=600, description="An idle kept-alive connection is closed after this many seconds."
+    )
+    max_url_bytes: int = Field(
+        65_535, ge=1024, le=65_535,
+        description="Longest request URL accepted (at most 65,535: httptools parses no longer); longer ones get 414.",
+    )
+    max_header_bytes: int = Field(
+        32_768, ge=1024, le=1_048_576,
+        description="Largest total size of the request headers accepted; larger ones get 431.",
+    )
+    limit_concurrency: int = Field(
+        256, ge=0, le=100_000,
+        description="Open connections or requests in flight per worker beyond which uvicorn answers 503; 0: no limit.",
+    )
+    memo_mb: int = Field(
+        64, ge=1, le=65_536,
+        description="Memory per worker for the memos of query preprocessing (word -> tokens); a full memo is emptied "
+        "and refilled, so a flood of new words cannot grow a worker.",
+    )
+    worker_max_requests: int = Field(
+        0, ge=0, le=1_000_000_000,
+        description="With --workers >= 2: a worker is replaced after serving this many requests (a new one starts, "
+        "then the old one finishes its requests and exits); 0: never.",
+    )
+    worker_max_memory_mb: int = Field(
+        4096, ge=0, le=1_048_576,
+        description="With --workers >= 2: a worker whose private resident memory (RSS without the memory-mapped model "
+        "files) passes this is replaced the same way; 0: never.",
+    )
     opentelemetry: bool = Field(
         False,
         description="FastAPI's native OpenTelemetry instrumentation (traces, metrics and logs to the globally "

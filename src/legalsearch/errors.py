@@ -80,3 +80,9 @@ class CurrentMovedError(LegalSearchError):
     """The new model was kept, but ``current`` was not moved: it no longer named what it named at the start."""
 
     exit_code = 9
+
+
+class BudgetExceededError(LegalSearchError):
+    """A request used up its time budget before it was answered (see ``legalsearch.budget``)."""
+
+    exit_code = 10

@@ -14,6 +14,7 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
+from legalsearch import budget
 from legalsearch.citegraph import named_sections
 from legalsearch.docstore import FilterValue, check_facets
 from legalsearch.docvectors import text_vector
@@ -80,7 +81,9 @@ def analyze_text(model: Model, text: str) -> QueryAnalysis:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:  # lone surrogates from JSON escapes: not text spaCy can tokenize
         raise InvalidRequestError(f"the text is not valid Unicode: {exc.reason} at position {exc.start}") from exc
-    words, tokens = split_groups(next(model.preprocessor.pipe_grouped([text])))
+    with model.preprocessor.transient():
+        words, tokens = split_groups(next(model.preprocessor.pipe_grouped([text])))
+    budget.check("after preprocessing the text")
     if not tokens:
         raise EmptyQueryError("the text has no usable term: only stopwords, numbers or punctuation")
     phrased = model.phrases.apply(words)
@@ -362,6 +365,7 @@ def recommend(
     page = rows[offset:want]
     chars = model.config.search.snippet_chars
     # records, not Documents: a frozen dataclass per result is a cost for nothing here
+    budget.check("before the snippets")
     records = [model.documents.record(row) for row in page]
     snippets = _snippets(model, page, [r["text"] for r in records], marked, chars)
     results = [
@@ -570,6 +574,7 @@ def rank(
     cfg = model.config.search
     analysis = analyze_text(model, query)
     candidates = _expand(model, analysis.phrased) if expand else []
+    budget.check("after expanding the query")
     expanded = tuple(c.expanded for c in candidates)
     # the lexical query and the terms to mark, by lexical term id: the expansions' ids are memoised with them
     vocab = model.lexical.vocab
@@ -614,6 +619,7 @@ def rank(
     named = _named_rows(model, query, allowed)
     if named:
         found.append(np.fromiter(named, dtype=np.int64))
+    budget.check("after retrieving candidates")
     rows = _union(found) if found else np.zeros(0, dtype=np.int64)
     if rows.size == 0:
         return none
@@ -677,6 +683,7 @@ def search(
         marked_terms = _marked_ids(ranked.marks)
     request_ids = _request_ids(model, {kw.term: kw.weight for kw in analysis.keywords})
     page = ranked.rows[offset:].tolist()
+    budget.check("before the snippets")
     records = [model.documents.record(row) for row in page]
     snippets = _snippets(model, page, [r["text"] for r in records], marked_terms, cfg.snippet_chars)
     hits_out = tuple(

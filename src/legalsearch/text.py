@@ -8,6 +8,7 @@ citation markers ("Abs. 2") look at their neighbours.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -52,8 +53,12 @@ MIN_COMPOUND_PART: Final = 4
 MAX_COMPOUND_CHARS: Final = 64
 #: a split giving more parts is refused (the most seen in real text: 12)
 MAX_COMPOUND_PARTS: Final = 16
-#: memo dicts are cleared when they grow past this, so that memory stays bounded on huge corpora
-_MEMO_LIMIT: Final = 1_000_000
+#: estimated bytes one memo entry costs beyond its strings (dict slot, key and tuple objects)
+_ENTRY_BYTES: Final = 120
+#: estimated bytes of one token string beyond its characters
+_STR_BYTES: Final = 56
+#: bytes the memos of a Preprocessor may hold (estimated) before they are emptied; ``set_memo_budget`` changes it
+_memo_budget = [512 * 2**20]
 #: distinct whitespace-separated chunks whose tokenization spaCy keeps (it stops adding, never evicts, past this)
 _TOKENIZER_CACHE: Final = 1_000_000
 
@@ -88,6 +93,19 @@ _MARKERS: Final = frozenset(
 # continue a list inside a citation: "§§ 573, 574 BGB", "Abs. 1 und 2"
 _LIST_WORDS: Final = frozenset({",", "und", "oder", "bis", "sowie", "u."})
 _FOLLOWING: Final = frozenset({"f.", "ff.", "f", "ff"})
+
+
+def set_memo_budget(nbytes: int) -> None:
+    """Bytes the word memos of every Preprocessor of this process may hold before they are emptied and refilled
+    (tokens never change with it; a small budget only costs some repeated work). The server lowers it
+    (``memo_mb``): a flood of new words in queries would otherwise grow each worker by their memo entries."""
+    if nbytes < 1:
+        raise ConfigError(f"memo budget {nbytes}: must be at least 1 byte")
+    _memo_budget[0] = nbytes
+
+
+def _token_bytes(tokens: Iterable[str]) -> int:
+    return sum(_STR_BYTES + len(t) for t in tokens)
 
 
 class _Sentinel:
@@ -255,6 +273,7 @@ class Preprocessor:
         self._group_memo: dict[int, tuple[str, ...]] = {}
         self._strings = self._nlp.vocab.strings
         self._split_memo: dict[str, _Split | None] = {}
+        self._memo_bytes = 0
         self._fingerprint = self._compute_fingerprint()
 
     # ------------------------------------------------------------------ public API
@@ -352,8 +371,7 @@ class Preprocessor:
                         j, toks = self._step(words, i)
                     else:
                         toks = cast(tuple[str, ...], entry)
-                        if len(memo) >= _MEMO_LIMIT:
-                            memo.clear()
+                        self._charge(_ENTRY_BYTES)
                         memo[hashes[i]] = toks
                 if toks:
                     start = starts[i]
@@ -361,6 +379,12 @@ class Preprocessor:
                     spans.append(TokenSpan(start, end, text[start:end], toks))
                 i = j
             yield spans
+
+    def transient(self) -> contextlib.AbstractContextManager[None]:
+        """A block whose new words spaCy forgets at its end (``memory_zone``): its string store, lexemes and
+        tokenizer cache would otherwise keep every word of every query. Tokens are the same inside and out; the
+        word memos here stay, bounded by ``set_memo_budget``. Not reentrant across threads (spaCy's zones are not)."""
+        return cast(contextlib.AbstractContextManager[None], self._nlp.memory_zone())
 
     # ------------------------------------------------------------------ token loop
 
@@ -413,8 +437,7 @@ class Preprocessor:
                 continue
             plain = cast(tuple[str, ...], entry)
             value = tuple(_group(plain)) if grouped else plain
-            if len(memo) >= _MEMO_LIMIT:
-                memo.clear()
+            self._charge(_ENTRY_BYTES + (_token_bytes(value) if grouped else 0))
             memo[hashes[j]] = value
             out += value
             i = j + 1
@@ -437,16 +460,26 @@ class Preprocessor:
         memo = self._memo
         entry = memo.get(word)
         if entry is None:
-            if len(memo) >= _MEMO_LIMIT:
-                memo.clear()
             if word[:1] == "§" or (self.config.citations and word in _ARTICLE_WORDS):
                 entry = _CITE if self.config.citations else self._word(word.lstrip("§"))
             elif word in _MARKERS:
                 entry = _MARK
             else:
                 entry = self._word(word)
+            self._charge(_ENTRY_BYTES + _STR_BYTES + len(word)
+                         + (_token_bytes(entry) if isinstance(entry, tuple) else 0))
             memo[word] = entry
         return entry
+
+    def _charge(self, nbytes: int) -> None:
+        """Account for a memo entry about to be added; all memos are emptied first if it would pass the budget."""
+        if self._memo_bytes + nbytes > _memo_budget[0]:
+            self._memo.clear()
+            self._hash_memo.clear()
+            self._group_memo.clear()
+            self._split_memo.clear()
+            self._memo_bytes = 0
+        self._memo_bytes += nbytes
 
     # ------------------------------------------------------------------ citations
 
@@ -618,10 +651,8 @@ class Preprocessor:
         return 2 * MIN_COMPOUND_PART <= len(low) <= MAX_COMPOUND_CHARS and low not in self._lex.known_lemmas
 
     def _remember(self, low: str, result: _Split | None) -> _Split | None:
-        memo = self._split_memo
-        if len(memo) >= _MEMO_LIMIT:
-            memo.clear()
-        memo[low] = result
+        self._charge(_ENTRY_BYTES + _STR_BYTES + len(low) + (_token_bytes(result[2]) + 2 * _STR_BYTES if result else 0))
+        self._split_memo[low] = result
         return result
 
     def _split(self, low: str) -> _Split | int | None:

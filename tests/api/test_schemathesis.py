@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,7 +34,9 @@ def _serve_demo_model(demo_models_dir: Path) -> Iterator[None]:
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+# examples per operation: LEGALSEARCH_FUZZ_EXAMPLES (CI's default keeps the whole run to about a minute)
+@settings(max_examples=int(os.environ.get("LEGALSEARCH_FUZZ_EXAMPLES", "60")), deadline=None,
+          suppress_health_check=list(HealthCheck))
 def test_no_server_errors(case: schemathesis.Case) -> None:
     response = case.call()
     case.validate_response(response, checks=[not_a_server_error])

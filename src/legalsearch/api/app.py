@@ -23,6 +23,7 @@ from legalsearch.api.routes import documents, health, models, page, recommend, s
 from legalsearch.api.state import ModelHolder
 from legalsearch.config import ServiceSettings
 from legalsearch.index import set_faiss_threads
+from legalsearch.text import set_memo_budget
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ServiceSettings = app.state.settings
     holder: ModelHolder = app.state.holder
     _limit_threads(settings)
+    # the word memos of query preprocessing: a flood of new words must not grow the worker
+    set_memo_budget(settings.memo_mb * 2**20)
     # the first load blocks startup (in a thread, so the loop stays free): the server accepts requests
     # only once it can answer them, unless there is no usable model, which readyz then reports
     await models.reload_model(holder, force=True)
@@ -108,7 +111,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.fast_path_stats = FastPathStats()
     if settings.fast_path:
         app.add_middleware(FastPathMiddleware, routes=_fast_routes(), stats=app.state.fast_path_stats)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth,
+                       body_timeout_s=settings.body_timeout_s, budget_s=settings.request_budget_s)
     app.add_middleware(metrics.MetricsMiddleware)
     if settings.cors_origins:
         # outside metrics: a preflight is answered here and never reaches a route

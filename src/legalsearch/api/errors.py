@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 
 from legalsearch.errors import (
     ArtifactError,
+    BudgetExceededError,
     EmptyQueryError,
     InvalidRequestError,
     LegalSearchError,
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 #: most specific first: NoModelError is an ArtifactError
 STATUS_OF: tuple[tuple[type[LegalSearchError], int], ...] = (
     (NoModelError, 503),
+    (BudgetExceededError, 503),
     (ArtifactError, 503),
     (UnknownDocumentError, 404),
     (UnknownTermError, 404),
@@ -67,6 +69,10 @@ async def _package_error(request: Request, exc: Exception) -> JSONResponse:
     status = status_of(exc)
     if status == 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc)
+    else:
+        # one line per client error (and per spent budget), never a traceback
+        log.log(logging.WARNING if status == 503 else logging.INFO, "%s %s: %d %s", request.method,
+                request.url.path, status, exc)
     headers = {"WWW-Authenticate": "ApiKey"} if status == 401 else None
     return SafeJSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
@@ -103,6 +109,18 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("%s %s failed unexpectedly", request.method, request.url.path)
     return SafeJSONResponse({"detail": "internal server error"}, status_code=500)
+
+
+async def error_response(request: Request, exc: Exception) -> JSONResponse:
+    """The answer the handlers installed below give to ``exc`` (for the fast path, which answers a failure itself
+    rather than have FastAPI do the same work again)."""
+    if isinstance(exc, LegalSearchError):
+        return await _package_error(request, exc)
+    if isinstance(exc, RequestValidationError):
+        return await _validation_error(request, exc)
+    if isinstance(exc, HTTPException):
+        return await _http_error(request, exc)
+    return await _unexpected(request, exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -6,10 +6,14 @@ ranking a recommendation, and the difference between meeting and missing the lat
 connections. For ``POST /recommend`` and ``GET /search`` this middleware reads the request itself, validates
 it with the same pydantic model and calls the same answer function as the FastAPI route.
 
-It only ever answers successfully. Whenever a fast handler raises (a validation error, an unknown document,
-a missing API key, a media type it does not read, a bug), the request goes on to FastAPI with its body
-replayed, and FastAPI answers it as if the fast path did not exist: every error, status and message stays
-FastAPI's. Tests send the same requests with the fast path on and off and compare the answers byte for byte.
+A fast handler reads and validates the request and returns the answer to compute. Whenever it raises (a
+validation error, a missing API key, a media type it does not read, a bug), the request goes on to FastAPI with
+its body replayed, and FastAPI answers it as if the fast path did not exist. Once the answer is being computed,
+a failure (an unknown document, an empty query, a spent time budget, a bug) is answered here with FastAPI's own
+exception handlers (``api.errors.error_response``), never handed on: FastAPI would do the same work again only
+to fail the same way (a query that took 31 s before it failed took 62). Either way every error, status and
+message stays FastAPI's. Tests send the same requests with the fast path on and off and compare the answers
+byte for byte.
 """
 
 from __future__ import annotations
@@ -23,13 +27,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from legalsearch.api.errors import error_response
 from legalsearch.api.limits import replay_body
 from legalsearch.api.metrics import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
-#: reads a request (and its whole body) and returns the route's answer, or raises to leave it to FastAPI
-FastHandler = Callable[[Request, bytes], Awaitable[Response]]
+#: computes a validated request's answer
+Answer = Callable[[], Response]
+#: reads a request (and its whole body) and returns how to answer it, or raises to leave it to FastAPI
+FastHandler = Callable[[Request, bytes], Awaitable[Answer]]
 
 
 class FastPathDeclined(Exception):
@@ -46,9 +53,10 @@ class FastRoute:
 
 @dataclass
 class FastPathStats:
-    """How many requests per route path the fast path answered, and how many it left to FastAPI."""
+    """How many requests per route path the fast path answered, answered with an error, and left to FastAPI."""
 
     answered: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
     declined: Counter[str] = field(default_factory=Counter)
 
 
@@ -82,15 +90,22 @@ class FastPathMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        request = Request(scope, receive)
         try:
-            response = await entry.handler(Request(scope, receive), body)
+            answer = await entry.handler(request, body)
         except Exception as exc:  # whatever it is, FastAPI answers it, exactly as without the fast path
             self.stats.declined[path] += 1
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("fast path left %s %s to FastAPI: %s", scope["method"], path, exc or type(exc).__name__)
             await self.app(scope, replay_body(body, receive), send)
             return
-        self.stats.answered[path] += 1
+        try:
+            response = answer()
+        except Exception as exc:  # the work is done (and failed): answered as FastAPI answers it, not repeated
+            self.stats.failed[path] += 1
+            response = await error_response(request, exc)
+        else:
+            self.stats.answered[path] += 1
         # metrics label an answer by its route template, as they do for the router's answers
         scope["route"] = entry.route
         await response(scope, receive, send)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
 
 from legalsearch.api.deps import ProtectedRoute, app_settings, check_api_key, check_text_length, served_model
-from legalsearch.api.fastpath import FastPathDeclined
+from legalsearch.api.fastpath import Answer, FastPathDeclined
 from legalsearch.api.routes import errors, json_response, keywords_json
 from legalsearch.api.schemas import (
     RecommendRequest,
@@ -45,7 +46,7 @@ async def post_recommend(body: RecommendRequest, request: Request) -> Response:
 _JSON_TYPES = (b"application/json", b"application/json; charset=utf-8")
 
 
-async def fast_recommend(request: Request, body: bytes) -> Response:
+async def fast_recommend(request: Request, body: bytes) -> Answer:
     """``post_recommend`` for the fast path (``legalsearch.api.fastpath``): raises on anything but a valid request.
 
     The body is parsed as FastAPI parses it (JSON, then the same model in Python mode). orjson rejects what
@@ -57,7 +58,7 @@ async def fast_recommend(request: Request, body: bytes) -> Response:
     if content_type not in _JSON_TYPES:
         raise FastPathDeclined("not a plain JSON body")
     request_body = RecommendRequest.model_validate(orjson.loads(body))
-    return answer_recommend(served_model(request), app_settings(request), request_body)
+    return functools.partial(answer_recommend, served_model(request), app_settings(request), request_body)
 
 
 def answer_recommend(model: Model, settings: ServiceSettings, body: RecommendRequest) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -10,7 +11,8 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
 from legalsearch.api.deps import ProtectedRoute, app_settings, check_api_key, check_text_length, served_model
-from legalsearch.api.fastpath import FastPathDeclined
+from legalsearch.api.fastpath import Answer, FastPathDeclined
+from legalsearch.api.limits import json_depth
 from legalsearch.api.routes import errors, json_response, keywords_json
 from legalsearch.api.schemas import (
     DateRangeFilter,
@@ -32,9 +34,13 @@ router = APIRouter(tags=["search"], route_class=ProtectedRoute)
 _FILTERS_ADAPTER: TypeAdapter[dict[str, FilterSpec]] = TypeAdapter(dict[str, FilterSpec])
 
 
-def _parse_filters(raw: str | None) -> dict[str, FilterSpec]:
+def _parse_filters(raw: str | None, max_depth: int) -> dict[str, FilterSpec]:
     if raw is None or not raw.strip():
         return {}
+    # a body's limit counts the body's own level; the parameter is the filters object itself
+    depth = json_depth(raw, max_depth - 1)
+    if depth > max_depth - 1:
+        raise InvalidRequestError(f"filters nested {depth} levels deep: the limit is {max_depth - 1}")
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -63,7 +69,7 @@ _LIST_PARAMS = frozenset(("type", "law", "court"))
 _SCALAR_PARAMS = frozenset(SearchParams.model_fields) - _LIST_PARAMS
 
 
-async def fast_search(request: Request, body: bytes) -> Response:
+async def fast_search(request: Request, body: bytes) -> Answer:
     """``get_search`` for the fast path (``legalsearch.api.fastpath``): raises on anything but a valid request.
 
     The query string is read as Starlette reads it and validated by the same model; a repeated scalar
@@ -78,14 +84,15 @@ async def fast_search(request: Request, body: bytes) -> Response:
             if key in values:
                 raise FastPathDeclined(f"repeated query parameter {key!r}")
             values[key] = value
-    return answer_search(served_model(request), app_settings(request), SearchParams.model_validate(values))
+    params = SearchParams.model_validate(values)
+    return functools.partial(answer_search, served_model(request), app_settings(request), params)
 
 
 def answer_search(model: Model, settings: ServiceSettings, params: SearchParams) -> Response:
     """The answer to a validated search."""
     q = params.q
     check_text_length(settings, "q", q)
-    spec: dict[str, FilterSpec] = _parse_filters(params.filters)
+    spec: dict[str, FilterSpec] = _parse_filters(params.filters, settings.max_json_depth)
     for name, values in (("type", params.type), ("law", params.law), ("court", params.court)):
         if values:
             spec[name] = list(values)

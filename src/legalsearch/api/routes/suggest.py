@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request, Response
 
 from legalsearch.api.deps import ProtectedRoute, check_api_key, served_model
-from legalsearch.api.fastpath import FastPathDeclined
+from legalsearch.api.fastpath import Answer, FastPathDeclined
 from legalsearch.api.routes import errors, json_response
 from legalsearch.api.schemas import SuggestParams, SuggestResponse
 from legalsearch.engine import Model
@@ -31,7 +32,7 @@ async def get_suggest(request: Request, params: Annotated[SuggestParams, Query()
 _PARAMS = frozenset(SuggestParams.model_fields)
 
 
-async def fast_suggest(request: Request, body: bytes) -> Response:
+async def fast_suggest(request: Request, body: bytes) -> Answer:
     """``get_suggest`` for the fast path (``legalsearch.api.fastpath``): raises on anything but a valid request."""
     check_api_key(request)
     values: dict[str, Any] = {}
@@ -40,7 +41,8 @@ async def fast_suggest(request: Request, body: bytes) -> Response:
             if key in values:
                 raise FastPathDeclined(f"repeated query parameter {key!r}")
             values[key] = value
-    return answer_suggest(served_model(request), SuggestParams.model_validate(values))
+    params = SuggestParams.model_validate(values)
+    return functools.partial(answer_suggest, served_model(request), params)
 
 
 def answer_suggest(model: Model, params: SuggestParams) -> Response:
