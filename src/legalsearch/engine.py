@@ -24,7 +24,7 @@ from legalsearch.model import load_array, resolve_model_dir, verify_model
 from legalsearch.neighbours import NeighbourTable
 from legalsearch.pipeline import DOCVECTORS_FILE, LEXICAL_DIR, PHRASES_FILE, THESAURUS_DIR, VOCABULARY_FILE
 from legalsearch.snippets import SnippetIndex
-from legalsearch.suggest import SuggestionIndex, build_suggestions
+from legalsearch.suggest import SUGGEST_DIR, SuggestionIndex, build_suggestions
 from legalsearch.text import Preprocessor
 from legalsearch.types import Document, Keyword
 
@@ -57,6 +57,8 @@ class Model:
     neighbours: NeighbourTable | None = None
     #: who cites whom (None for models trained before the graph existed, or with it switched off)
     citations: CitationGraph | None = None
+    #: the suggestion index written at training (None for models trained before it existed: ``suggestions``)
+    suggestion_index: SuggestionIndex | None = None
 
     @property
     def version(self) -> str:
@@ -98,6 +100,7 @@ class Model:
             ),
             neighbours=NeighbourTable.load(folder, int(docvectors.shape[0]), mmap=mmap),
             citations=CitationGraph.load(folder, int(docvectors.shape[0]), mmap=mmap),
+            suggestion_index=SuggestionIndex.load(folder / SUGGEST_DIR, mmap=mmap),
         )
         model._check_counts()
         log.info("loaded model %s (%d documents)", model.version, len(model.documents))
@@ -131,7 +134,10 @@ class Model:
 
     @cached_property
     def suggestions(self) -> SuggestionIndex:
-        """Completions of typed prefixes (keywords, phrases, laws, sections), built on first use."""
+        """Completions of typed prefixes (keywords, phrases, laws, sections): the training-time artifact, or for a
+        model trained before it existed, built on first use (``ranking.warm_up`` does it at load)."""
+        if self.suggestion_index is not None:
+            return self.suggestion_index
         return build_suggestions(self.keyword_model, self.documents, self.index.ids)
 
     def row_of(self, doc_id: str) -> int:

@@ -41,6 +41,7 @@ from legalsearch.locks import FileLock, describe_os_error
 from legalsearch.model import TRAIN_LOCK, ModelWriter, compare_and_set_current, current_version, remove_leftovers
 from legalsearch.neighbours import precompute_neighbours
 from legalsearch.snippets import index_snippets
+from legalsearch.suggest import SUGGEST_DIR, build_suggestions
 from legalsearch.text import Preprocessor, split_groups
 from legalsearch.tokencache import CACHE_FORMAT as CACHE_FORMAT  # re-exported: bench/training.py reads it here
 from legalsearch.tokencache import DONE, MANIFEST_KEY, cache_key, clean_leftovers, entry_lock, mark_used
@@ -472,6 +473,15 @@ def _train_locked(
 
         with timer.stage("documents", "documents") as count:
             count[0] = docstore.write_documents(documents, out)
+
+        with timer.stage("suggestions", "entries") as count:
+            store = docstore.DocumentStore(out)
+            try:
+                suggestions = build_suggestions(kw.model, store, [d.id for d in documents])
+            finally:
+                store.close()
+            suggestions.save(out / SUGGEST_DIR)
+            count[0] = len(suggestions)
 
         citation_stats: dict[str, Any] = {}
         if config.citations.enabled:

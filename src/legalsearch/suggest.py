@@ -13,21 +13,27 @@ within that many edits of the query (Levenshtein, rapidfuzz), fewer edits first,
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import cdist
 
 from legalsearch.docstore import DocumentStore
-from legalsearch.errors import EmptyQueryError
+from legalsearch.errors import ArtifactError, EmptyQueryError
 from legalsearch.keywords import PHRASE_JOINER, KeywordModel
+from legalsearch.model import load_array
 
+#: the artifact's folder inside a model folder, and its file of strings
+SUGGEST_DIR = "suggest"
+_STRINGS_FILE = "strings.json"
 #: the most suggestions one request may ask for
 MAX_SUGGESTIONS = 20
 #: (edits allowed, shortest query, in characters as typed, that gets them)
@@ -129,6 +135,53 @@ class SuggestionIndex:
 
     def __len__(self) -> int:
         return len(self._entries.text)
+
+    def save(self, folder: Path) -> None:
+        """Write the index as a model artifact (``folder`` is created): arrays as .npy, strings as JSON."""
+        folder.mkdir(parents=True, exist_ok=True)
+        es = self._entries
+        strings = {"keys": self.keys, "text": es.text, "kind": es.kind, "doc_id": es.doc_id, "law": es.law,
+                   "df": es.df, "heads": {str(d): ix.heads for d, ix in self._deletions.items()}}
+        (folder / _STRINGS_FILE).write_text(json.dumps(strings, ensure_ascii=False), encoding="utf-8")
+        bounds = np.asarray(sorted(self._top), dtype=np.int64).reshape(-1, 2)
+        arrays = {"entry_of": self._entry_of, "lcp": self._lcp, "heads": self._heads, "top_bounds": bounds,
+                  "top_rows": np.asarray([self._top[(lo, hi)] for lo, hi in bounds.tolist()],
+                                         dtype=np.int64).reshape(-1, _TOP)}
+        for d, ix in self._deletions.items():
+            arrays[f"deletions{d}_strings"] = ix.strings
+            arrays[f"deletions{d}_head_of"] = ix.head_of
+        for name, array in arrays.items():
+            np.save(folder / f"{name}.npy", array)
+
+    @classmethod
+    def load(cls, folder: Path, mmap: bool = True) -> SuggestionIndex | None:
+        """The index ``save`` wrote, arrays memory-mapped; None for a model trained before it existed."""
+        if not folder.is_dir():
+            return None
+        try:
+            strings = json.loads((folder / _STRINGS_FILE).read_text(encoding="utf-8"))
+            arrays = {p.stem: load_array(p, mmap) for p in folder.glob("*.npy")}
+            index = cls.__new__(cls)
+            index._entries = _Entries(strings["text"], strings["kind"], strings["doc_id"], strings["law"],
+                                      strings["df"], [])
+            index.keys = strings["keys"]
+            index._entry_of = arrays["entry_of"]
+            index._df = np.asarray(strings["df"], dtype=np.int64)[index._entry_of]
+            index._lcp = arrays["lcp"]
+            index._heads = arrays["heads"]
+            index._top = {(lo, hi): arrays["top_rows"][i]
+                          for i, (lo, hi) in enumerate(arrays["top_bounds"].tolist())}
+            index._deletions = {
+                d: _DeletionIndex(d, _HEAD[d] - d, arrays[f"deletions{d}_strings"], arrays[f"deletions{d}_head_of"],
+                                  strings["heads"][str(d)])
+                for d, _ in TYPO_STEPS
+            }
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            raise ArtifactError(f"suggestion index in {folder} is unreadable: {exc}") from exc
+        sizes = {len(index.keys), len(index._entry_of), len(index._lcp), len(index._heads)}
+        if len(sizes) != 1 or (index._entry_of.size and int(index._entry_of.max()) >= len(index._entries.text)):
+            raise ArtifactError(f"suggestion index in {folder} is inconsistent: its arrays disagree in length")
+        return index
 
     def suggest(self, query: str, k: int = 8) -> list[Suggestion]:
         """Up to ``k`` completions of ``query``, best first (see the module's docstring for the order)."""

@@ -100,3 +100,20 @@ def test_a_query_with_a_digit_gets_no_typos() -> None:
     index = _index({"bgb § 573 kündigung": 1, "bgb § 574 widerspruch": 1, "bgb § 5737": 1})
     assert [s.text for s in index.suggest("BGB § 573", 8)] == ["bgb § 573 kündigung", "bgb § 5737"]
     assert index.suggest("BGB § 575", 8) == []
+
+
+def test_the_training_artifact_answers_as_a_fresh_build(demo_model, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from plugin_model import memory_mapped
+
+    from legalsearch.suggest import SUGGEST_DIR, SuggestionIndex, build_suggestions
+
+    assert (demo_model.path / SUGGEST_DIR).is_dir()
+    assert f"{SUGGEST_DIR}/strings.json" in demo_model.manifest["files"]
+    loaded = demo_model.suggestion_index
+    assert loaded is not None and demo_model.suggestions is loaded
+    assert memory_mapped(loaded._deletions[2].strings)
+    fresh = build_suggestions(demo_model.keyword_model, demo_model.documents, demo_model.index.ids)
+    for q in ("kündi", "Kuendigung", "kündigugn", "DMietG § 1", "dmietg", "Demo-Miet", "a", "mietvertrga",
+              "ordentliche kü", "Demo-Mietrechtsgestz", "zz"):
+        assert loaded.suggest(q, 20) == fresh.suggest(q, 20), q
+    assert SuggestionIndex.load(tmp_path / "none") is None  # a model trained before the artifact: built at load
