@@ -183,11 +183,62 @@ def markdown(results: dict[str, Any]) -> str:
                          f"{_fmt(r['p99_ms'], 2)} | {r.get('note', '')} |")
         rule = sc.get("rule", {})
         lines += ["", f"Rule: {rule.get('description')}; recommendation: {rule.get('recommendation')}", ""]
-    for name in ("training", "serving", "memory", "scale"):
+    lines += _citations_markdown(results.get("citations"))
+    for name in ("training", "serving", "memory", "scale", "citations"):
         section = results.get(name)
         if section and "error" in section:
             lines += [f"## {name}: FAILED", "", f"    {section['error']}", ""]
     return "\n".join(lines)
+
+
+def _citations_markdown(ci: dict[str, Any] | None) -> list[str]:
+    if not ci or "error" in ci:
+        return []
+    g = ci["graph"]
+    lines = [f"## Citation graph ({ci['corpus']})", "",
+             f"Built in **{_fmt(g['build_seconds'], 1)} s** over {_fmt(g['documents'])} documents "
+             f"({_fmt(g['artifact_bytes'] / 2**20, 1)} MiB): {_fmt(g['citations'])} citations, {_fmt(g['resolved'])} "
+             f"resolved, unresolved {g['unresolved']}, {_fmt(g['self_citations'])} self-citations, "
+             f"{_fmt(g['capped_ranges'])} capped ranges; {_fmt(g['edges'])} edges {g['edges_by_kind']}. Statute "
+             f"sections citing another document: {g['share_statutes_citing']:.1%}; cited: "
+             f"{g['share_statutes_cited']:.1%}.", "", "| most cited | citations | citing documents |", "|---|---:|---:|"]
+    lines += [f"| {m['id']} | {_fmt(m['citations'])} | {_fmt(m['citing'])} |" for m in g["most_cited"][:15]]
+    sample = ci.get("sample")
+    if isinstance(sample, dict):
+        lines += ["", f"Labelled sample ({sample['passages']} passages):", "",
+                  "| extractor | labelled | predicted | precision | recall | resolution accuracy |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for key in ("ours", "refex"):
+            s = sample[key]
+            if isinstance(s, str):
+                lines.append(f"| {key} | {s} | | | | |")
+            else:
+                lines.append(f"| {s['name']} | {s['labelled']} | {s['predicted']} | {s['precision']:.3f} | "
+                             f"{s['recall']:.3f} | {s['resolution_accuracy']:.3f} |")
+    elif sample:
+        lines += ["", f"Labelled sample: {sample}"]
+    return [*lines, ""]
+
+
+def _plot_citations(results: dict[str, Any], path: Path) -> bool:
+    top = results.get("citations", {}).get("graph", {}).get("most_cited", [])
+    if not top:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    top = top[:15][::-1]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=80)
+    ax.barh(range(len(top)), [m["citations"] for m in top])
+    ax.set_yticks(range(len(top)), [m["id"] for m in top], fontsize=6)
+    ax.set_xlabel("citations resolved to the section")
+    ax.set_title("most cited sections")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
 
 
 def _plot_latency(results: dict[str, Any], path: Path) -> bool:
@@ -254,4 +305,7 @@ def write_report(results: dict[str, Any], out_dir: Path, stem: str) -> ReportFil
     stages_png = out_dir / f"{stem}-training.png"
     if _plot_stages(results, stages_png):
         plots.append(stages_png)
+    citations_png = out_dir / f"{stem}-citations.png"
+    if _plot_citations(results, citations_png):
+        plots.append(citations_png)
     return ReportFiles(json_path, md_path, tuple(plots))

@@ -22,7 +22,7 @@ from typing import Any
 from bench import REPO_ROOT, RESULTS_DIR, load_average
 from bench.report import machine_info, result_stem, write_report
 
-SUITES = ("training", "serving", "memory", "scale")
+SUITES = ("training", "serving", "memory", "scale", "citations")
 log = logging.getLogger("bench")
 
 
@@ -116,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "serving": lambda: _serving(args, work, results),
             "memory": lambda: _memory(args, work, results),
             "scale": lambda: _scale(args),
+            "citations": lambda: _citations(args),
         }
         for name in SUITES:
             if name not in suites:
@@ -179,6 +180,12 @@ def _scale(args: argparse.Namespace) -> dict[str, Any]:
     default_hnsw = (n,) if args.quick else (100_000, 200_000, n)
     hnsw = _ints(args.scale_hnsw_sizes) if args.scale_hnsw_sizes else default_hnsw
     return run_scale(n=n, d=args.scale_dim, hnsw_sizes=hnsw, queries=20 if args.quick else 500)
+
+
+def _citations(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.citations import run_citations
+
+    return run_citations(args.shared, quick=args.quick)
 
 
 if __name__ == "__main__":

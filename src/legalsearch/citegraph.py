@@ -246,6 +246,7 @@ def _add_edges(build: _Build, edges: dict[tuple[int, int], list[int]], row: int,
         indexed = [build.rows[t] for t in r.targets if t in build.rows]
         build.stats["withheld_targets"] += len(r.targets) - len(indexed)
         if not indexed:
+            build.reasons["not indexed"] += 1
             unresolved.append({"start": c.start, "end": c.end, "surface": c.surface, "reason": "not indexed",
                                "law": c.law})
             continue
