@@ -160,9 +160,9 @@ class CitationGraph:
         for law, entry in data.items():  # laws without a numbered section still have a title
             directory.sections.setdefault(law, [])
             directory.titles.setdefault(law, entry["title"])
-        if directory.short_titles is not None:
-            directory.short_titles.found.update(
-                json.loads((self.folder / "short_titles.json").read_text(encoding="utf-8")))
+        short = self.folder / "short_titles.json"
+        if directory.short_titles is not None and short.is_file():  # absent in graphs of the first version
+            directory.short_titles.found.update(json.loads(short.read_text(encoding="utf-8")))
         return directory
 
 
