@@ -201,7 +201,8 @@ def _citations_markdown(ci: dict[str, Any] | None) -> list[str]:
              f"resolved, unresolved {g['unresolved']}, {_fmt(g['self_citations'])} self-citations, "
              f"{_fmt(g['capped_ranges'])} capped ranges; {_fmt(g['edges'])} edges {g['edges_by_kind']}. Statute "
              f"sections citing another document: {g['share_statutes_citing']:.1%}; cited: "
-             f"{g['share_statutes_cited']:.1%}.", "", "| most cited | citations | citing documents |", "|---|---:|---:|"]
+             f"{g['share_statutes_cited']:.1%}.", "",
+             "| most cited | citations | citing documents |", "|---|---:|---:|"]
     lines += [f"| {m['id']} | {_fmt(m['citations'])} | {_fmt(m['citing'])} |" for m in g["most_cited"][:15]]
     sample = ci.get("sample")
     if isinstance(sample, dict):

@@ -13,8 +13,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.citations import LABELS, load_labels, ours, read_corpus, score  # noqa: E402
-from legalsearch.citations import LawDirectory, directory_from_documents  # noqa: E402
+from bench.citations import LABELS, load_labels, ours, read_corpus, score
+from legalsearch.citations import LawDirectory, directory_from_documents
 
 pytestmark = [pytest.mark.shared]
 
