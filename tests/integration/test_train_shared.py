@@ -66,3 +66,26 @@ def test_damaged_files_are_refused(slice_model: Path, tmp_path: Path, victim: st
     target.write_bytes(bytes(data))
     with pytest.raises(ArtifactError, match=target.name):
         Model.load(copy)
+
+
+def test_citation_routes_and_search_with_real_ids(slice_model: Path) -> None:
+    from urllib.parse import quote
+
+    from fastapi.testclient import TestClient
+
+    from legalsearch.api.app import create_app
+    from legalsearch.config import ServiceSettings
+
+    settings = ServiceSettings(models_dir=slice_model.parent, watch_interval_s=0)  # type: ignore[call-arg]
+    with TestClient(create_app(settings)) as client:
+        cites = client.get(f"/documents/{quote('BGB § 573a', safe='')}/citations")
+        assert cites.status_code == 200, cites.text
+        assert {"BGB § 573", "BGB § 549"} <= {c["id"] for c in cites.json()["citations"]}
+        cited = client.get(f"/documents/{quote('BGB § 573', safe='')}/cited-by", params={"limit": 100}).json()
+        citing = {c["id"] for c in cited["cited_by"]}
+        assert {"BGB § 573a", "BGB § 574", "BGB § 577a"} <= citing, citing
+        doc = client.get(f"/documents/{quote('BGB § 573', safe='')}").json()
+        assert doc["citations"]["cited_by"] == cited["total"]
+        for q, first in (("§ 573 BGB Eigenbedarf", "BGB § 573"), ("Art. 1 GG", "GG Art 1")):
+            hit = client.get("/search", params={"q": q}).json()["hits"][0]
+            assert hit["id"] == first and hit["explanation"]["cited_in_query"], (q, hit["id"])
