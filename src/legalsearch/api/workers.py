@@ -8,7 +8,12 @@ the accepting (as Node's cluster module does by default, for the same reason): i
 busy worker over a Unix socket (SCM_RIGHTS), and the worker serves it with uvicorn's own HTTP protocol. Workers
 report each closed connection back, so the counts stay right for clients that come and go.
 
-The main process never imports the application or loads a model; a worker that dies is replaced.
+The main process never imports the application or loads a model; a worker that dies is replaced. A worker that
+has served ``LEGALSEARCH_WORKER_MAX_REQUESTS`` requests or whose private memory passed
+``LEGALSEARCH_WORKER_MAX_MEMORY_MB`` is recycled without dropping requests: it asks to retire, the main process
+starts its replacement and gives it the new connections once it is ready, the retiring worker closes each of its
+connections after the answer in progress (or when idle past the keep-alive time), and it is stopped gracefully
+once it has none left (or after a drain timeout).
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ import os
 import selectors
 import signal
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+import psutil
 import uvicorn
 
 log = logging.getLogger("uvicorn.error")
@@ -35,8 +42,12 @@ log = logging.getLogger("uvicorn.error")
 READY = b"r"
 #: worker -> main: one connection the worker was given is closed
 CLOSED = b"c"
+#: worker -> main: the worker passed its request or memory limit and wants to be replaced
+RETIRE = b"x"
 #: how many descriptors one message may carry (the main process sends one per accepted connection)
 MAX_FDS = 64
+#: how often a worker compares itself with its limits
+_LIMIT_CHECK_S = 0.5
 
 
 @dataclass
@@ -48,6 +59,9 @@ class _Worker:
     connections: int = 0
     ready: bool = False
     given: int = 0
+    #: when it asked to retire (monotonic clock); None while it serves normally
+    retiring_since: float | None = None
+    stop_sent: bool = False
 
 
 class _HandedServer(uvicorn.Server):
@@ -57,6 +71,7 @@ class _HandedServer(uvicorn.Server):
         super().__init__(config)
         self.channel = channel
         self._pending: set[asyncio.Task[Any]] = set()
+        self.retiring = False
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """uvicorn's startup (lifespan: the model loads here) without listeners, then take connections."""
@@ -71,6 +86,7 @@ class _HandedServer(uvicorn.Server):
                 channel.send(CLOSED)
 
         base: Any = self.config.http_protocol_class
+        server = self
 
         class CountedProtocol(base):
             """uvicorn's HTTP protocol, telling the main process when its connection is gone."""
@@ -79,12 +95,49 @@ class _HandedServer(uvicorn.Server):
                 super().connection_lost(exc)
                 report_closed()
 
+            def on_headers_complete(self) -> None:
+                super().on_headers_complete()
+                if server.retiring and self.cycle is not None:
+                    self.cycle.keep_alive = False  # this connection closes after this answer: it drains
+
         factory = functools.partial(
             CountedProtocol, config=self.config, server_state=self.server_state, app_state=self.lifespan.state
         )
         channel.setblocking(False)
         loop.add_reader(channel.fileno(), self._receive, loop, factory)
         channel.send(READY)
+        task = loop.create_task(self._watch_limits())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _watch_limits(self) -> None:
+        """Ask the main process to be replaced once past the request or memory limit (then drain)."""
+        from legalsearch.config import ServiceSettings
+
+        settings = ServiceSettings()
+        max_requests, max_bytes = settings.worker_max_requests, settings.worker_max_memory_mb * 2**20
+        if not max_requests and not max_bytes:
+            return
+        me = psutil.Process()
+        while not self.should_exit:
+            await asyncio.sleep(_LIMIT_CHECK_S)
+            served = self.server_state.total_requests
+            memory = me.memory_info()
+            # resident memory minus file-backed pages: the memory-mapped model files are shared, not this worker's
+            private = memory.rss - getattr(memory, "shared", 0)
+            if (max_requests and served >= max_requests) or (max_bytes and private > max_bytes):
+                log.info("worker %d: %d requests served, %.0f MB private memory: asking to be replaced",
+                         os.getpid(), served, private / 2**20)
+                self.retiring = True
+                for connection in list(self.server_state.connections):
+                    cycle = getattr(connection, "cycle", None)
+                    # only answers not yet begun: one whose head went out without "connection: close" must keep
+                    # the connection open, or the client's next request on it meets a reset
+                    if cycle is not None and not cycle.response_started:
+                        cycle.keep_alive = False
+                with contextlib.suppress(OSError):
+                    self.channel.send(RETIRE)
+                return
 
     def _receive(self, loop: asyncio.AbstractEventLoop, factory: Callable[[], asyncio.Protocol]) -> None:
         while True:
@@ -147,6 +200,8 @@ class Balancer:
         #: why the balancer gave up (a worker that could not even start), None while all is well
         self.failure: str | None = None
         self._ctx = multiprocessing.get_context("spawn")
+        #: how long a retiring worker may keep connections before it is stopped anyway
+        self.drain_timeout_s = 30.0
 
     def _start_worker(self) -> _Worker:
         # datagram-like: one message per handed connection or report, never merged or split
@@ -165,9 +220,9 @@ class Balancer:
         live = [w for w in self.workers if w.process.is_alive()]
         if not live:
             return None
-        # ready workers first (a starting one would keep the client waiting for its model to load), then the one
-        # with fewest open connections, then the one given fewest so far, so that ties rotate
-        return min(live, key=lambda w: (not w.ready, w.connections, w.given))
+        # ready workers first (a starting one would keep the client waiting for its model to load), then those not
+        # retiring, then the one with fewest open connections, then the one given fewest so far, so ties rotate
+        return min(live, key=lambda w: (not w.ready, w.retiring_since is not None, w.connections, w.given))
 
     def _accept(self, listener: socket.socket) -> None:
         for _ in range(64):
@@ -204,6 +259,10 @@ class Balancer:
             return
         if data == CLOSED:
             worker.connections = max(0, worker.connections - 1)
+        elif data == RETIRE and worker.retiring_since is None and not self.stopping:
+            worker.retiring_since = time.monotonic()
+            log.info("worker process [%d] retires: starting its replacement", worker.process.pid)
+            self.workers.append(self._start_worker())
         elif data == READY and not worker.ready:
             worker.ready = True
             log.info("worker process [%d] is taking connections", worker.process.pid)
@@ -220,6 +279,9 @@ class Balancer:
         worker.process.join(timeout=1)
         self.workers.remove(worker)
         if self.stopping:
+            return
+        if worker.retiring_since is not None:
+            log.info("worker process [%s] retired", worker.process.pid)
             return
         if not worker.ready:
             # it died while starting: a replacement would fail the same way, forever
@@ -243,7 +305,8 @@ class Balancer:
             self.selector.register(wake_r, selectors.EVENT_READ, ("wake", None))
             self.workers = [self._start_worker() for _ in range(self.n_workers)]
             while not self.stopping:
-                for key, _ in self.selector.select():
+                self._stop_drained()
+                for key, _ in self.selector.select(timeout=_LIMIT_CHECK_S):
                     kind, worker = key.data
                     if kind == "listen":
                         self._accept(listener)
@@ -266,6 +329,20 @@ class Balancer:
             wake_r.close()
             wake_w.close()
         return 0 if self.failure is None else 1
+
+    def _stop_drained(self) -> None:
+        """SIGTERM to retiring workers once their replacements are ready and they have no connections left (or after
+        the drain timeout: clients that keep idle connections open get them closed, as the keep-alive time would)."""
+        if sum(w.ready and w.retiring_since is None for w in self.workers) < self.n_workers:
+            return
+        now = time.monotonic()
+        for worker in self.workers:
+            if worker.retiring_since is None or worker.stop_sent or worker.process.pid is None:
+                continue
+            if worker.connections == 0 or now - worker.retiring_since > self.drain_timeout_s:
+                worker.stop_sent = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.process.pid, signal.SIGTERM)
 
     def _stop(self, signum: int, frame: object) -> None:
         log.info("received %s: stopping the workers", signal.Signals(signum).name)
