@@ -59,6 +59,17 @@ def test_bad_input_gives_a_one_line_reason_and_nonzero_exit(demo_models_dir: Pat
     assert nomodel.returncode != 0 and "train" in nomodel.stderr
 
 
+def test_citations_and_cited_by(demo_models_dir: Path) -> None:
+    out = run("citations", "DEMO-LG-BERLIN-67-S-22-20", models=demo_models_dir)
+    assert out.returncode == 0, out.stderr
+    assert "DMietG § 6" in out.stdout and "§ 536c BGB" in out.stdout and "unknown law" in out.stdout
+    data = json.loads(run("cited-by", "DMietG § 14", "--type", "decision", "--json", models=demo_models_dir).stdout)
+    assert data["total"] == len(data["cited_by"]) >= 3 and {c["type"] for c in data["cited_by"]} == {"decision"}
+    for command in ("citations", "cited-by"):
+        unknown = run(command, "KeinG § 999", models=demo_models_dir)
+        assert unknown.returncode == 5 and unknown.stderr.strip().count("\n") == 0 and "KeinG § 999" in unknown.stderr
+
+
 def _json(done: subprocess.CompletedProcess[str]) -> Any:
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
