@@ -528,16 +528,33 @@ def eval_(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each mode.")] = False,
     as_json: JsonOpt = False,
+    task: Annotated[
+        str, typer.Option("--task", help="search (questions -> documents) or recommend (seed -> co-relevant).")
+    ] = "search",
+    seeds_output: Annotated[
+        Path | None, typer.Option("--seeds-output", help="recommend: write per-seed figures as JSON Lines here.")
+    ] = None,
+    feedback: Annotated[
+        bool, typer.Option("--feedback", help="recommend: also fuse co-relevance from the tune half's answers.")
+    ] = False,
 ) -> None:
     """Measure retrieval quality (nDCG@10, MRR@10, R@10, R@100) against the fixed reference BM25, with paired
-    significance tests between the modes on per-query nDCG@10."""
+    significance tests between the modes on per-query nDCG@10.
+
+    With --task recommend: recommendations by seed document against More-Like-This and the neighbouring
+    sections (docs/evaluation.md)."""
     from legalsearch.evaluate import MODES, evaluate, load_queries, parse_filters, write_run_files
     from legalsearch.model import read_manifest, update_manifest
 
     _logging(verbose)
     if split not in ("tune", "test", "all"):
         raise typer.BadParameter("--split must be tune, test or all")
+    if task not in ("search", "recommend"):
+        raise typer.BadParameter("--task must be search or recommend")
     m = _load(model, models_dir)
+    if task == "recommend":
+        _eval_recommend(m, queries, filters or [], split, output, seeds_output, feedback, quiet, no_manifest)
+        return
     report = evaluate(
         m, load_queries(queries), modes=mode or MODES, filters=parse_filters(filters or []),
         split=split, progress=not quiet and not as_json,  # type: ignore[arg-type]
@@ -561,6 +578,62 @@ def eval_(
         evaluation = dict(read_manifest(m.path).get("evaluation") or {})
         evaluation[f"{queries.name}:{key}:{split}"] = data
         update_manifest(m.path, evaluation=evaluation)
+
+
+def _eval_recommend(m: Any, queries: Path, filters: list[str], split: str, output: Path | None,
+                    seeds_output: Path | None, feedback: bool, quiet: bool, no_manifest: bool) -> None:
+    from legalsearch.evaluate import load_queries, parse_filters
+    from legalsearch.model import read_manifest, update_manifest
+    from legalsearch.recommend_eval import evaluate_recommend
+
+    report = evaluate_recommend(m, load_queries(queries), parse_filters(filters), split,  # type: ignore[arg-type]
+                                progress=not quiet, feedback=feedback)
+    typer.echo(report.table())
+    data = report.to_dict()
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        typer.echo(f"written to {output}")
+    if seeds_output is not None:
+        report.write_seeds(seeds_output)
+        typer.echo(f"per-seed figures written to {seeds_output}")
+    if not no_manifest:
+        key = ",".join(sorted(filters)) or "all"
+        evaluation = dict(read_manifest(m.path).get("evaluation") or {})
+        evaluation[f"{queries.name}:recommend{'+feedback' if feedback else ''}:{key}:{split}"] = {
+            name: scores for name, scores in data["systems"].items()}
+        update_manifest(m.path, evaluation=evaluation)
+
+
+@app.command("fit-recommend")
+@_fail_cleanly
+def fit_recommend(
+    queries: Annotated[Path, typer.Option("--queries", help="JSON Lines {id, query, relevant}: its tune half fits.")],
+    model: ModelOpt = None,
+    models_dir: ModelsOpt = None,
+    filters: Annotated[
+        list[str] | None, typer.Option("--filter", help="Seeds and candidates from this collection (law=BGB).")
+    ] = None,
+    feedback: Annotated[
+        bool, typer.Option("--feedback", help="Store the tune half's co-relevance in the model and fuse it too.")
+    ] = False,
+    width: Annotated[
+        int, typer.Option("--width", min=0, help="Related documents precomputed per document (0: none).")
+    ] = 64,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Fit /recommend's fusion of relatedness signals on the tune half of labelled questions and store it in
+    the model (recommend_fusion.json, the related table for one-seed requests; listed in the manifest)."""
+    from legalsearch.evaluate import load_queries, parse_filters
+    from legalsearch.recommend_eval import fit_model_fusion
+
+    m = _load(model, models_dir)
+    fusion, written = fit_model_fusion(m, load_queries(queries), parse_filters(filters or []), feedback, width,
+                                       progress=not quiet)
+    typer.echo(f"fusion of {', '.join(fusion.signals)} fitted on {fusion.info.get('fitted_on')} tune seeds:")
+    for name, w in fusion.weights.items():
+        typer.echo(f"  {name:<16} {w:+.4f}")
+    typer.echo(f"written: {', '.join(p.name for p in written)}")
 
 
 @app.command()

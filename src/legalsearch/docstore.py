@@ -167,6 +167,12 @@ class DocumentStore:
         code = int(codes[row])
         return None if code < 0 else self._values[field][code]
 
+    def column(self, field: str) -> tuple[np.ndarray | None, list[Scalar]]:
+        """A metadata field's code per row (-1: no value) and the values the codes stand for; (None, []) for a
+        field the corpus does not have."""
+        codes = self._codes.get(field)
+        return (None, []) if codes is None else (codes, self._values[field])
+
     def filter_rows(self, filters: Mapping[str, FilterValue]) -> np.ndarray:
         """Sorted rows whose metadata match every filter: equality, any of a list, or a date range."""
         mask = np.ones(len(self), dtype=bool)

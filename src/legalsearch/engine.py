@@ -21,8 +21,9 @@ from legalsearch.index import LoadedIndex, load_index
 from legalsearch.keywords import DocumentKeywords, KeywordModel, PhraseModel
 from legalsearch.lexical import LexicalIndex, load_lexical_index
 from legalsearch.model import load_array, resolve_model_dir, verify_model
-from legalsearch.neighbours import NeighbourTable
+from legalsearch.neighbours import RELATED_FILES, NeighbourTable
 from legalsearch.pipeline import DOCVECTORS_FILE, LEXICAL_DIR, PHRASES_FILE, THESAURUS_DIR, VOCABULARY_FILE
+from legalsearch.relatedness import CoRelevance, Fusion
 from legalsearch.snippets import SnippetIndex
 from legalsearch.suggest import SUGGEST_DIR, SuggestionIndex, build_suggestions
 from legalsearch.text import Preprocessor
@@ -59,6 +60,12 @@ class Model:
     citations: CitationGraph | None = None
     #: the suggestion index written at training (None for models trained before it existed: ``suggestions``)
     suggestion_index: SuggestionIndex | None = None
+    #: how /recommend fuses its relatedness signals (None: by word2vec alone, as models trained before it)
+    fusion: Fusion | None = None
+    #: documents answered together in feedback questions (None without feedback)
+    corelevance: CoRelevance | None = None
+    #: each document's best related documents by the fusion, for unfiltered one-seed requests (None without it)
+    related: NeighbourTable | None = None
 
     @property
     def version(self) -> str:
@@ -101,6 +108,9 @@ class Model:
             neighbours=NeighbourTable.load(folder, int(docvectors.shape[0]), mmap=mmap),
             citations=CitationGraph.load(folder, int(docvectors.shape[0]), mmap=mmap),
             suggestion_index=SuggestionIndex.load(folder / SUGGEST_DIR, mmap=mmap),
+            fusion=Fusion.load(folder),
+            corelevance=CoRelevance.load(folder, int(docvectors.shape[0]), mmap=mmap),
+            related=NeighbourTable.load(folder, int(docvectors.shape[0]), mmap=mmap, files=RELATED_FILES),
         )
         model._check_counts()
         log.info("loaded model %s (%d documents)", model.version, len(model.documents))

@@ -25,6 +25,7 @@ import shutil
 import socket
 import stat
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -480,6 +481,19 @@ def update_manifest(model_dir: Path, **fields: Any) -> None:
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
     manifest.update(fields)
+    _write_json_atomic(model_dir / MANIFEST_NAME, manifest)
+
+
+def add_files(model_dir: Path, paths: Sequence[Path]) -> None:
+    """List files written into a published model afterwards (``legalsearch fit-recommend``'s fusion and tables)
+    in its manifest with their hashes, so that ``verify_model`` checks them like the files of training."""
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    files = dict(manifest.get("files") or {})
+    for p in paths:
+        rel = Path(p).resolve().relative_to(model_dir.resolve()).as_posix()
+        files[rel] = {"sha256": sha256_file(Path(p)), "bytes": Path(p).stat().st_size}
+    manifest["files"] = dict(sorted(files.items()))
     _write_json_atomic(model_dir / MANIFEST_NAME, manifest)
 
 

@@ -22,6 +22,8 @@ from legalsearch.model import load_array
 log = logging.getLogger(__name__)
 
 FILES = {"rows": "neighbours_rows.npy", "scores": "neighbours_scores.npy"}
+#: the fused related documents of every document (``relatedness``), the same layout
+RELATED_FILES = {"rows": "related_rows.npy", "scores": "related_scores.npy"}
 #: documents per FAISS call while precomputing: large enough for FAISS to use every thread, small enough to
 #: keep the query block a few MB
 BATCH = 4096
@@ -62,19 +64,22 @@ class NeighbourTable:
             rows=np.asarray(self.rows[row, :k], dtype=np.int64)[None, :],
         )
 
-    def save(self, folder: Path) -> None:
+    def save(self, folder: Path, files: dict[str, str] = FILES) -> list[Path]:
         """Write both arrays as .npy files."""
-        np.save(folder / FILES["rows"], self.rows)
-        np.save(folder / FILES["scores"], self.scores)
+        np.save(folder / files["rows"], self.rows)
+        np.save(folder / files["scores"], self.scores)
+        return [folder / files["rows"], folder / files["scores"]]
 
     @classmethod
-    def load(cls, folder: Path, n_docs: int, mmap: bool = True) -> NeighbourTable | None:
+    def load(cls, folder: Path, n_docs: int, mmap: bool = True, files: dict[str, str] = FILES) -> (
+        NeighbourTable | None
+    ):
         """The table of a model folder, memory-mapped; None for a model trained before it existed."""
-        if not (folder / FILES["rows"]).exists():
+        if not (folder / files["rows"]).exists():
             return None
         try:
-            rows = load_array(folder / FILES["rows"], mmap)
-            scores = load_array(folder / FILES["scores"], mmap)
+            rows = load_array(folder / files["rows"], mmap)
+            scores = load_array(folder / files["scores"], mmap)
         except (OSError, ValueError) as exc:
             raise ArtifactError(f"neighbour table in {folder} is unreadable: {exc}") from exc
         if rows.ndim != 2 or rows.shape != scores.shape or rows.shape[0] != n_docs:

@@ -14,7 +14,7 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
-from legalsearch import budget
+from legalsearch import budget, relatedness
 from legalsearch.citegraph import named_sections
 from legalsearch.docstore import FilterValue, check_facets
 from legalsearch.docvectors import text_vector
@@ -294,9 +294,12 @@ def recommend(
     collapse: bool = True,
     facets: Sequence[str] = (),
     facet_limit: int = 20,
+    fused: bool = True,
 ) -> RecommendResult:
     """Documents related to seed documents, a text, or keywords; seeds and excluded ids never come back.
 
+    Seed documents are ranked by the model's fusion of relatedness signals (``relatedness``) when it has one
+    and ``fused`` is true; by word2vec similarity alone otherwise, as texts and keywords are.
     ``facets`` are counted over the candidates the ranking fetched (see docs/api.md), after the filters, without
     seeds and excluded ids, near-duplicates collapsed like the results."""
     if k < 1 or offset < 0:
@@ -349,6 +352,9 @@ def recommend(
         return RecommendResult((), tuple(ignored), model.version, (),
                                _facets(model, facets, np.zeros(0, dtype=np.int64), facet_limit))
     want = offset + k
+    if positive and fused and model.fusion is not None:
+        return _recommend_fused(model, _Request(pos_rows, neg_rows, exclude_rows, request, request_ids, marked,
+                                                tuple(ignored)), offset, k, allowed, collapse, facets, facet_limit)
     fetch = want * 2 + len(exclude_rows) + 10
     table = model.neighbours
     if table is not None and positive and len(seed_rows) == 1 and allowed is None and fetch <= table.width:
@@ -372,11 +378,90 @@ def recommend(
         Recommendation(
             doc_id=r["id"], score=round(scores[row], 6), title=r["title"], type=r["type"],
             metadata=r["metadata"], snippet=snip.html, keywords=explained,
+            signals={"word2vec": round(scores[row], 6)},
         )
         for row, r, snip, explained in zip(page, records, snippets, _explain(model, page, request_ids), strict=True)
     ]
-    req_kws = tuple(Keyword(t, w) for t, w in sorted(request.items(), key=lambda tw: (-tw[1], tw[0]))[:20])
-    return RecommendResult(tuple(results), tuple(ignored), model.version, req_kws, counted)
+    return RecommendResult(tuple(results), tuple(ignored), model.version, _request_keywords(request), counted)
+
+
+def _fused_parts(model: Model, fusion: relatedness.Fusion, seeds: Sequence[int], page: Sequence[int],
+                 found: relatedness.Evidence, related: relatedness.Related | None) -> (
+    tuple[np.ndarray, list[dict[str, float]]]
+):
+    """The page's features and each signal's part of its scores; from the precomputed table (``related`` None)
+    the features of the page alone are computed."""
+    if related is not None:
+        at = {r: i for i, r in enumerate(related.rows.tolist())}
+        features = related.features[[at[r] for r in page]] if page else related.features[:0]
+        return features, relatedness.contributions(fusion, features)
+    if "lexical" in fusion.signals:
+        relatedness.mlt_scores(model, found, seeds)
+    features = relatedness.features_of(model, seeds, np.asarray(page, dtype=np.int64), found)
+    return features, relatedness.contributions(fusion, features)
+
+
+def _request_keywords(request: Mapping[str, float]) -> tuple[Keyword, ...]:
+    return tuple(Keyword(t, w) for t, w in sorted(request.items(), key=lambda tw: (-tw[1], tw[0]))[:20])
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A recommendation request by seed documents, resolved to rows and keyword weights."""
+
+    positive: list[int]
+    negative: list[int]
+    exclude: set[int]
+    keywords: dict[str, float]
+    keyword_ids: dict[int, float]
+    marked: _Marked
+    ignored: tuple[str, ...]
+
+
+def _recommend_fused(model: Model, req: _Request, offset: int, k: int, allowed: np.ndarray | None,
+                     collapse: bool, facets: Sequence[str], facet_limit: int) -> RecommendResult:
+    """Seed documents' recommendations by the fusion of relatedness signals (``relatedness``).
+
+    One seed without filter or negative ids reads its ranking from the table precomputed at training time
+    (``legalsearch fit-recommend``) when it is deep enough; everything else ranks the candidates now."""
+    fusion = model.fusion
+    assert fusion is not None
+    want = offset + k
+    table = model.related
+    fetch = want * 2 + len(req.exclude) + 10
+    if (table is not None and len(req.positive) == 1 and not req.negative and allowed is None
+            and fetch <= table.width):
+        hits = table.hits(req.positive[0], fetch)
+        ranked = [(r, s) for r, s in zip(hits.rows[0].tolist(), hits.scores[0].tolist(), strict=True)
+                  if r >= 0 and r not in req.exclude]
+        rows = [r for r, _ in ranked]
+        scores = dict(ranked)
+        found = relatedness.evidence(model, req.positive, fusion.signals)
+        related = None
+    else:
+        related, found = relatedness.rank_related(model, fusion, req.positive, req.negative, allowed,
+                                                  req.exclude)
+        budget.check("after ranking the related documents")
+        rows = related.rows.tolist()
+        scores = dict(zip(rows, related.scores.tolist(), strict=True))
+    if collapse:
+        rows = _collapse(model, rows)
+    counted = _facets(model, facets, np.asarray(rows, dtype=np.int64), facet_limit)
+    page = rows[offset:want]
+    features, parts = _fused_parts(model, fusion, req.positive, page, found, related)
+    budget.check("before the snippets")
+    records = [model.documents.record(row) for row in page]
+    snippets = _snippets(model, page, [r["text"] for r in records], req.marked, model.config.search.snippet_chars)
+    results = [
+        Recommendation(
+            doc_id=r["id"], score=round(scores[row], 6), title=r["title"], type=r["type"],
+            metadata=r["metadata"], snippet=snip.html, keywords=explained,
+            reasons=tuple(relatedness.reasons(model, req.positive, row, x, found)), signals=signal_parts,
+        )
+        for row, r, snip, explained, x, signal_parts in zip(
+            page, records, snippets, _explain(model, page, req.keyword_ids), features, parts, strict=True)
+    ]
+    return RecommendResult(tuple(results), req.ignored, model.version, _request_keywords(req.keywords), counted)
 
 
 def _facets(model: Model, names: Sequence[str], rows: np.ndarray, limit: int) -> (

@@ -50,6 +50,10 @@ class Recommendation:
     metadata: Mapping[str, Scalar]
     snippet: str
     keywords: tuple[Keyword, ...]
+    #: why, in words, per relatedness signal that holds ("cites the seed", "same Titel: ...")
+    reasons: tuple[str, ...] = ()
+    #: each signal's part of the score (the fused ranking), or the word2vec cosine alone
+    signals: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -210,3 +210,30 @@ def test_a_failure_after_the_work_began_is_not_repeated(clients: tuple[TestClien
         calls.clear()
         assert got == _send(plain, call)  # and answered exactly as FastAPI answers it
         assert got[0] in (404, 422)
+
+
+def test_fast_path_answers_fused_recommendations_as_fastapi(models_copy: Path) -> None:
+    """A model with a fitted fusion (and its table): reasons and signal parts are the same on both paths."""
+    from legalsearch.engine import Model
+    from legalsearch.evaluate import load_queries
+    from legalsearch.recommend_eval import fit_model_fusion
+
+    questions = Path(__file__).resolve().parents[1] / "fixtures" / "recommend" / "questions.jsonl"
+    model = Model.load(models_copy / "current")
+    fit_model_fusion(model, load_queries(questions), {"type": "statute"}, feedback=True, width=16, progress=False)
+    fast = create_app(make_settings(models_copy, api_keys=[KEY], fast_path=True))
+    plain = create_app(make_settings(models_copy, api_keys=[KEY], fast_path=False))
+    calls = [
+        _post({"positive": ["DMietG § 14"]}),
+        _post({"positive": ["DMietG § 14"], "k": 3, "offset": 2, "exclude": ["DMietG § 15"]}),
+        _post({"positive": ["DMietG § 14", "DMietG § 13"], "negative": ["DArbG § 8"], "facets": ["law"]}),
+        _post({"positive": ["DArbG § 8"], "filters": {"type": "statute"}, "collapse": False}),
+    ]
+    with TestClient(fast) as f, TestClient(plain) as p:
+        for call in calls:
+            got, expected = _send(f, call), _send(p, call)
+            assert got == expected and got[0] == 200, call
+        first = json.loads(_send(f, calls[0])[2])["results"][0]["explanation"]
+        assert set(first) == {"keywords", "reasons", "signals"} and first["reasons"]
+        assert set(first["signals"]) >= {"word2vec", "lexical", "structure", "feedback"}
+        assert _send(f, _post({"positive": ["no such id"]}))[0] == 404

@@ -144,6 +144,24 @@ class Explanation(BaseModel):
     )
 
 
+class RecommendExplanation(Explanation):
+    """Why a document was recommended: shared keywords, and the relatedness signals that hold for it."""
+
+    reasons: list[str] = Field(
+        description="Per relatedness signal that holds, in words: citations ('cites the seed', 'cited by the seed',"
+        " 'cited together with the seed by 3 documents'), statute structure ('same Untertitel: Mietverhältnisse "
+        "über Wohnraum', 'next section in the law') and feedback ('answered together with the seed in 2 "
+        "questions'). Empty for text and keyword requests and for models without a fitted fusion.",
+        examples=[["cites the seed", "same Untertitel: Mietverhältnisse über Wohnraum"]],
+    )
+    signals: dict[str, float] = Field(
+        description="Each relatedness signal's part of the score (word2vec, lexical, structure, citations, "
+        "feedback): how much the score falls without that signal's features. Without a fitted fusion only "
+        "word2vec, the cosine similarity.",
+        examples=[{"word2vec": 0.41, "lexical": 0.87, "structure": 1.2, "citations": 0.35}],
+    )
+
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -233,7 +251,9 @@ class Recommendation(BaseModel):
     id: str = Field(description="Document id.", examples=["DMietG § 13"])
     title: str = Field(description="Document title.", examples=["Kündigung wegen Eigenbedarfs"])
     type: str = Field(description="Document type (statute, decision, ...).", examples=["statute"])
-    score: float | None = Field(description="Cosine similarity to the request (higher is closer).", examples=[0.83])
+    score: float | None = Field(
+        description="Relatedness (higher is closer): the fused score of the relatedness signals for seed documents "
+        "when the model has a fitted fusion, otherwise the cosine similarity to the request.", examples=[0.83])
     metadata: dict[str, Scalar] = Field(
         description="Metadata of the document (law, court, date, ...).", examples=[{"law": "DMietG"}]
     )
@@ -241,7 +261,7 @@ class Recommendation(BaseModel):
         description="HTML-escaped passage; request keywords are wrapped in <mark>…</mark>.",
         examples=["Der Vermieter kann das Mietverhältnis nur <mark>kündigen</mark>, wenn …"],
     )
-    explanation: Explanation = Field(description="Why it was recommended.")
+    explanation: RecommendExplanation = Field(description="Why it was recommended.")
 
 
 class RecommendResponse(BaseModel):

@@ -93,7 +93,8 @@ def answer_recommend(model: Model, settings: ServiceSettings, body: RecommendReq
                 "score": finite(r.score),
                 "metadata": dict(r.metadata),
                 "snippet": r.snippet,
-                "explanation": {"keywords": keywords_json(r.keywords)},
+                "explanation": {"keywords": keywords_json(r.keywords), "reasons": list(r.reasons),
+                                "signals": dict(r.signals)},
             }
             for r in result.results
         ],

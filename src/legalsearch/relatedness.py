@@ -1,0 +1,613 @@
+"""Relatedness of documents to seed documents: the signals a recommendation fuses, each a named part.
+
+Signals (``SIGNALS``) and the features each gives a candidate document ``c`` for the seeds ``S``:
+
+* ``word2vec``: cosine of ``c``'s document vector with the seeds' query vector (``neighbours.seed_query``).
+* ``lexical``: More-Like-This, the model's BM25 over the seeds' best TF-IDF keywords (``MLT_TERMS``), scaled by
+  the best candidate's score.
+* ``structure``: same law; the share of the seed's heading path that ``c`` shares (and whether all of it);
+  closeness in the law by position (rows follow the order of the law).
+* ``citations``: ``c`` cites a seed, a seed cites ``c``; co-citation (documents citing both); shared references
+  (sections both cite, weighted down by how often they are cited).
+* ``feedback``: questions of a feedback file answered by ``c`` together with a seed (``corelevance``).
+
+Candidates are the union of each signal's best ``CANDIDATES`` rows. ``Fusion`` holds the weights of a linear
+model over the features (fitted on labelled questions, ``recommend_eval.fit_fusion``) and the signals it uses;
+``rank_related`` ranks the candidates by it. ``reasons`` says in words why a candidate came up.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
+
+import numpy as np
+
+from legalsearch.errors import ArtifactError
+from legalsearch.index import search_index
+from legalsearch.keywords import PHRASE_JOINER
+from legalsearch.model import load_array
+from legalsearch.neighbours import NeighbourTable, seed_query
+
+if TYPE_CHECKING:
+    from legalsearch.engine import Model
+
+SIGNALS = ("word2vec", "lexical", "structure", "citations", "feedback")
+#: feature names per signal, in the order of the feature matrix's columns
+FEATURES: dict[str, tuple[str, ...]] = {
+    "word2vec": ("w2v_cosine", "w2v_cosine_sq"),
+    "lexical": ("mlt_bm25", "mlt_bm25_sqrt"),
+    "structure": ("same_law", "heading_shared", "heading_equal", "position_near", "position_log"),
+    "citations": ("cites_seed", "cited_by_seed", "co_cited", "shared_refs"),
+    "feedback": ("co_relevant",),
+}
+FEATURE_NAMES: tuple[str, ...] = tuple(f for s in SIGNALS for f in FEATURES[s])
+#: the seed's best keywords asked of BM25 (More-Like-This)
+MLT_TERMS = 25
+#: best rows each signal adds to the candidates
+CANDIDATES = 100
+#: citing documents (and references) of a seed looked at for co-citation / shared references
+MAX_LINKS = 2000
+#: filters letting through at most this many rows rank word2vec candidates by an exact product
+EXACT_LIMIT = 20_000
+#: positions in the law at which position_log reaches 0
+POSITION_HORIZON = 200
+FUSION_FILE = "recommend_fusion.json"
+FEEDBACK_FILES = {"indptr": "corelevance_indptr.npy", "indices": "corelevance_indices.npy",
+                  "counts": "corelevance_counts.npy"}
+
+
+@dataclass(frozen=True)
+class Trees:
+    """Gradient-boosted regression trees over the features, as flat arrays (one row per node of all trees):
+    a node sends a row left when its feature is at most the threshold; a leaf adds its value to the score."""
+
+    roots: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    leaf: np.ndarray
+    value: np.ndarray
+    depth: int
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """The trees' summed leaf values per row of ``x`` (all trees walked together, one step per level)."""
+        if x.shape[0] == 0:
+            return np.zeros(0)
+        node = np.repeat(self.roots[:, None], x.shape[0], axis=1)
+        cols = np.arange(x.shape[0])[None, :]
+        for _ in range(self.depth):
+            go_left = x[cols, self.feature[node]] <= self.threshold[node]
+            node = np.where(self.leaf[node], node, np.where(go_left, self.left[node], self.right[node]))
+        return np.asarray(self.value[node].sum(axis=0), dtype=np.float64)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (lists)."""
+        return {"roots": self.roots.tolist(), "feature": [FEATURE_NAMES[f] for f in self.feature.tolist()],
+                "threshold": self.threshold.tolist(), "left": self.left.tolist(), "right": self.right.tolist(),
+                "leaf": self.leaf.astype(int).tolist(), "value": self.value.tolist(), "depth": self.depth}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Trees:
+        """From ``to_dict``'s form; ValueError / KeyError when it does not form trees."""
+        trees = cls(np.asarray(data["roots"], dtype=np.int64),
+                    np.asarray([FEATURE_NAMES.index(f) for f in data["feature"]], dtype=np.int64),
+                    np.asarray(data["threshold"], dtype=np.float64), np.asarray(data["left"], dtype=np.int64),
+                    np.asarray(data["right"], dtype=np.int64), np.asarray(data["leaf"], dtype=bool),
+                    np.asarray(data["value"], dtype=np.float64), int(data["depth"]))
+        n = trees.feature.size
+        arrays = (trees.threshold, trees.left, trees.right, trees.leaf, trees.value)
+        if any(a.shape != (n,) for a in arrays) or not np.isfinite(trees.value).all():
+            raise ValueError("tree arrays of different lengths or non-finite leaf values")
+        for a in (trees.roots, trees.left, trees.right):
+            if a.size and (int(a.min()) < 0 or int(a.max()) >= n):
+                raise ValueError("a node index outside the trees")
+        return trees
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How the features of the ``signals`` it was fitted with make a score: ``intercept`` plus a weighted sum
+    (``weights``), plus boosted ``trees`` when fitted with them (features of other signals count as 0)."""
+
+    signals: tuple[str, ...]
+    weights: Mapping[str, float]
+    intercept: float = 0.0
+    info: Mapping[str, Any] = field(default_factory=dict)
+    trees: Trees | None = None
+
+    def vector(self) -> np.ndarray:
+        """The weights in ``FEATURE_NAMES`` order (0 for features of signals not used)."""
+        return np.array([self.weights.get(f, 0.0) if _signal_of(f) in self.signals else 0.0
+                         for f in FEATURE_NAMES], dtype=np.float64)
+
+    def mask(self, x: np.ndarray) -> np.ndarray:
+        """``x`` with the features of signals not used set to 0."""
+        unused = [i for i, f in enumerate(FEATURE_NAMES) if _signal_of(f) not in self.signals]
+        if not unused:
+            return x
+        out = x.copy()
+        out[:, unused] = 0.0
+        return out
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """The fused score of each row of a feature matrix (``FEATURE_NAMES`` columns)."""
+        x = self.mask(x)
+        out = x @ self.vector() + self.intercept
+        if self.trees is not None:
+            out = out + self.trees.score(x)
+        return np.asarray(out, dtype=np.float64)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form written to ``FUSION_FILE``."""
+        return {"signals": list(self.signals), "weights": dict(self.weights), "intercept": self.intercept,
+                "info": dict(self.info), "trees": self.trees.to_dict() if self.trees is not None else None}
+
+    def save(self, folder: Path) -> Path:
+        """Write ``FUSION_FILE`` into a model folder."""
+        path = folder / FUSION_FILE
+        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, folder: Path) -> Fusion | None:
+        """The fusion of a model folder; None when the model has none (recommendations by word2vec alone)."""
+        path = folder / FUSION_FILE
+        if not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            fusion = cls(tuple(data["signals"]), {str(k): float(v) for k, v in data["weights"].items()},
+                         float(data.get("intercept", 0.0)), dict(data.get("info", {})),
+                         Trees.from_dict(data["trees"]) if data.get("trees") else None)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ArtifactError(f"recommendation fusion {path} is unreadable: {exc}") from exc
+        unknown = [s for s in fusion.signals if s not in SIGNALS] + [f for f in fusion.weights
+                                                                       if f not in FEATURE_NAMES]
+        if unknown or not all(math.isfinite(w) for w in [*fusion.weights.values(), fusion.intercept]):
+            raise ArtifactError(f"recommendation fusion {path}: unknown or non-finite entries {unknown}")
+        return fusion
+
+
+def _signal_of(feature: str) -> str:
+    return next(s for s, names in FEATURES.items() if feature in names)
+
+
+@dataclass(frozen=True)
+class CoRelevance:
+    """Per document (CSR), the documents answered together with it in feedback questions, and how often."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    counts: np.ndarray
+
+    def of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """The partners of one row and their counts."""
+        lo, hi = int(self.indptr[row]), int(self.indptr[row + 1])
+        return self.indices[lo:hi], self.counts[lo:hi]
+
+    @classmethod
+    def from_groups(cls, groups: Sequence[Sequence[int]], n_docs: int) -> CoRelevance:
+        """From the rows of each question's answer: every pair of rows of one answer counts once."""
+        pairs: dict[tuple[int, int], int] = {}
+        for group in groups:
+            rows = sorted(set(group))
+            for a in rows:
+                for b in rows:
+                    if a != b:
+                        pairs[(a, b)] = pairs.get((a, b), 0) + 1
+        keys = sorted(pairs)
+        src = np.array([a for a, _ in keys], dtype=np.int64)
+        indptr = np.zeros(n_docs + 1, dtype=np.int64)
+        np.add.at(indptr, src + 1, 1)
+        return cls(np.cumsum(indptr), np.array([b for _, b in keys], dtype=np.int32),
+                   np.array([pairs[k] for k in keys], dtype=np.int32))
+
+    def save(self, folder: Path) -> list[Path]:
+        """Write the three arrays into a model folder."""
+        paths = []
+        for name, file in FEEDBACK_FILES.items():
+            np.save(folder / file, getattr(self, name))
+            paths.append(folder / file)
+        return paths
+
+    @classmethod
+    def load(cls, folder: Path, n_docs: int, mmap: bool = True) -> CoRelevance | None:
+        """The co-relevance of a model folder; None without feedback."""
+        if not (folder / FEEDBACK_FILES["indptr"]).exists():
+            return None
+        try:
+            arrays = {name: load_array(folder / file, mmap) for name, file in FEEDBACK_FILES.items()}
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"co-relevance in {folder} is unreadable: {exc}") from exc
+        table = cls(**arrays)
+        m = int(table.indices.shape[0])
+        if (table.indptr.shape != (n_docs + 1,) or int(table.indptr[-1]) != m or table.counts.shape != (m,)
+                or (m and (int(table.indices.min()) < 0 or int(table.indices.max()) >= n_docs))):
+            raise ArtifactError(f"co-relevance in {folder} does not fit {n_docs} documents")
+        return table
+
+
+@dataclass(frozen=True)
+class _Structure:
+    """Per row the law code and the heading path as prefix ids (one column per depth, -1 below the path)."""
+
+    law: np.ndarray
+    prefixes: np.ndarray
+    depth: np.ndarray
+    #: per heading code, its components ("Untertitel 2 - Mietverhältnisse über Wohnraum")
+    components: list[tuple[str, ...]]
+    heading: np.ndarray
+
+
+_STRUCTURE: WeakKeyDictionary[Model, _Structure] = WeakKeyDictionary()
+
+
+def structure_of(model: Model) -> _Structure:
+    """The model's statute structure columns, built once per model from the document store's codes."""
+    found = _STRUCTURE.get(model)
+    if found is not None:
+        return found
+    n = len(model.documents)
+    law, _ = model.documents.column("law")
+    heading, values = model.documents.column("heading_path")
+    if law is None:
+        law = np.full(n, -1, dtype=np.int32)
+    components = [tuple(p.strip() for p in str(v).split(">")) if v else () for v in values]
+    max_depth = max((len(c) for c in components), default=0)
+    table = np.full((len(components) + 1, max(max_depth, 1)), -1, dtype=np.int32)
+    ids: dict[tuple[str, ...], int] = {}
+    for code, parts in enumerate(components):
+        for d in range(len(parts)):
+            table[code, d] = ids.setdefault(parts[: d + 1], len(ids))
+    codes = heading if heading is not None else np.full(n, -1, dtype=np.int32)
+    # code -1 (no heading) reads the last line of the table: all -1
+    prefixes = table[codes]
+    depth = np.array([len(c) for c in components] + [0], dtype=np.int32)[codes]
+    found = _Structure(np.asarray(law), prefixes, depth, components, np.asarray(codes))
+    _STRUCTURE[model] = found
+    return found
+
+
+@dataclass(frozen=True)
+class Related:
+    """Candidates of one request, their feature matrix (``FEATURE_NAMES`` columns) and fused scores."""
+
+    rows: np.ndarray
+    features: np.ndarray
+    scores: np.ndarray
+
+
+def mlt_terms(model: Model, seeds: Sequence[int]) -> dict[int, float]:
+    """The lexical query of More-Like-This: the seeds' ``MLT_TERMS`` best keywords split into lexical ids."""
+    found = model.doc_keywords.rows(list(seeds))
+    weights: dict[int, float] = {}
+    for t, w in zip(found.terms, found.weights, strict=True):
+        weights[t] = weights.get(t, 0.0) + w
+    best = sorted(weights.items(), key=lambda tw: (-tw[1], tw[0]))[:MLT_TERMS]
+    vocabulary, vocab = model.keyword_model.vocabulary, model.lexical.vocab
+    out: dict[int, float] = {}
+    for t, w in best:
+        for part in vocabulary[t].split(PHRASE_JOINER):
+            if (i := vocab.get(part)) is not None:
+                out[i] = out.get(i, 0.0) + w
+    return out
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Rows of the k best finite positive scores (any order)."""
+    ok = np.flatnonzero(np.isfinite(scores) & (scores > 0))
+    if ok.size > k:
+        ok = ok[np.argpartition(-scores[ok], k - 1)[:k]]
+    return ok.astype(np.int64)
+
+
+def _masked(values: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
+    if allowed is None:
+        return values
+    out = np.full(values.shape[0], -np.inf, dtype=np.float64)
+    out[allowed] = values[allowed]
+    return out
+
+
+def _position_rows(st: _Structure, seeds: Sequence[int], n: int) -> np.ndarray:
+    half = CANDIDATES // 2
+    parts = []
+    for s in seeds:
+        lo, hi = max(0, s - half), min(n, s + half + 1)
+        window = np.arange(lo, hi, dtype=np.int64)
+        parts.append(window[st.law[window] == st.law[s]] if st.law[s] >= 0 else window[:0])
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def _link_counts(model: Model, seeds: Sequence[int]) -> tuple[dict[int, float], dict[int, float]]:
+    """Co-citation (rows cited together with a seed by one document) and shared references (rows citing what
+    a seed cites, each reference weighted 1 / log2(2 + its citing documents))."""
+    graph = model.citations
+    co: dict[int, float] = {}
+    shared: dict[int, float] = {}
+    if graph is None:
+        return co, shared
+    cites, cited_by = graph.cites, graph.cited_by
+    for s in seeds:
+        citers = cited_by.indices[cited_by.of(s)][:MAX_LINKS]
+        if citers.size:
+            spans = [cites.indices[cites.of(int(c))] for c in citers.tolist()]
+            rows, counts = np.unique(np.concatenate(spans), return_counts=True)
+            for r, c in zip(rows.tolist(), counts.tolist(), strict=True):
+                co[r] = co.get(r, 0.0) + c
+        refs = cites.indices[cites.of(s)][:MAX_LINKS]
+        for ref in refs.tolist():
+            sl = cited_by.of(ref)
+            citing = cited_by.indices[sl]
+            w = 1.0 / math.log2(2 + citing.size)
+            for r in citing.tolist():
+                shared[r] = shared.get(r, 0.0) + w
+    for s in seeds:
+        co.pop(s, None)
+        shared.pop(s, None)
+    return co, shared
+
+
+def _direct(model: Model, seeds: Sequence[int]) -> tuple[set[int], set[int]]:
+    """Rows that cite a seed, and rows a seed cites."""
+    graph = model.citations
+    if graph is None:
+        return set(), set()
+    citing = {int(r) for s in seeds for r in graph.cited_by.indices[graph.cited_by.of(s)].tolist()}
+    cited = {int(r) for s in seeds for r in graph.cites.indices[graph.cites.of(s)].tolist()}
+    return citing, cited
+
+
+@dataclass
+class Evidence:
+    """What the signals found for one request, before candidates are scored."""
+
+    query: np.ndarray
+    mlt: np.ndarray | None = None
+    mlt_max: float = 0.0
+    citing: set[int] = field(default_factory=set)
+    cited: set[int] = field(default_factory=set)
+    co: dict[int, float] = field(default_factory=dict)
+    shared: dict[int, float] = field(default_factory=dict)
+    feedback: dict[int, float] = field(default_factory=dict)
+
+
+def evidence(model: Model, seeds: Sequence[int], signals: Sequence[str], negative: Sequence[int] = ()) -> Evidence:
+    """What the seeds' query vector, citations and feedback say, without ranking anything (More-Like-This's
+    scores are left out: they cost a pass over the lexical index)."""
+    found = Evidence(seed_query(model.docvectors, list(seeds), list(negative)))
+    if "citations" in signals:
+        found.citing, found.cited = _direct(model, seeds)
+        found.co, found.shared = _link_counts(model, seeds)
+    if "feedback" in signals and model.corelevance is not None:
+        for s in seeds:
+            partners, counts = model.corelevance.of(s)
+            for r, c in zip(partners.tolist(), counts.tolist(), strict=True):
+                found.feedback[r] = found.feedback.get(r, 0.0) + c
+    return found
+
+
+def _word2vec_rows(model: Model, seeds: Sequence[int], negative: Sequence[int], allowed: np.ndarray | None,
+                   query: np.ndarray) -> np.ndarray:
+    table = model.neighbours
+    if table is not None and allowed is None and len(seeds) == 1 and not negative:
+        rows = np.asarray(table.rows[seeds[0], :CANDIDATES], dtype=np.int64)
+    elif allowed is not None and allowed.size <= EXACT_LIMIT:
+        # a few thousand rows: the product is cheaper than the index's filtered search (which reconstructs
+        # the allowed vectors from the index one batch at a time)
+        cos = np.asarray(model.docvectors[allowed], dtype=np.float32) @ query
+        rows = allowed[_top(cos.astype(np.float64) + 2.0, CANDIDATES)]
+    else:
+        rows = search_index(model.index, query[None, :], CANDIDATES, allowed_rows=allowed).rows[0]
+    return rows[rows >= 0].astype(np.int64)
+
+
+def mlt_scores(model: Model, found: Evidence, seeds: Sequence[int], terms: Mapping[int, float] | None = None,
+               allowed: np.ndarray | None = None) -> None:
+    """More-Like-This's BM25 scores into ``found``, and their best among ``allowed`` rows other than the
+    seeds, which scales the feature (the same for every candidate set of the request)."""
+    terms = mlt_terms(model, seeds) if terms is None else terms
+    if not terms:
+        return
+    found.mlt = np.asarray(model.lexical.scores_of_ids(terms), dtype=np.float64)
+    masked = _masked(found.mlt, allowed).copy()
+    masked[list(seeds)] = -np.inf
+    found.mlt_max = max(float(masked.max()), 0.0)
+
+
+def _gather(model: Model, seeds: Sequence[int], negative: Sequence[int], allowed: np.ndarray | None,
+            signals: Sequence[str]) -> tuple[Evidence, dict[str, list[np.ndarray]]]:
+    """Each signal's evidence and its best candidate rows."""
+    found = evidence(model, seeds, signals, negative)
+    parts: dict[str, list[np.ndarray]] = {s: [] for s in signals}
+    if "word2vec" in signals and found.query.any():
+        parts["word2vec"].append(_word2vec_rows(model, seeds, negative, allowed, found.query))
+    if "lexical" in signals:
+        terms = mlt_terms(model, seeds)
+        if terms:
+            mlt_scores(model, found, seeds, terms, allowed)
+            assert found.mlt is not None
+            parts["lexical"].append(_top(_masked(found.mlt, allowed), CANDIDATES))
+    if "structure" in signals:
+        parts["structure"].append(_position_rows(structure_of(model), seeds, len(model.documents)))
+    if "citations" in signals:
+        parts["citations"].append(np.fromiter(found.citing | found.cited, dtype=np.int64))
+        for counts in (found.co, found.shared):
+            rows = np.fromiter(counts, dtype=np.int64, count=len(counts))
+            values = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+            parts["citations"].append(rows[_top(values, CANDIDATES)] if rows.size else rows)
+    if found.feedback:
+        parts["feedback"].append(np.fromiter(found.feedback, dtype=np.int64, count=len(found.feedback)))
+    return found, parts
+
+
+def contributions(fusion: Fusion, features: np.ndarray) -> list[dict[str, float]]:
+    """Per row, each signal's part of the fused score: how much the score falls with that signal's features
+    set to 0 (for a weighted sum exactly its features times their weights)."""
+    full = fusion.score(features)
+    out: list[dict[str, float]] = [{} for _ in range(features.shape[0])]
+    for signal in fusion.signals:
+        without = features.copy()
+        without[:, [FEATURE_NAMES.index(f) for f in FEATURES[signal]]] = 0.0
+        for i, v in enumerate((full - fusion.score(without)).tolist()):
+            out[i][signal] = round(v, 6)
+    return out
+
+
+def features_of(model: Model, seeds: Sequence[int], rows: np.ndarray, found: Evidence) -> np.ndarray:
+    """The feature matrix of the candidate rows (columns ``FEATURE_NAMES``)."""
+    x = np.zeros((rows.size, len(FEATURE_NAMES)), dtype=np.float64)
+    col = {f: i for i, f in enumerate(FEATURE_NAMES)}
+    if rows.size == 0:
+        return x
+    cos = np.asarray(model.docvectors[rows], dtype=np.float32) @ found.query
+    x[:, col["w2v_cosine"]] = cos
+    x[:, col["w2v_cosine_sq"]] = np.maximum(cos, 0) ** 2
+    if found.mlt is not None:
+        mlt = np.maximum(found.mlt[rows], 0)
+        top = found.mlt_max
+        if top > 0:
+            x[:, col["mlt_bm25"]] = mlt / top
+            x[:, col["mlt_bm25_sqrt"]] = np.sqrt(mlt / top)
+    st = structure_of(model)
+    same = np.zeros(rows.size, dtype=bool)
+    shared = np.zeros(rows.size)
+    equal = np.zeros(rows.size)
+    near = np.zeros(rows.size)
+    for s in seeds:
+        if st.law[s] < 0:
+            continue
+        here = st.law[rows] == st.law[s]
+        same |= here
+        d = int(st.depth[s])
+        if d:
+            match = np.cumprod(st.prefixes[rows, :d] == st.prefixes[s, :d], axis=1).sum(axis=1)
+            shared = np.maximum(shared, match / d)
+            equal = np.maximum(equal, (match == d) & (st.depth[rows] == d))
+        distance = np.abs(rows - s).astype(np.float64)
+        near = np.maximum(near, np.where(here, 1.0 / np.maximum(distance, 1.0), 0.0))
+    x[:, col["same_law"]] = same
+    x[:, col["heading_shared"]] = shared
+    x[:, col["heading_equal"]] = equal
+    x[:, col["position_near"]] = near
+    with np.errstate(divide="ignore"):
+        x[:, col["position_log"]] = np.where(
+            near > 0, np.maximum(0.0, 1.0 - np.log(1.0 / np.maximum(near, 1e-9)) / math.log(POSITION_HORIZON)), 0.0)
+    rl = rows.tolist()
+    x[:, col["cites_seed"]] = [r in found.citing for r in rl]
+    x[:, col["cited_by_seed"]] = [r in found.cited for r in rl]
+    x[:, col["co_cited"]] = np.log1p([found.co.get(r, 0.0) for r in rl])
+    x[:, col["shared_refs"]] = np.log1p([found.shared.get(r, 0.0) for r in rl])
+    x[:, col["co_relevant"]] = np.log1p([found.feedback.get(r, 0.0) for r in rl])
+    return x
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The candidate rows of one request (sorted), their features (``FEATURE_NAMES`` columns), per row a bit
+    mask of the signals that proposed it (bit i: ``SIGNALS[i]``), and the signals' evidence (``reasons``)."""
+
+    rows: np.ndarray
+    features: np.ndarray
+    sources: np.ndarray
+    found: Evidence
+
+
+def candidates(model: Model, seeds: Sequence[int], negative: Sequence[int] = (),
+               allowed: np.ndarray | None = None, signals: Sequence[str] = SIGNALS,
+               exclude: set[int] | frozenset[int] = frozenset()) -> Candidates:
+    """The union of each signal's best rows within ``allowed`` (None: all), without the seeds and ``exclude``."""
+    found, parts = _gather(model, seeds, negative, allowed, signals)
+    flat = [(SIGNALS.index(s), p) for s, ps in parts.items() for p in ps if p.size]
+    rows = np.unique(np.concatenate([p for _, p in flat])) if flat else np.zeros(0, np.int64)
+    drop = set(seeds) | set(negative) | set(exclude)
+    if drop and rows.size:
+        rows = rows[~np.isin(rows, np.fromiter(drop, dtype=np.int64))]
+    if allowed is not None and rows.size:
+        rows = rows[np.isin(rows, allowed)]
+    sources = np.zeros(rows.size, dtype=np.uint8)
+    for bit, p in flat:
+        sources[np.isin(rows, p)] |= np.uint8(1 << bit)
+    return Candidates(rows, features_of(model, seeds, rows, found), sources, found)
+
+
+def rank_related(model: Model, fusion: Fusion, seeds: Sequence[int], negative: Sequence[int] = (),
+                 allowed: np.ndarray | None = None, exclude: set[int] | frozenset[int] = frozenset()) -> (
+    tuple[Related, Evidence]
+):
+    """The candidates ranked by the fusion (score desc, then row)."""
+    found = candidates(model, seeds, negative, allowed, fusion.signals, exclude)
+    scores = fusion.score(found.features)
+    order = np.lexsort((found.rows, -scores))
+    return Related(found.rows[order], found.features[order], scores[order]), found.found
+
+
+def reasons(model: Model, seeds: Sequence[int], row: int, features: np.ndarray, found: Evidence) -> list[str]:
+    """Why ``row`` is related to the seeds, per signal that holds for it, in words."""
+    col = {f: i for i, f in enumerate(FEATURE_NAMES)}
+    out: list[str] = []
+    if row in found.citing:
+        out.append("cites the seed")
+    if row in found.cited:
+        out.append("cited by the seed")
+    co = round(found.co.get(row, 0.0))
+    if co:
+        out.append(f"cited together with the seed by {co} document{'s' if co != 1 else ''}")
+    if features[col["shared_refs"]] > 0:
+        out.append("cites what the seed cites")
+    st = structure_of(model)
+    if features[col["heading_shared"]] > 0:
+        level = _shared_level(st, seeds, row)
+        if level:
+            out.append(level)
+    elif features[col["same_law"]] > 0:
+        out.append(f"same law: {model.documents.field_value('law', row)}")
+    if features[col["position_near"]] > 0:
+        distance = min(abs(row - s) for s in seeds if st.law[s] == st.law[row])
+        out.append("next section in the law" if distance == 1 else f"{distance} sections away in the law")
+    together = int(found.feedback.get(row, 0))
+    if together:
+        out.append(f"answered together with the seed in {together} question{'s' if together != 1 else ''}")
+    return out
+
+
+def _shared_level(st: _Structure, seeds: Sequence[int], row: int) -> str | None:
+    """"same Titel: Mietvertrag, Pachtvertrag": the deepest heading the row shares with a seed."""
+    best: tuple[int, str] | None = None
+    for s in seeds:
+        d = int(st.depth[s])
+        match = int(np.cumprod(st.prefixes[row, :d] == st.prefixes[s, :d]).sum()) if d else 0
+        if match and (best is None or match > best[0]):
+            best = (match, st.components[int(st.heading[s])][match - 1])
+    if best is None:
+        return None
+    level, sep, title = best[1].partition(" - ")
+    name = level.split()[0] if level.split() else level
+    return f"same {name}: {title}" if sep else f"same heading: {best[1]}"
+
+
+#: rows per progress step while precomputing the related table
+_PROGRESS_STEP = 1000
+
+
+def precompute_related(model: Model, fusion: Fusion, width: int, progress: bool = False) -> NeighbourTable:
+    """Every document's ``width`` best related rows by ``fusion`` (unfiltered, one seed), -1 padded: what
+    ``/recommend`` by one id without filters reads instead of ranking its candidates."""
+    from tqdm import tqdm
+
+    n = len(model.documents)
+    rows = np.full((n, width), -1, dtype=np.int32)
+    scores = np.full((n, width), -np.inf, dtype=np.float32)
+    for row in tqdm(range(n), desc="related", unit="doc", disable=not progress, miniters=_PROGRESS_STEP):
+        related, _ = rank_related(model, fusion, [row])
+        top = min(width, related.rows.size)
+        rows[row, :top] = related.rows[:top]
+        scores[row, :top] = related.scores[:top]
+    return NeighbourTable(rows, scores)
