@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.citations import LABELS, load_labels, ours, read_corpus, score
+from bench.citations import HELDOUT, LABELS, load_labels, ours, read_corpus, score
 from legalsearch.citations import LawDirectory, directory_from_documents
 
 pytestmark = [pytest.mark.shared]
@@ -48,3 +48,14 @@ def test_the_labelled_targets_exist_in_the_corpus(directory: LawDirectory) -> No
     known = {doc_id for sections in directory.sections.values() for _, _, doc_id in sections}
     missing = {t for p in load_labels(LABELS) for c in p["citations"] for t in c["targets"]} - known
     assert not missing
+
+
+def test_the_heldout_sample_keeps_its_measured_level(directory: LawDirectory) -> None:
+    # measured on a sample the rules were never tuned on: precision 0.896, recall 0.904, resolution 0.931 (below the
+    # issue's floors, see docs/citations.md); these floors only catch a silent drop
+    s = score("legalsearch", load_labels(HELDOUT), ours(directory))
+    misses = "\n".join(map(str, s.misses))
+    assert s.labelled >= 200
+    assert s.precision >= 0.88, misses
+    assert s.recall >= 0.89, misses
+    assert s.resolution_accuracy >= 0.92, misses
