@@ -328,12 +328,24 @@ class ServiceSettings(BaseSettings):
     models_dir: Path = Field(Path("models"), description="Folder of model versions; 'current' names the one in use.")
     api_keys: list[str] = Field(
         default_factory=list,
-        description="Accepted X-API-Key values (JSON list). Empty: no key needed. /livez and /readyz stay open.",
+        description="Accepted X-API-Key values (JSON list) for the search routes. Empty: no key needed. /livez "
+        "and /readyz stay open.",
+    )
+    admin_keys: list[str] = Field(
+        default_factory=list,
+        description="X-API-Key values (JSON list) for /admin/* (and every search route); search keys get 403 "
+        "there. /admin/* is open only while neither list holds a key. Only an admin key sees the corpus paths "
+        "in /models/current.",
     )
     max_body_bytes: int = Field(1_048_576, description="Largest request body accepted; larger ones get 413.")
     max_text_chars: int = Field(20_000, description="Longest text or query accepted; longer ones get 413.")
     watch_interval_s: float = Field(
         2.0, description="How often the server checks whether models/current moved; 0 turns watching off."
+    )
+    reload_wait_s: float = Field(
+        60.0, ge=0.0, le=600.0,
+        description="How long POST /admin/reload waits for the other workers (--workers N) to report their "
+        "reload before it answers, naming those still pending.",
     )
     faiss_threads: int = Field(1, description="FAISS OpenMP threads per worker, so workers do not fight over cores.")
     blas_threads: int = Field(

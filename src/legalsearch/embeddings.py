@@ -18,11 +18,15 @@ from gensim.models.callbacks import CallbackAny2Vec
 
 from legalsearch.config import Word2VecConfig
 from legalsearch.errors import ArtifactError, CorpusError, UnknownTermError
+from legalsearch.model import load_array
 from legalsearch.types import SimilarTerm
 
 log = logging.getLogger(__name__)
 
-VECTORS_FILE = "vectors.kv"
+#: the unit-length vectors, row i for key i of KEYS_FILE
+VECTORS_FILE = "vectors.npy"
+#: the vectors' keys, one per line
+KEYS_FILE = "vectors_keys.txt"
 
 
 def stable_hash(text: str) -> int:
@@ -83,19 +87,43 @@ def normalise(kv: KeyedVectors) -> None:
 
 
 def save_vectors(kv: KeyedVectors, folder: Path) -> None:
-    """Save in gensim's native KeyedVectors format (the array as a separate .npy, so it can be memory-mapped)."""
-    kv.save(str(folder / VECTORS_FILE), sep_limit=0)
+    """Save the vectors as a plain .npy array and their keys as UTF-8 text, one per line.
+
+    Not gensim's own ``save``: that is a pickle, and loading a pickle runs whatever code it names, so a model
+    folder could run code in every server that loads it. A key never holds a newline (keys are whitespace-split
+    tokens), which the key file relies on.
+    """
+    keys = [str(k) for k in kv.index_to_key]
+    bad = next((k for k in keys if "\n" in k or not k), None)
+    if bad is not None:
+        raise ArtifactError(f"word vector key {bad!r} cannot be stored one per line")
+    np.save(folder / VECTORS_FILE, np.ascontiguousarray(kv.vectors, dtype=np.float32), allow_pickle=False)
+    (folder / KEYS_FILE).write_text("\n".join(keys) + "\n", encoding="utf-8")
 
 
 def load_vectors(folder: Path, mmap: bool = True) -> KeyedVectors:
-    """Load KeyedVectors, memory-mapped so that several server workers share one copy."""
-    path = folder / VECTORS_FILE
+    """KeyedVectors from the .npy array (memory-mapped, so that several server workers share one copy) and the
+    key list: no pickle is read."""
     try:
-        kv = KeyedVectors.load(str(path), mmap="r" if mmap else None)
-    except (OSError, ValueError, EOFError) as exc:
-        raise ArtifactError(f"word vectors {path} are unreadable: {exc}") from exc
-    if not isinstance(kv, KeyedVectors):
-        raise ArtifactError(f"{path} does not hold KeyedVectors")
+        vectors = load_array(folder / VECTORS_FILE, mmap)
+        text = (folder / KEYS_FILE).read_text(encoding="utf-8")
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"word vectors in {folder} are unreadable: {exc}") from exc
+    keys = text.split("\n")
+    if keys and keys[-1] == "":
+        keys.pop()
+    if vectors.ndim != 2 or vectors.dtype != np.float32 or vectors.shape[0] != len(keys):
+        raise ArtifactError(
+            f"word vectors in {folder} do not match their keys: {vectors.shape} {vectors.dtype} array, "
+            f"{len(keys)} keys"
+        )
+    key_to_index = {k: i for i, k in enumerate(keys)}
+    if len(key_to_index) != len(keys):
+        raise ArtifactError(f"word vectors in {folder}: {KEYS_FILE} repeats a key")
+    kv = KeyedVectors(int(vectors.shape[1]), count=0, dtype=np.float32)
+    kv.index_to_key = keys
+    kv.key_to_index = key_to_index
+    kv.vectors = vectors
     return kv
 
 

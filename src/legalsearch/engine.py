@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,14 @@ from legalsearch.expansion import ExpansionTable
 from legalsearch.index import LoadedIndex, load_index
 from legalsearch.keywords import DocumentKeywords, KeywordModel, PhraseModel
 from legalsearch.lexical import LexicalIndex, load_lexical_index
-from legalsearch.model import load_array, resolve_model_dir, verify_model
+from legalsearch.model import (
+    MANIFEST_NAME,
+    current_version,
+    load_array,
+    read_current_record,
+    resolve_model_dir,
+    verify_model,
+)
 from legalsearch.neighbours import RELATED_FILES, NeighbourTable
 from legalsearch.pipeline import DOCVECTORS_FILE, LEXICAL_DIR, PHRASES_FILE, THESAURUS_DIR, VOCABULARY_FILE
 from legalsearch.relatedness import CoRelevance, Fusion
@@ -30,6 +37,17 @@ from legalsearch.text import Preprocessor
 from legalsearch.types import Document, Keyword
 
 log = logging.getLogger(__name__)
+
+
+def thesaurus_folders(manifest: dict[str, Any]) -> list[str]:
+    """The seed models' folders the manifest lists (``thesaurus/seed-N``), in the order they are combined."""
+    found = set()
+    for rel in manifest.get("files", {}):
+        parts = PurePosixPath(rel).parts
+        if len(parts) == 3 and parts[0] == THESAURUS_DIR and parts[1].startswith("seed-"):
+            found.add(f"{THESAURUS_DIR}/{parts[1]}")
+    # string order, as the folders were always combined: float sums repeat exactly
+    return sorted(found)
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,12 +91,19 @@ class Model:
         return str(self.manifest["version"])
 
     @classmethod
-    def load(cls, path: str | Path, verify: bool = True, mmap: bool = True) -> Model:
-        """Load a model folder (or the ``current`` one of a models folder); refuse a damaged one."""
+    def load(cls, path: str | Path, verify: bool = True, mmap: bool = True,
+             manifest_sha256: str | None = None) -> Model:
+        """Load a model folder (or the ``current`` one of a models folder); refuse a damaged one.
+
+        ``manifest_sha256`` pins the manifest (what ``current.json`` recorded); given a models folder, its
+        record's hash is used. Only files the manifest lists are read.
+        """
         folder = Path(path)
-        if not (folder / "manifest.json").exists() and (folder / "current").exists():
+        if manifest_sha256 is None and not (folder / MANIFEST_NAME).exists() and current_version(folder):
+            record = read_current_record(folder)
+            manifest_sha256 = record.manifest_sha256 if record is not None else None
             folder = resolve_model_dir(folder)
-        manifest = verify_model(folder, check_hashes=verify)
+        manifest = verify_model(folder, check_hashes=verify, manifest_sha256=manifest_sha256)
         config = config_from_dict(manifest["config"])
         try:
             docvectors = load_array(folder / DOCVECTORS_FILE, mmap)
@@ -102,9 +127,7 @@ class Model:
             expansions=ExpansionTable.load(folder, vectors, keyword_model, config.search.expansion_terms + 1,
                                            mmap=mmap),
             snippets=SnippetIndex.load(folder, mmap=mmap),
-            thesaurus=tuple(
-                load_vectors(sub, mmap=mmap) for sub in sorted((folder / THESAURUS_DIR).glob("seed-*"))
-            ),
+            thesaurus=tuple(load_vectors(folder / sub, mmap=mmap) for sub in thesaurus_folders(manifest)),
             neighbours=NeighbourTable.load(folder, int(docvectors.shape[0]), mmap=mmap),
             citations=CitationGraph.load(folder, int(docvectors.shape[0]), mmap=mmap),
             suggestion_index=SuggestionIndex.load(folder / SUGGEST_DIR, mmap=mmap),

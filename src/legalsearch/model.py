@@ -6,16 +6,23 @@ Layout::
       20261128-151200-a1b2c3/      one trained model (immutable once committed)
         manifest.json              schema, versions, config, counts, sha256 + size of every other file
         ...                        the stages' artifacts
-      current -> 20261128-151200-a1b2c3   relative symlink, swapped atomically
+      current.json                 the record of the model in use: its version and its manifest's sha256
+      current -> 20261128-151200-a1b2c3   relative symlink to the same version, for people and older tools
       .tmp-<version>/              a run in progress (never read; removed when the run fails, or by the next
                                    run when a killed run left it)
       .train.lock                  held by the training run that writes here (see pipeline.train)
       .serving/<host>-<pid>-<id>.json   one per serving process: the version it serves (see mark_serving)
       .pruned-<version>-<hex>/     a version prune is deleting
+
+A committed folder's files are read-only, and loading reads only the files its manifest lists: a folder with
+anything else in it is refused. ``current.json`` is replaced atomically (written first, then the symlink
+follows); its manifest hash means that editing a served model's manifest (and its file hashes with it) makes
+the model refused instead of trusted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -41,12 +48,17 @@ from legalsearch.locks import FileLock
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+#: 2: word vectors as .npy + a key list (schema 1 stored them as a gensim pickle, which loading would execute)
+SCHEMA_VERSION = 2
 #: manifest schema versions this code can read
-SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
+SUPPORTED_SCHEMA_VERSIONS = frozenset({2})
 
 MANIFEST_NAME = "manifest.json"
 CURRENT_NAME = "current"
+#: the record of the model in use (version + manifest sha256), beside the ``current`` symlink
+CURRENT_RECORD = "current.json"
+#: committed model files are read-only for everyone: a model is never edited in place
+READ_ONLY = 0o444
 TMP_PREFIX = ".tmp-"
 TRAIN_LOCK = ".train.lock"
 #: moving ``current`` takes a moment; a writer stuck longer than this is a bug, not a queue
@@ -135,7 +147,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+def _write_json_atomic(path: Path, data: dict[str, Any], mode: int | None = None) -> None:
     try:
         text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False, default=_json_default)
     except (TypeError, ValueError) as exc:
@@ -146,17 +158,50 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
             fh.write(text + "\n")
             fh.flush()
             os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
 
 
+@dataclass(frozen=True, slots=True)
+class CurrentRecord:
+    """What ``current.json`` says: the version in use and the sha256 its manifest must have."""
+
+    version: str
+    manifest_sha256: str
+
+
+def read_current_record(models_dir: Path) -> CurrentRecord | None:
+    """The parsed ``current.json``; None when there is none, ArtifactError when it is malformed."""
+    path = Path(models_dir) / CURRENT_RECORD
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{CURRENT_RECORD} is unreadable: {exc}") from exc
+    version = data.get("version") if isinstance(data, dict) else None
+    sha = data.get("manifest_sha256") if isinstance(data, dict) else None
+    if not isinstance(version, str) or not isinstance(sha, str) or len(sha) != 64:
+        raise ArtifactError(f"{CURRENT_RECORD} must hold a version and a manifest_sha256")
+    _check_version_name(version)
+    return CurrentRecord(version, sha)
+
+
 def _point_current(models_dir: Path, version: str) -> None:
-    """Atomically make ``models_dir/current`` a relative symlink to ``version``."""
+    """Atomically make ``current.json`` name ``version`` (with its manifest's hash), then the symlink follow."""
     link = models_dir / CURRENT_NAME
     if link.exists() and not link.is_symlink():
         raise ArtifactError(f"{link} exists and is not a symlink; remove it so it can name the current model")
+    try:
+        sha = sha256_file(models_dir / version / MANIFEST_NAME)
+    except OSError as exc:
+        raise ArtifactError(f"cannot point {link} at {version}: {exc}") from exc
+    # the record first: readers go by it, and the symlink is only its mirror for people and older tools
+    _write_json_atomic(models_dir / CURRENT_RECORD, {"version": version, "manifest_sha256": sha})
     tmp = models_dir / f".{CURRENT_NAME}-{secrets.token_hex(4)}"
     try:
         os.symlink(version, tmp)
@@ -264,7 +309,8 @@ class ModelWriter:
             "files": self._file_entries(),
             **manifest,
         }
-        _write_json_atomic(self.path / MANIFEST_NAME, data)
+        _write_json_atomic(self.path / MANIFEST_NAME, data, mode=READ_ONLY)
+        _make_read_only(self.path, data["files"])
         _fsync_dir(self.path)
         if self.final_path.exists():
             raise ArtifactError(f"model version {self.version} appeared in {self.models_dir} during the run")
@@ -281,17 +327,35 @@ class ModelWriter:
         return self.final_path
 
 
+def _make_read_only(folder: Path, files: dict[str, Any]) -> None:
+    # a model file changed in place breaks the memory maps of every worker serving it (a truncated one raised
+    # SIGBUS in all of them); read-only files stop the accidents of tools and people that are not root
+    for rel in files:
+        try:
+            os.chmod(folder / rel, READ_ONLY)
+        except OSError as exc:
+            raise ArtifactError(f"cannot make {folder / rel} read-only: {exc}") from exc
+
+
 def read_manifest(model_dir: Path) -> dict[str, Any]:
     """The parsed manifest.json of a model folder; ArtifactError when missing or invalid."""
-    path = Path(model_dir) / MANIFEST_NAME
+    return _parse_manifest(model_dir, _manifest_bytes(model_dir))
+
+
+def _manifest_bytes(model_dir: Path) -> bytes:
     try:
-        text = path.read_text(encoding="utf-8")
+        return (Path(model_dir) / MANIFEST_NAME).read_bytes()
     except FileNotFoundError as exc:
         raise ArtifactError(f"{model_dir}: {MANIFEST_NAME} is missing (not a model, or unfinished)") from exc
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ArtifactError(f"{model_dir}: cannot read {MANIFEST_NAME}: {exc}") from exc
+
+
+def _parse_manifest(model_dir: Path, raw: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(text)
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(f"{model_dir}: cannot read {MANIFEST_NAME}: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{model_dir}: {MANIFEST_NAME} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
@@ -299,18 +363,26 @@ def read_manifest(model_dir: Path) -> dict[str, Any]:
     return data
 
 
-def verify_model(model_dir: Path, check_hashes: bool = True) -> dict[str, Any]:
-    """Check the manifest, its schema version and every listed file (presence, size, sha256).
+def verify_model(model_dir: Path, check_hashes: bool = True, manifest_sha256: str | None = None) -> dict[str, Any]:
+    """Check the manifest (against ``manifest_sha256`` when given), its schema version, every listed file
+    (presence, size, sha256), and that the folder holds nothing the manifest does not list.
 
     Raises ArtifactError naming the file and what is wrong; returns the manifest.
     """
     model_dir = Path(model_dir)
-    manifest = read_manifest(model_dir)
+    raw = _manifest_bytes(model_dir)
+    if manifest_sha256 is not None and hashlib.sha256(raw).hexdigest() != manifest_sha256:
+        raise ArtifactError(
+            f"{model_dir}: {MANIFEST_NAME} is not the one {CURRENT_RECORD} recorded (edited after it was made "
+            "current): point current at it again to trust it"
+        )
+    manifest = _parse_manifest(model_dir, raw)
     schema = manifest.get("schema_version")
     if schema not in SUPPORTED_SCHEMA_VERSIONS:
         raise ArtifactError(
             f"{model_dir}: unsupported manifest schema_version {schema!r}; this legalsearch "
             f"({legalsearch.__version__}) reads {sorted(SUPPORTED_SCHEMA_VERSIONS)}: retrain the model"
+            + (" (schema 1 stored its word vectors as a pickle, which is no longer loaded)" if schema == 1 else "")
         )
     files = manifest.get("files")
     if not isinstance(files, dict):
@@ -319,28 +391,52 @@ def verify_model(model_dir: Path, check_hashes: bool = True) -> dict[str, Any]:
         pure = PurePosixPath(rel)
         if pure.is_absolute() or ".." in pure.parts or not isinstance(entry, dict):
             raise ArtifactError(f"{model_dir}: invalid file entry {rel!r} in {MANIFEST_NAME}")
-        path = model_dir / pure
-        if not path.is_file():
-            raise ArtifactError(f"{model_dir}: file {rel} is missing")
-        size = path.stat().st_size
-        expected_size = entry.get("bytes")
-        if size != expected_size:
-            raise ArtifactError(
-                f"{model_dir}: file {rel} has {size} bytes, the manifest says {expected_size} "
-                "(truncated or replaced)"
-            )
-        if check_hashes:
-            actual = sha256_file(path)
-            if actual != entry.get("sha256"):
-                raise ArtifactError(
-                    f"{model_dir}: file {rel} is corrupted or modified: sha256 {actual[:12]}… does not match "
-                    f"the manifest's {str(entry.get('sha256'))[:12]}…"
-                )
+        _verify_file(model_dir, rel, entry, check_hashes)
+    _refuse_unlisted(model_dir, files)
     return manifest
 
 
+def _verify_file(model_dir: Path, rel: str, entry: dict[str, Any], check_hashes: bool) -> None:
+    path = model_dir / rel
+    if path.is_symlink() or not path.is_file():
+        raise ArtifactError(f"{model_dir}: file {rel} is missing" + (" (a symlink)" if path.is_symlink() else ""))
+    size = path.stat().st_size
+    expected_size = entry.get("bytes")
+    if size != expected_size:
+        raise ArtifactError(
+            f"{model_dir}: file {rel} has {size} bytes, the manifest says {expected_size} (truncated or replaced)"
+        )
+    if check_hashes:
+        actual = sha256_file(path)
+        if actual != entry.get("sha256"):
+            raise ArtifactError(
+                f"{model_dir}: file {rel} is corrupted or modified: sha256 {actual[:12]}… does not match "
+                f"the manifest's {str(entry.get('sha256'))[:12]}…"
+            )
+
+
+def _refuse_unlisted(model_dir: Path, files: dict[str, Any]) -> None:
+    """ArtifactError when the folder holds a file or folder the manifest does not list.
+
+    Loaders read files by name, so an unlisted file would be read unverified the day a loader globs (as the
+    thesaurus loader once did for ``thesaurus/seed-*``); a folder is allowed only as a parent of listed files.
+    """
+    parents = {p.as_posix() for rel in files for p in PurePosixPath(rel).parents}
+    for path in model_dir.rglob("*"):
+        rel = path.relative_to(model_dir).as_posix()
+        if rel in files or rel == MANIFEST_NAME or (path.is_dir() and not path.is_symlink() and rel in parents):
+            continue
+        if path.name.startswith(f".{MANIFEST_NAME}.") and path.name.endswith(".tmp"):
+            continue  # update_manifest() writing a new manifest right now
+        raise ArtifactError(f"{model_dir}: {rel} is not listed in {MANIFEST_NAME}: the folder was changed")
+
+
 def current_version(models_dir: Path) -> str | None:
-    """The version ``models_dir/current`` points at (a readlink, no verification), or None."""
+    """The version ``current.json`` names (or, without one, the ``current`` symlink); no verification."""
+    with contextlib.suppress(ArtifactError):
+        record = read_current_record(models_dir)
+        if record is not None:
+            return record.version
     try:
         target = os.readlink(Path(models_dir) / CURRENT_NAME)
     except OSError:
@@ -353,11 +449,14 @@ def resolve_model_dir(models_dir: Path, version: str | None = None) -> Path:
     models_dir = Path(models_dir)
     if version is None or version == CURRENT_NAME:
         link = models_dir / CURRENT_NAME
-        if not link.is_symlink() and not link.exists():
+        named = current_version(models_dir)
+        if named is None:
+            if link.exists():
+                raise ArtifactError(f"{link} is not a symlink and there is no {CURRENT_RECORD}")
             raise NoModelError(f"no model in {models_dir}: run `legalsearch train` first")
-        target = link.resolve()
+        target = (models_dir / named).resolve()
         if not target.is_dir():
-            raise ArtifactError(f"{link} points at {current_version(models_dir)!r}, which does not exist")
+            raise ArtifactError(f"{link} points at {named!r}, which does not exist")
         return target
     _check_version_name(version)
     path = models_dir / version
@@ -481,7 +580,12 @@ def update_manifest(model_dir: Path, **fields: Any) -> None:
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
     manifest.update(fields)
-    _write_json_atomic(model_dir / MANIFEST_NAME, manifest)
+    _write_json_atomic(model_dir / MANIFEST_NAME, manifest, mode=READ_ONLY)
+    models_dir = model_dir.resolve().parent
+    with _current_lock(models_dir):
+        if current_version(models_dir) == model_dir.resolve().name:
+            # the record pins the manifest's hash: the one current it names must stay trusted
+            _point_current(models_dir, model_dir.resolve().name)
 
 
 def add_files(model_dir: Path, paths: Sequence[Path]) -> None:

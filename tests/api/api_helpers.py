@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from legalsearch.model import CURRENT_NAME, MANIFEST_NAME
+from legalsearch.model import CURRENT_NAME, MANIFEST_NAME, _point_current
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,25 +29,28 @@ def copy_version(models_dir: Path, new_version: str) -> Path:
     shutil.copytree(src, dst)
     manifest = json.loads((dst / MANIFEST_NAME).read_text(encoding="utf-8"))
     manifest["version"] = new_version
-    (dst / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    writable(dst / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return dst
+
+
+def writable(path: Path) -> Path:
+    """Undo the read-only mode committed model files have (root writes anyway; other users could not)."""
+    path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    return path
 
 
 def damage(model_dir: Path, file: str = "docvectors.npy") -> None:
     """Flip one byte near the end of a file (same size, different hash)."""
-    path = model_dir / file
+    path = writable(model_dir / file)
     data = bytearray(path.read_bytes())
     data[-3] ^= 0xFF
     path.write_bytes(bytes(data))
 
 
 def point_current(models_dir: Path, version: str) -> None:
-    """Move ``current`` atomically without verifying (set_current would refuse a damaged model)."""
-    tmp = models_dir / ".current-test"
-    if tmp.is_symlink():
-        tmp.unlink()
-    os.symlink(version, tmp)
-    os.replace(tmp, models_dir / CURRENT_NAME)
+    """Move ``current`` (current.json and the symlink) without verifying (set_current would refuse a damaged
+    model); the record pins the manifest as it is now."""
+    _point_current(models_dir, version)
 
 
 def free_port() -> int:

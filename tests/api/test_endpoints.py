@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from urllib.parse import quote
 
@@ -333,10 +334,29 @@ def test_damaged_model_is_refused_and_old_one_keeps_serving(models_copy: Path, d
         assert 'legalsearch_model_reloads_total{outcome="refused"}' in c.get("/metrics").text
 
 
+def test_damaged_model_at_startup_falls_back_to_a_good_version(models_copy: Path, demo_model) -> None:  # type: ignore[no-untyped-def]
+    broken = copy_version(models_copy, "broken")
+    damage(broken, "ids.txt")
+    point_current(models_copy, "broken")
+    with TestClient(create_app(make_settings(models_copy))) as c:
+        r = c.get("/readyz")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["model"] == demo_model.version and body["current"] == "broken"
+        assert "ids.txt" in body["fallback"] and demo_model.version in body["fallback"]
+        assert body["last_reload_error"]["version"] == "broken"
+        assert [w["model"] for w in body["workers"]] == [demo_model.version]
+        assert c.get("/search", params={"q": "Miete"}).json()["model"] == demo_model.version
+
+
 def test_damaged_model_at_startup_gives_503_with_reason(models_copy: Path) -> None:
     broken = copy_version(models_copy, "broken")
     damage(broken, "ids.txt")
     point_current(models_copy, "broken")
+    # no other version to fall back to
+    for other in models_copy.iterdir():
+        if other.is_dir() and not other.is_symlink() and other.name != "broken":
+            shutil.rmtree(other)
     with TestClient(create_app(make_settings(models_copy))) as c:
         r = c.get("/readyz")
         assert r.status_code == 503
@@ -353,9 +373,50 @@ def test_api_keys(demo_models_dir: Path) -> None:
         assert r.status_code == 401 and "missing" in r.json()["detail"]
         r = c.get("/models/current", headers={"X-API-Key": "wrong"})
         assert r.status_code == 401 and "invalid" in r.json()["detail"]
-        assert c.post("/admin/reload").status_code == 401
         assert c.get("/models/current", headers={"X-API-Key": "other"}).status_code == 200
-        assert c.post("/admin/reload", headers={"X-API-Key": "s3cret"}).status_code == 200
+        # search keys never reach admin routes; with no admin key configured nobody does
+        for headers in ({}, {"X-API-Key": "s3cret"}, {"X-API-Key": "wrong"}):
+            r = c.post("/admin/reload", headers=headers)
+            assert r.status_code == 403 and "LEGALSEARCH_ADMIN_KEYS" in r.json()["detail"], (headers, r.text)
+
+
+def test_admin_keys_are_separate_from_search_keys(demo_models_dir: Path) -> None:
+    settings = make_settings(demo_models_dir, api_keys=["search-key"], admin_keys=["admin-key"])
+    with TestClient(create_app(settings)) as c:
+        assert c.post("/admin/reload").status_code == 401
+        assert c.post("/admin/reload", headers={"X-API-Key": "wrong"}).status_code == 401
+        r = c.post("/admin/reload", headers={"X-API-Key": "search-key"})
+        assert r.status_code == 403 and "may search but not use admin routes" in r.json()["detail"]
+        r = c.post("/admin/reload", headers={"X-API-Key": "admin-key"})
+        assert r.status_code == 200 and r.json()["workers"][0]["ready"] is True
+        # an admin key also searches
+        for key in ("search-key", "admin-key"):
+            assert c.get("/search", params={"q": "Miete"}, headers={"X-API-Key": key}).status_code == 200
+        spec = c.get("/openapi.json").json()
+        assert "403" in spec["paths"]["/admin/reload"]["post"]["responses"]
+
+
+def test_admin_keys_alone_leave_search_open(demo_models_dir: Path) -> None:
+    with TestClient(create_app(make_settings(demo_models_dir, admin_keys=["admin-key"]))) as c:
+        assert c.get("/search", params={"q": "Miete"}).status_code == 200
+        assert c.post("/admin/reload").status_code == 401
+        assert c.post("/admin/reload", headers={"X-API-Key": "admin-key"}).status_code == 200
+
+
+def test_models_current_hides_corpus_paths_without_an_admin_key(demo_models_dir: Path, demo_model) -> None:  # type: ignore[no-untyped-def]
+    paths = demo_model.manifest["corpus"]["paths"]
+    assert paths and all("demo" in p for p in paths)
+    for settings in (make_settings(demo_models_dir),
+                     make_settings(demo_models_dir, api_keys=["search-key"], admin_keys=["admin-key"])):
+        with TestClient(create_app(settings)) as c:
+            shown = c.get("/models/current", headers={"X-API-Key": "search-key"}).json()["manifest"]
+            assert shown["corpus"]["paths"] == ["<hidden>"] * len(paths)
+            assert shown["corpus"]["extra_text"] == ["<hidden>"] * len(demo_model.manifest["corpus"]["extra_text"])
+            assert "corpora/demo" not in c.get("/models/current", headers={"X-API-Key": "search-key"}).text
+            assert shown["files"] == demo_model.manifest["files"]
+            if settings.admin_keys:
+                full = c.get("/models/current", headers={"X-API-Key": "admin-key"}).json()["manifest"]
+                assert full["corpus"]["paths"] == paths
 
 
 def test_openapi_documents_every_field(client: TestClient) -> None:

@@ -28,7 +28,8 @@ def test_model_folder_is_complete_and_verified(demo_model_path: Path) -> None:
     for key in ("schema_version", "package_version", "git_sha", "config", "corpus_hash", "counts", "files",
                 "timings"):
         assert key in manifest, key
-    for name in ("ids.txt", "index.faiss", "vectors.kv", "docvectors.npy", "vocabulary.tsv", "phrases.tsv",
+    for name in ("ids.txt", "index.faiss", "vectors.npy", "vectors_keys.txt", "docvectors.npy", "vocabulary.tsv",
+                 "phrases.tsv",
                  "documents.jsonl", "expansion_rows.npy", "snippets_terms.npy"):
         assert name in manifest["files"], name
     for rel, info in manifest["files"].items():
@@ -53,7 +54,7 @@ def test_demo_model_answers(demo_model: Model) -> None:
 
 def test_vectors_and_index_are_memory_mapped(demo_model: Model) -> None:
     assert memory_mapped(demo_model.docvectors)
-    assert isinstance(demo_model.vectors.vectors, np.memmap)
+    assert memory_mapped(demo_model.vectors.vectors)
 
 
 def test_training_is_deterministic_with_one_worker(demo_models_dir: Path, tmp_path: Path) -> None:
@@ -62,7 +63,7 @@ def test_training_is_deterministic_with_one_worker(demo_models_dir: Path, tmp_pa
     first = verify_model((demo_models_dir / "current").resolve())
     assert again.manifest["corpus_hash"] == first["corpus_hash"]
     for name in ("ids.txt", "vocabulary.tsv", "phrases.tsv", "docvectors.npy", "keywords_weights.npy",
-                 "vectors.kv.vectors.npy", "documents.jsonl"):
+                 "vectors.npy", "vectors_keys.txt", "documents.jsonl"):
         assert again.manifest["files"][name]["sha256"] == first["files"][name]["sha256"], name
 
 
@@ -133,7 +134,7 @@ def test_intersection_method_keeps_neighbours_all_seed_variants_agree_on(tmp_pat
     cfg = replace(cfg, word2vec=replace(cfg.word2vec, intersection_models=2))
     result = train([DEMO], cfg, tmp_path / "m", extra_text=[DEMO / "extra"], cache_dir=tmp_path / "c",
                    progress=False)
-    assert {"thesaurus/seed-1/vectors.kv", "thesaurus/seed-2/vectors.kv"} <= set(result.manifest["files"])
+    assert {"thesaurus/seed-1/vectors.npy", "thesaurus/seed-2/vectors_keys.txt"} <= set(result.manifest["files"])
     model = Model.load(result.path)
     assert len(model.thesaurus) == 2
     term = "kündigung"

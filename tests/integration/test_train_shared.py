@@ -54,7 +54,7 @@ def test_tenancy_section_recommends_tenancy_sections(slice_model: Path) -> None:
     assert len(tenancy) >= 6, [r.doc_id for r in results]
 
 
-@pytest.mark.parametrize("victim", ["index.faiss", "vectors.kv.vectors.npy", "ids.txt", "lexical"])
+@pytest.mark.parametrize("victim", ["index.faiss", "vectors.npy", "ids.txt", "lexical"])
 def test_damaged_files_are_refused(slice_model: Path, tmp_path: Path, victim: str) -> None:
     copy = tmp_path / "model"
     shutil.copytree(slice_model, copy)

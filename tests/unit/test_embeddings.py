@@ -4,10 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from plugin_model import memory_mapped
 
 from legalsearch.config import Word2VecConfig
 from legalsearch.embeddings import load_vectors, save_vectors, similar_terms, train_word2vec
-from legalsearch.errors import CorpusError, UnknownTermError
+from legalsearch.errors import ArtifactError, CorpusError, UnknownTermError
 
 LINES = [
     "vermieter kündigung mietvertrag wohnung mieter",
@@ -30,8 +31,23 @@ def test_vectors_are_normalised_and_round_trip_memory_mapped(corpus: Path, tmp_p
     np.testing.assert_allclose(np.linalg.norm(kv.vectors, axis=1), 1.0, rtol=1e-5)
     save_vectors(kv, tmp_path)
     loaded = load_vectors(tmp_path, mmap=True)
-    assert isinstance(loaded.vectors, np.memmap)
+    assert memory_mapped(loaded.vectors)
     np.testing.assert_array_equal(loaded.vectors, kv.vectors)
+    assert loaded.index_to_key == kv.index_to_key and loaded.key_to_index == kv.key_to_index
+    # plain arrays and text: nothing in the folder is a pickle
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.txt", "vectors.npy", "vectors_keys.txt"]
+    assert similar_terms(loaded, "mieter", k=5) == similar_terms(kv, "mieter", k=5)
+
+
+def test_vector_files_that_disagree_are_refused(corpus: Path, tmp_path: Path) -> None:
+    save_vectors(train_word2vec(corpus, CONFIG), tmp_path)
+    keys = (tmp_path / "vectors_keys.txt").read_text(encoding="utf-8").split("\n")
+    (tmp_path / "vectors_keys.txt").write_text("\n".join(keys[1:]), encoding="utf-8")
+    with pytest.raises(ArtifactError, match="do not match their keys"):
+        load_vectors(tmp_path)
+    (tmp_path / "vectors_keys.txt").write_text("\n".join([keys[0], *keys[:-2]]) + "\n", encoding="utf-8")
+    with pytest.raises(ArtifactError, match="repeats a key"):
+        load_vectors(tmp_path)
 
 
 def test_similar_terms_respects_allowed_and_unknown_term(corpus: Path) -> None:

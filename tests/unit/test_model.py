@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import stat
 import subprocess
@@ -24,6 +25,7 @@ from legalsearch.model import (
     mark_serving,
     new_version_name,
     prune_models,
+    read_current_record,
     read_manifest,
     resolve_model_dir,
     serving_markers,
@@ -91,7 +93,7 @@ def test_failed_run_leaves_nothing_and_keeps_current(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="training blew up"), ModelWriter(tmp_path, version) as w:
         (w.path / "index.faiss").write_bytes(b"half")
         raise RuntimeError("training blew up")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["20260101-000000-aaaaaa", "current"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["20260101-000000-aaaaaa", "current", "current.json"]
     assert current_version(tmp_path) == "20260101-000000-aaaaaa"
     # leaving the block without commit is a failure too
     with ModelWriter(tmp_path, "20260103-000000-cccccc") as w:
@@ -151,7 +153,17 @@ def test_verify_refuses_unknown_schema(tmp_path: Path) -> None:
     m = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     m["schema_version"] = SCHEMA_VERSION + 1
     (path / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
-    with pytest.raises(ArtifactError, match=r"unsupported manifest schema_version 2"):
+    with pytest.raises(ArtifactError, match=rf"unsupported manifest schema_version {SCHEMA_VERSION + 1}"):
+        verify_model(path)
+
+
+def test_schema_1_models_are_refused_with_the_reason(tmp_path: Path) -> None:
+    # schema 1 stored the word vectors as a gensim pickle: such folders must not load, and say why
+    path = _train(tmp_path, "v1")
+    m = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    m["schema_version"] = 1
+    (path / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+    with pytest.raises(ArtifactError, match=r"schema_version 1.*retrain.*pickle"):
         verify_model(path)
 
 
@@ -264,7 +276,7 @@ def test_prune_keeps_newest_current_and_served(tmp_path: Path) -> None:
                            f"{socket.gethostname()})", VERSIONS[0]: "current"}
     assert result.stale_markers == (dead.name,) and not dead.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [VERSIONS[0], VERSIONS[1], VERSIONS[4], "current", SERVING_DIR]
+        [VERSIONS[0], VERSIONS[1], VERSIONS[4], "current", "current.json", SERVING_DIR]
     )
     verify_model(tmp_path / VERSIONS[0])
     verify_model(tmp_path / VERSIONS[1])
@@ -290,7 +302,8 @@ def test_prune_finishes_what_an_interrupted_prune_left(tmp_path: Path) -> None:
     os.rename(tmp_path / VERSIONS[0], tmp_path / f".pruned-{VERSIONS[0]}-abcdef")
     assert len(list_models(tmp_path)) == 4
     result = prune_models(tmp_path, keep=4)
-    assert result.removed == () and sorted(p.name for p in tmp_path.iterdir()) == sorted([*VERSIONS[1:], "current"])
+    assert result.removed == ()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*VERSIONS[1:], "current", "current.json"])
 
 
 def test_prune_refuses_a_negative_keep(tmp_path: Path) -> None:
@@ -298,3 +311,41 @@ def test_prune_refuses_a_negative_keep(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="keep"):
         prune_models(tmp_path, keep=-1)
     assert len(list_models(tmp_path)) == 5
+def test_committed_files_are_read_only(tmp_path: Path) -> None:
+    path = _train(tmp_path, "20260101-000000-aaaaaa")
+    for rel in [*read_manifest(path)["files"], "manifest.json"]:
+        assert (path / rel).stat().st_mode & 0o777 == 0o444, rel
+    update_manifest(path, evaluation={"ndcg@10": 0.5})
+    assert (path / "manifest.json").stat().st_mode & 0o777 == 0o444
+
+
+def test_current_record_pins_the_manifest(tmp_path: Path) -> None:
+    path = _train(tmp_path, "20260101-000000-aaaaaa")
+    record = read_current_record(tmp_path)
+    assert record is not None and record.version == "20260101-000000-aaaaaa"
+    assert record.manifest_sha256 == sha256_file(path / "manifest.json")
+    verify_model(path, manifest_sha256=record.manifest_sha256)
+    # update_manifest re-pins the model current names, so eval scores do not make it untrusted
+    update_manifest(path, evaluation={"ndcg@10": 0.5})
+    record = read_current_record(tmp_path)
+    assert record is not None
+    verify_model(path, manifest_sha256=record.manifest_sha256)
+    # a manifest edited behind the record's back (say, with its file hashes rewritten) is refused
+    m = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    m["counts"]["documents"] = 4
+    os.chmod(path / "manifest.json", 0o644)
+    (path / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+    with pytest.raises(ArtifactError, match=r"not the one current\.json recorded"):
+        verify_model(path, manifest_sha256=record.manifest_sha256)
+
+
+def test_files_the_manifest_does_not_list_are_refused(tmp_path: Path) -> None:
+    path = _train(tmp_path, "20260101-000000-aaaaaa")
+    verify_model(path)
+    (path / "thesaurus" / "seed-9").mkdir(parents=True)
+    with pytest.raises(ArtifactError, match="thesaurus is not listed"):
+        verify_model(path, check_hashes=False)
+    shutil.rmtree(path / "thesaurus")
+    (path / "lexical" / "extra.npy").write_bytes(b"x")
+    with pytest.raises(ArtifactError, match=r"lexical/extra\.npy is not listed"):
+        verify_model(path, check_hashes=False)

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 
-from legalsearch.api import metrics
+from legalsearch.api import metrics, peers
 from legalsearch.api.deps import API_KEY_HEADER, API_KEY_SCHEME, api_key_scheme
 from legalsearch.api.errors import install_error_handlers
 from legalsearch.api.fastpath import FastPathMiddleware, FastPathStats, FastRoute
@@ -66,6 +66,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await models.reload_model(holder, force=True)
     if holder.model is None:
         log.warning("starting without a model: %s", holder.unavailable_reason())
+    link = peers.LINK
+    if link is not None:
+        # a balanced worker: reloads asked of another worker reach this one through the main process
+
+        async def reload_here() -> None:
+            await models.reload_model(holder, force=True)
+
+        link.on_reload = reload_here
+        link.report(holder.status())
     watcher: asyncio.Task[None] | None = None
     if settings.watch_interval_s > 0:
         holder.watching = True

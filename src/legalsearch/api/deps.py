@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 
-from legalsearch.api.errors import PayloadTooLargeError, UnauthorizedError
+from legalsearch.api.errors import ForbiddenError, PayloadTooLargeError, UnauthorizedError
 from legalsearch.api.state import ModelHolder
 from legalsearch.config import ServiceSettings
 from legalsearch.engine import Model
@@ -56,19 +56,49 @@ def app_settings(request: Request) -> ServiceSettings:
 #: the name of the API-key scheme in the OpenAPI description
 API_KEY_SCHEME = "APIKeyHeader"
 API_KEY_HEADER = "X-API-Key"
+ADMIN_KEYS_SETTING = "LEGALSEARCH_ADMIN_KEYS"
+
+
+def _matches(key: str, keys: list[str]) -> bool:
+    # compare against every key in constant time, so timing tells nothing about near misses
+    return any(secrets.compare_digest(key.encode(), k.encode()) for k in keys)
 
 
 def check_api_key(request: Request) -> None:
-    """401 unless no keys are configured or X-API-Key holds one of them."""
+    """401 unless no search keys are configured or X-API-Key holds a search key or an admin key."""
     settings: ServiceSettings = request.app.state.settings
     if not settings.api_keys:
         return
     key = request.headers.get(API_KEY_HEADER)
     if not key:
         raise UnauthorizedError(f"missing {API_KEY_HEADER} header")
-    # compare against every key in constant time, so timing tells nothing about near misses
-    if not any(secrets.compare_digest(key.encode(), k.encode()) for k in settings.api_keys):
+    if not (_matches(key, settings.api_keys) or _matches(key, settings.admin_keys)):
         raise UnauthorizedError("invalid API key")
+
+
+def check_admin_key(request: Request) -> None:
+    """Admin routes: open only while no key of either kind is configured; else X-API-Key must be an admin key
+    (401 when missing or unknown, 403 for a search key or when no admin key is configured)."""
+    settings: ServiceSettings = request.app.state.settings
+    if not settings.admin_keys and not settings.api_keys:
+        return
+    key = request.headers.get(API_KEY_HEADER)
+    if not settings.admin_keys:
+        raise ForbiddenError(f"admin routes need an admin key, and none is configured ({ADMIN_KEYS_SETTING})")
+    if not key:
+        raise UnauthorizedError(f"missing {API_KEY_HEADER} header (an admin key)")
+    if _matches(key, settings.admin_keys):
+        return
+    if _matches(key, settings.api_keys):
+        raise ForbiddenError(f"this API key may search but not use admin routes ({ADMIN_KEYS_SETTING})")
+    raise UnauthorizedError("invalid API key")
+
+
+def has_admin_key(request: Request) -> bool:
+    """Whether the request carries a configured admin key (never true while none is configured)."""
+    settings: ServiceSettings = request.app.state.settings
+    key = request.headers.get(API_KEY_HEADER)
+    return bool(key and settings.admin_keys and _matches(key, settings.admin_keys))
 
 
 class ProtectedRoute(APIRoute):
@@ -79,6 +109,9 @@ class ProtectedRoute(APIRoute):
     time per /recommend. ``api_key_scheme`` puts the scheme into the description.
     """
 
+    #: the key check this kind of route runs first
+    check: Callable[[Request], None] = staticmethod(check_api_key)
+
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         extra = dict(kwargs.pop("openapi_extra", None) or {})
         extra.setdefault("security", [{API_KEY_SCHEME: []}])
@@ -87,19 +120,28 @@ class ProtectedRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """FastAPI's handler, behind the key check."""
         handler = super().get_route_handler()
+        check = self.check
 
         async def checked(request: Request) -> Response:
-            check_api_key(request)
+            check(request)
             return await handler(request)
 
         return checked
+
+
+class AdminRoute(ProtectedRoute):
+    """A route under /admin: it needs an admin key (LEGALSEARCH_ADMIN_KEYS); search keys get 403."""
+
+    check = staticmethod(check_admin_key)
 
 
 def api_key_scheme() -> dict[str, Any]:
     """The OpenAPI security scheme of ``X-API-Key`` (components.securitySchemes)."""
     return {
         "type": "apiKey",
-        "description": "Required when the service is configured with API keys (LEGALSEARCH_API_KEYS).",
+        "description": "Required when the service is configured with API keys: a search key "
+        "(LEGALSEARCH_API_KEYS) or an admin key (LEGALSEARCH_ADMIN_KEYS) for the search routes, an admin key for "
+        "/admin/* (open only while no key of either kind is configured).",
         "in": "header",
         "name": API_KEY_HEADER,
     }

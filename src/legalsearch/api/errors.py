@@ -52,12 +52,18 @@ class UnauthorizedError(LegalSearchError):
     """The X-API-Key header is missing or wrong."""
 
 
+class ForbiddenError(LegalSearchError):
+    """The X-API-Key is valid but may not use this route (a search key on /admin)."""
+
+
 def status_of(exc: LegalSearchError) -> int:
     """The HTTP status of a package error (500 for errors that are the server's fault)."""
     if isinstance(exc, PayloadTooLargeError):
         return 413
     if isinstance(exc, UnauthorizedError):
         return 401
+    if isinstance(exc, ForbiddenError):
+        return 403
     for cls, status in STATUS_OF:
         if isinstance(exc, cls):
             return status

@@ -484,6 +484,32 @@ class ReloadFailure(BaseModel):
     at: str = Field(description="When (UTC, ISO 8601).", examples=["2026-11-28T15:12:00+00:00"])
 
 
+class WorkerStatus(BaseModel):
+    """What one worker process serves."""
+
+    pid: int = Field(description="The worker's process id.", examples=[4242])
+    ready: bool = Field(description="Whether it serves a verified model.", examples=[True])
+    model: str | None = Field(description="The version it serves, if any.", examples=["20261128-151200-a1b2c3"])
+    current: str | None = Field(description="The version models/current named when it last looked.",
+                                examples=["20261128-151200-a1b2c3"])
+    fallback: str | None = Field(
+        None, description="Why it serves another version than `current` (current refused), else null.",
+        examples=[None],
+    )
+    last_reload_error: ReloadFailure | None = Field(None, description="The last model it refused, if any.")
+
+    @classmethod
+    def from_status(cls, status: dict[str, Any]) -> WorkerStatus:
+        """From a holder's status dict (api.state.ModelHolder.status), as the workers exchange them."""
+        error = status.get("last_reload_error")
+        return cls(
+            pid=int(status["pid"]), ready=bool(status.get("ready")), model=status.get("model"),
+            current=status.get("current"), fallback=status.get("fallback"),
+            last_reload_error=ReloadFailure(version=error.get("version"), reason=str(error.get("reason", "")),
+                                            at=str(error.get("at", ""))) if isinstance(error, dict) else None,
+        )
+
+
 class ReadyResponse(BaseModel):
     """Readiness, with what is served and the last refused reload."""
 
@@ -493,7 +519,16 @@ class ReadyResponse(BaseModel):
     current: str | None = Field(description="Version models/current points at now.",
                                 examples=["20261128-151200-a1b2c3"])
     last_reload_error: ReloadFailure | None = Field(description="The last refused model, if any.")
+    fallback: str | None = Field(
+        None, description="Why this worker serves another version than `current` (current refused), else null.",
+        examples=[None],
+    )
     watching: bool = Field(description="Whether models/current is watched for changes.", examples=[True])
+    worker: int = Field(description="The process id of the worker that answered.", examples=[4242])
+    workers: list[WorkerStatus] = Field(
+        description="Every worker's status (under `legalsearch serve --workers N`, as the main process last "
+        "relayed them; otherwise only this process)."
+    )
 
 
 class ReloadResponse(BaseModel):
@@ -502,6 +537,11 @@ class ReloadResponse(BaseModel):
     changed: bool = Field(description="Whether a different model is served now.", examples=[True])
     model: str | None = Field(description="Version served after the reload.", examples=["20261128-151200-a1b2c3"])
     previous: str | None = Field(description="Version served before.", examples=["20261127-090000-000000"])
+    workers: list[WorkerStatus] = Field(description="Every worker's status after the reload.")
+    pending: list[int] = Field(
+        description="Workers that had not reported their reload within reload_wait_s (pids); empty normally.",
+        examples=[[]],
+    )
 
 
 class ErrorResponse(BaseModel):

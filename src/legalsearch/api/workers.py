@@ -14,6 +14,10 @@ has served ``LEGALSEARCH_WORKER_MAX_REQUESTS`` requests or whose private memory 
 starts its replacement and gives it the new connections once it is ready, the retiring worker closes each of its
 connections after the answer in progress (or when idle past the keep-alive time), and it is stopped gracefully
 once it has none left (or after a drain timeout).
+
+A replacement that dies before it is ready is retried with a growing delay, so a model that kills its workers
+cannot make the main process spin. The main process also relays between the workers (api/peers.py): a reload
+asked of one worker reaches all of them, and each worker's status reaches every worker's /readyz.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import multiprocessing
 import os
@@ -36,6 +41,8 @@ from typing import Any
 import psutil
 import uvicorn
 
+from legalsearch.api import peers
+
 log = logging.getLogger("uvicorn.error")
 
 #: worker -> main: the worker finished starting up (its model is loaded) and takes connections
@@ -48,6 +55,10 @@ RETIRE = b"x"
 MAX_FDS = 64
 #: how often a worker compares itself with its limits
 _LIMIT_CHECK_S = 0.5
+#: the largest message either side reads (statuses and the table of them are JSON)
+MAX_MESSAGE = peers.MAX_MESSAGE + 64
+#: delays before restarting a replacement worker that died before it was ready: doubling, capped
+RESTART_BACKOFF_S = (0.5, 30.0)
 
 
 @dataclass
@@ -62,6 +73,10 @@ class _Worker:
     #: when it asked to retire (monotonic clock); None while it serves normally
     retiring_since: float | None = None
     stop_sent: bool = False
+    #: started to replace one that exited (the first ones stop the server when they cannot start)
+    replacement: bool = False
+    #: its last reported status (peers.STATUS), shown by every worker's /readyz
+    status: dict[str, Any] | None = None
 
 
 class _HandedServer(uvicorn.Server):
@@ -142,7 +157,7 @@ class _HandedServer(uvicorn.Server):
     def _receive(self, loop: asyncio.AbstractEventLoop, factory: Callable[[], asyncio.Protocol]) -> None:
         while True:
             try:
-                data, fds, _, _ = socket.recv_fds(self.channel, 16, MAX_FDS)
+                data, fds, _, _ = socket.recv_fds(self.channel, MAX_MESSAGE, MAX_FDS)
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -154,6 +169,9 @@ class _HandedServer(uvicorn.Server):
                 loop.remove_reader(self.channel.fileno())
                 self.should_exit = True
                 return
+            if not fds and peers.LINK is not None:
+                peers.LINK.receive(data)
+                continue
             for fd in fds:
                 sock = socket.socket(fileno=fd)
                 task = loop.create_task(self._connect(loop, factory, sock))
@@ -181,6 +199,8 @@ class _HandedServer(uvicorn.Server):
 def _run_worker(config_kwargs: dict[str, Any], channel: socket.socket) -> None:
     """A worker process's entry point."""
     config = uvicorn.Config(**config_kwargs)
+    # before the app starts: its lifespan reports the first model it loads over this link
+    peers.LINK = peers.PeerLink(channel)
     _HandedServer(config, channel).run()
 
 
@@ -202,15 +222,19 @@ class Balancer:
         self._ctx = multiprocessing.get_context("spawn")
         #: how long a retiring worker may keep connections before it is stopped anyway
         self.drain_timeout_s = 30.0
+        #: when the replacements waiting for their delay are due (time.monotonic())
+        self._restarts: list[float] = []
+        self._backoff = RESTART_BACKOFF_S[0]
+        self._reload_ids = 0
 
-    def _start_worker(self) -> _Worker:
+    def _start_worker(self, replacement: bool = False) -> _Worker:
         # datagram-like: one message per handed connection or report, never merged or split
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         process = self._ctx.Process(target=_run_worker, args=(self.config_kwargs, theirs), daemon=False)
         process.start()
         theirs.close()
         mine.setblocking(False)
-        worker = _Worker(process, mine)
+        worker = _Worker(process, mine, replacement=replacement)
         self.selector.register(mine, selectors.EVENT_READ, ("channel", worker))
         self.selector.register(process.sentinel, selectors.EVENT_READ, ("exit", worker))
         log.info("started worker process [%d]", process.pid)
@@ -247,7 +271,7 @@ class Balancer:
 
     def _on_channel(self, worker: _Worker) -> None:
         try:
-            data = worker.channel.recv(16)
+            data = worker.channel.recv(MAX_MESSAGE)
         except BlockingIOError:
             return
         except OSError:
@@ -257,19 +281,64 @@ class Balancer:
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(worker.channel)
             return
+        kind = data[:1]
         if data == CLOSED:
             worker.connections = max(0, worker.connections - 1)
         elif data == RETIRE and worker.retiring_since is None and not self.stopping:
             worker.retiring_since = time.monotonic()
             log.info("worker process [%d] retires: starting its replacement", worker.process.pid)
-            self.workers.append(self._start_worker())
+            self.workers.append(self._start_worker(replacement=True))
         elif data == READY and not worker.ready:
-            worker.ready = True
-            log.info("worker process [%d] is taking connections", worker.process.pid)
-            if self.listener is not None and not self.accepting and all(w.ready for w in self.workers):
-                # the first connections wait until every worker has its model, or they would all go to the first
-                self.selector.register(self.listener, selectors.EVENT_READ, ("listen", None))
-                self.accepting = True
+            self._on_ready(worker)
+        elif kind == peers.STATUS:
+            self._on_status(worker, data[1:])
+        elif kind == peers.RELOAD_ALL:
+            self._reload_all(worker)
+
+    def _on_ready(self, worker: _Worker) -> None:
+        worker.ready = True
+        log.info("worker process [%d] is taking connections", worker.process.pid)
+        if worker.replacement:
+            self._backoff = RESTART_BACKOFF_S[0]
+        if self.listener is not None and not self.accepting and all(w.ready for w in self.workers):
+            # the first connections wait until every worker has its model, or they would all go to the first
+            self.selector.register(self.listener, selectors.EVENT_READ, ("listen", None))
+            self.accepting = True
+
+    def _on_status(self, worker: _Worker, body: bytes) -> None:
+        try:
+            status = json.loads(body)
+        except ValueError:
+            log.warning("worker process [%d] sent an unreadable status", worker.process.pid)
+            return
+        if isinstance(status, dict):
+            worker.status = status
+            self._send_table()
+
+    def _send_table(self) -> None:
+        """Every worker's status to every worker, so that each /readyz shows them all."""
+        table = {str(w.process.pid): w.status for w in self.workers if w.status is not None}
+        message = peers.TABLE + json.dumps(table, separators=(",", ":")).encode()
+        for worker in self.workers:
+            self._send(worker, message)
+
+    def _reload_all(self, origin: _Worker) -> None:
+        """A reload one worker was asked for: every other worker reloads too, and the asking one learns which."""
+        self._reload_ids += 1
+        others = [w for w in self.workers if w is not origin and w.process.is_alive()]
+        order = peers.RELOAD + json.dumps({"id": self._reload_ids}).encode()
+        for worker in others:
+            self._send(worker, order)
+        pids = [w.process.pid for w in others]
+        self._send(origin, peers.ACK + json.dumps({"id": self._reload_ids, "pids": pids}).encode())
+        log.info("reload %d: asked workers %s", self._reload_ids, pids)
+
+    @staticmethod
+    def _send(worker: _Worker, message: bytes) -> None:
+        try:
+            worker.channel.send(message)
+        except OSError as exc:  # exiting, or its queue is full: its sentinel or next status sorts it out
+            log.warning("could not send to worker process [%d]: %s", worker.process.pid, exc)
 
     def _on_exit(self, worker: _Worker) -> None:
         for key in (worker.channel, worker.process.sentinel):
@@ -280,18 +349,36 @@ class Balancer:
         self.workers.remove(worker)
         if self.stopping:
             return
+        self._send_table()
         if worker.retiring_since is not None:
             log.info("worker process [%s] retired", worker.process.pid)
             return
-        if not worker.ready:
-            # it died while starting: a replacement would fail the same way, forever
+        if not worker.ready and not worker.replacement:
+            # one of the first workers died while starting: a replacement would fail the same way, forever
             self.failure = f"worker process [{worker.process.pid}] exited with {worker.process.exitcode} while starting"
             log.error("%s: stopping", self.failure)
             self.stopping = True
             return
+        if not worker.ready:
+            # a replacement that died before it was ready (say, on the damaged model that killed the one before):
+            # retry later, ever later, while the other workers serve
+            delay, self._backoff = self._backoff, min(self._backoff * 2, RESTART_BACKOFF_S[1])
+            log.error("replacement worker process [%s] exited with %s while starting: retrying in %.1f s",
+                      worker.process.pid, worker.process.exitcode, delay)
+            self._restarts.append(time.monotonic() + delay)
+            return
         log.error("worker process [%s] exited with %s: starting a new one", worker.process.pid,
                   worker.process.exitcode)
-        self.workers.append(self._start_worker())
+        self.workers.append(self._start_worker(replacement=True))
+
+    def _restart_due(self) -> float | None:
+        """Start the replacements whose delay is over; the seconds until the next one (None: none waiting)."""
+        now = time.monotonic()
+        due = [t for t in self._restarts if t <= now]
+        self._restarts = [t for t in self._restarts if t > now]
+        for _ in due:
+            self.workers.append(self._start_worker(replacement=True))
+        return max(0.0, min(self._restarts) - now) if self._restarts else None
 
     def run(self, listener: socket.socket) -> int:
         """Serve until SIGINT or SIGTERM, then stop the workers gracefully; the exit status (0: stopped)."""
@@ -304,9 +391,11 @@ class Balancer:
         try:
             self.selector.register(wake_r, selectors.EVENT_READ, ("wake", None))
             self.workers = [self._start_worker() for _ in range(self.n_workers)]
+            wait: float | None = None
             while not self.stopping:
                 self._stop_drained()
-                for key, _ in self.selector.select(timeout=_LIMIT_CHECK_S):
+                timeout = _LIMIT_CHECK_S if wait is None else min(wait, _LIMIT_CHECK_S)
+                for key, _ in self.selector.select(timeout=timeout):
                     kind, worker = key.data
                     if kind == "listen":
                         self._accept(listener)
@@ -317,6 +406,7 @@ class Balancer:
                     else:
                         with contextlib.suppress(OSError):
                             wake_r.recv(512)
+                wait = self._restart_due()
         finally:
             self.stopping = True
             if self.accepting:

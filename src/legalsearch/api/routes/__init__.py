@@ -41,6 +41,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {
         400: "Malformed request (undecodable body, bad header).",
         401: "Missing or wrong X-API-Key (only when keys are configured).",
+        403: "The X-API-Key is a search key, or no admin key is configured (LEGALSEARCH_ADMIN_KEYS).",
         404: "Unknown document or term.",
         413: "Body, text or query too large.",
         422: "A valid request the model cannot answer (e.g. intersection without seed variants).",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
-from legalsearch.api import metrics
+from legalsearch.api import metrics, peers
 from legalsearch.api.deps import HolderDep
-from legalsearch.api.schemas import LiveResponse, ReadyResponse, ReloadFailure
+from legalsearch.api.schemas import LiveResponse, ReadyResponse, ReloadFailure, WorkerStatus
 
 router = APIRouter(tags=["health"])
 
@@ -25,18 +25,23 @@ async def livez() -> LiveResponse:
     responses={503: {"model": ReadyResponse, "description": "No model is being served; `detail` says why."}},
 )
 async def readyz(holder: HolderDep) -> JSONResponse:
-    """Ready when a model is loaded and verified; details name the served version and the last refusal."""
+    """Ready when this worker serves a verified model; details name the served version, the last refusal, a
+    fallback (current refused, another version served), and every worker's status in `workers`."""
     model = holder.model
     failure = holder.last_failure
+    status = holder.status()
     body = ReadyResponse(
         ready=model is not None,
         detail="ready" if model is not None else holder.unavailable_reason(),
         model=model.version if model is not None else None,
-        current=holder.pointer(),
+        current=status["current"],
         last_reload_error=(
             ReloadFailure(version=failure.version, reason=failure.reason, at=failure.at) if failure else None
         ),
+        fallback=holder.fallback,
         watching=holder.watching,
+        worker=status["pid"],
+        workers=[WorkerStatus.from_status(s) for s in peers.workers_status(status)],
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if model is not None else 503)
 
