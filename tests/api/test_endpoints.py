@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import pickle
 import re
 import shutil
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from api_helpers import copy_version, damage, point_current
+from api_helpers import copy_version, damage, point_current, writable
 from conftest import make_settings
 from fastapi.testclient import TestClient
 
@@ -542,3 +545,57 @@ def test_a_swap_freezes_the_heap_and_the_old_model_is_collected(models_copy: Pat
     # each swap unfreezes and collects first: a replaced model does not stay frozen forever
     assert first() is None
     gc.unfreeze()
+
+
+class _Touch:
+    """A pickle that, when loaded, creates a file: what a hostile model folder would run instead."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[Path]]:
+        return (Path.touch, (self.marker,))
+
+
+def test_an_unlisted_folder_in_a_model_is_refused_and_never_read(models_copy: Path, demo_model,  # type: ignore[no-untyped-def]
+                                                                 tmp_path: Path) -> None:
+    marker = tmp_path / "pickle-ran"
+    v2 = copy_version(models_copy, "v2")
+    seed = v2 / "thesaurus" / "seed-9"
+    seed.mkdir(parents=True)
+    # what a loader globbing thesaurus/seed-* would take: a gensim pickle, and the plain vector files
+    (seed / "vectors.kv").write_bytes(pickle.dumps(_Touch(marker)))
+    for name in ("vectors.npy", "vectors_keys.txt"):
+        if (v2 / name).exists():
+            shutil.copy(v2 / name, seed / name)
+    point_current(models_copy, "v2")
+    with TestClient(create_app(make_settings(models_copy))) as c:
+        ready = c.get("/readyz").json()
+        assert not marker.exists(), "a file the manifest does not list was unpickled"
+        assert ready["model"] == demo_model.version and ready["current"] == "v2"
+        error = ready["last_reload_error"]
+        assert error["version"] == "v2" and "thesaurus" in error["reason"] and "not listed" in error["reason"]
+        assert "v2" in ready["fallback"]
+
+
+def test_a_swapped_pickle_is_never_loaded(models_copy: Path, demo_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    marker = tmp_path / "pickle-ran"
+    v2 = copy_version(models_copy, "v2")
+    # the attacker writes a pickle where gensim's vectors used to be and lists it, hash and all, in the manifest
+    payload = pickle.dumps(_Touch(marker))
+    (v2 / "vectors.kv").write_bytes(payload)
+    manifest = json.loads((v2 / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"]["vectors.kv"] = {"sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)}
+    writable(v2 / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    point_current(models_copy, "v2")
+    with TestClient(create_app(make_settings(models_copy))) as c:
+        assert not marker.exists(), "loading a model ran its pickle"
+        assert c.get("/readyz").json()["model"] == "v2"
+    # and a manifest edited after current named it is not the one current.json recorded: refused
+    manifest["counts"]["vocabulary"] += 1
+    writable(v2 / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with TestClient(create_app(make_settings(models_copy))) as c:
+        ready = c.get("/readyz").json()
+        assert ready["model"] == demo_model.version
+        assert "not the one current.json recorded" in ready["last_reload_error"]["reason"]
+    assert not marker.exists()
