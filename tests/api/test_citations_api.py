@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import numpy as np
 import pytest
+from api_helpers import point_current
 from fastapi.testclient import TestClient
 
 from legalsearch.api.app import create_app
@@ -99,6 +100,8 @@ def test_a_model_without_a_graph_answers_422_and_no_counts(models_copy: Path) ->
     manifest = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
     manifest["files"] = {k: v for k, v in manifest["files"].items() if not k.startswith("citations/")}
     (model_dir / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    # current.json pins the manifest: an edited one must be made current again to be trusted
+    point_current(models_copy, model_dir.name)
     with TestClient(create_app(make_settings(models_copy))) as c:
         r = c.get(_path(DECISION, "/citations"))
         assert r.status_code == 422 and "citation graph" in r.json()["detail"]
