@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "corpora" / "demo"
 DEMO_CONFIG = ROOT / "configs" / "demo.toml"
 #: the files whose bytes show whether a model is the solo model (one worker, fixed seed: training repeats exactly)
-COMPARED = ("vectors.kv.vectors.npy", "docvectors.npy", "phrases.tsv", "vocabulary.tsv")
+COMPARED = ("vectors.npy", "vectors_keys.txt", "docvectors.npy", "phrases.tsv", "vocabulary.tsv")
 
 
 def _env() -> dict[str, str]:
