@@ -64,12 +64,6 @@ def _wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-
 
 
 @pytest.fixture
-def balanced_server(demo_models_dir: Path) -> Iterator[tuple[str, int, subprocess.Popen[bytes]]]:
-    """``legalsearch serve --workers 2`` on a free loopback port, serving the demo model."""
-    yield from _serve(demo_models_dir)
-
-
-@pytest.fixture
 def balanced_copy(models_copy: Path) -> Iterator[tuple[str, int, subprocess.Popen[bytes]]]:
     """``legalsearch serve --workers 2`` serving a private copy of the demo models folder."""
     yield from _serve(models_copy)
@@ -111,9 +105,11 @@ def _serve(models_dir: Path) -> Iterator[tuple[str, int, subprocess.Popen[bytes]
 
 
 def test_connections_spread_evenly_and_a_dead_worker_is_replaced(  # type: ignore[no-untyped-def]
-    balanced_server: tuple[str, int, subprocess.Popen[bytes]], demo_model
+    balanced_copy: tuple[str, int, subprocess.Popen[bytes]], demo_model
 ) -> None:
-    base, port, proc = balanced_server
+    # a copy: the killed worker leaves its serving marker (models/.serving) behind, and the session's demo
+    # models folder must stay as it was for the tests that copy it later
+    base, port, proc = balanced_copy
     main = psutil.Process(proc.pid)
     # opened together, as a load generator or a backend's connection pool does: uvicorn's racing workers split
     # these unevenly (one worker takes whatever is queued when it wakes)
