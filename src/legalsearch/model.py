@@ -580,6 +580,11 @@ def update_manifest(model_dir: Path, **fields: Any) -> None:
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
     manifest.update(fields)
+    _rewrite_manifest(model_dir, manifest)
+
+
+def _rewrite_manifest(model_dir: Path, manifest: dict[str, Any]) -> None:
+    """Replace a published model's manifest (read-only, atomically) and re-pin it when it is current."""
     _write_json_atomic(model_dir / MANIFEST_NAME, manifest, mode=READ_ONLY)
     models_dir = model_dir.resolve().parent
     with _current_lock(models_dir):
@@ -598,7 +603,8 @@ def add_files(model_dir: Path, paths: Sequence[Path]) -> None:
         rel = Path(p).resolve().relative_to(model_dir.resolve()).as_posix()
         files[rel] = {"sha256": sha256_file(Path(p)), "bytes": Path(p).stat().st_size}
     manifest["files"] = dict(sorted(files.items()))
-    _write_json_atomic(model_dir / MANIFEST_NAME, manifest)
+    _make_read_only(model_dir, {Path(p).resolve().relative_to(model_dir.resolve()).as_posix(): None for p in paths})
+    _rewrite_manifest(model_dir, manifest)
 
 
 def load_array(path: Path, mmap: bool = True) -> np.ndarray:
