@@ -436,7 +436,7 @@ def _recommend_fused(model: Model, req: _Request, offset: int, k: int, allowed: 
                   if r >= 0 and r not in req.exclude]
         rows = [r for r, _ in ranked]
         scores = dict(ranked)
-        found = relatedness.evidence(model, req.positive, fusion.signals)
+        found = None
         related = None
     else:
         related, found = relatedness.rank_related(model, fusion, req.positive, req.negative, allowed,
@@ -448,6 +448,8 @@ def _recommend_fused(model: Model, req: _Request, offset: int, k: int, allowed: 
         rows = _collapse(model, rows)
     counted = _facets(model, facets, np.asarray(rows, dtype=np.int64), facet_limit)
     page = rows[offset:want]
+    if found is None:  # the evidence of the page's rows alone: what its explanations need
+        found = relatedness.page_evidence(model, req.positive, page, fusion.signals)
     features, parts = _fused_parts(model, fusion, req.positive, page, found, related)
     budget.check("before the snippets")
     records = [model.documents.record(row) for row in page]

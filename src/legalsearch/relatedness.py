@@ -22,6 +22,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
@@ -124,16 +125,23 @@ class Fusion:
 
     def vector(self) -> np.ndarray:
         """The weights in ``FEATURE_NAMES`` order (0 for features of signals not used)."""
+        return self._vector
+
+    @cached_property
+    def _vector(self) -> np.ndarray:
         return np.array([self.weights.get(f, 0.0) if _signal_of(f) in self.signals else 0.0
                          for f in FEATURE_NAMES], dtype=np.float64)
 
+    @cached_property
+    def _unused(self) -> list[int]:
+        return [i for i, f in enumerate(FEATURE_NAMES) if _signal_of(f) not in self.signals]
+
     def mask(self, x: np.ndarray) -> np.ndarray:
         """``x`` with the features of signals not used set to 0."""
-        unused = [i for i, f in enumerate(FEATURE_NAMES) if _signal_of(f) not in self.signals]
-        if not unused:
+        if not self._unused:
             return x
         out = x.copy()
-        out[:, unused] = 0.0
+        out[:, self._unused] = 0.0
         return out
 
     def score(self, x: np.ndarray) -> np.ndarray:
@@ -382,10 +390,39 @@ class Evidence:
 def evidence(model: Model, seeds: Sequence[int], signals: Sequence[str], negative: Sequence[int] = ()) -> Evidence:
     """What the seeds' query vector, citations and feedback say, without ranking anything (More-Like-This's
     scores are left out: they cost a pass over the lexical index)."""
-    found = Evidence(seed_query(model.docvectors, list(seeds), list(negative)))
+    found = _direct_evidence(model, seeds, signals)
+    if negative:
+        found.query = seed_query(model.docvectors, list(seeds), list(negative))
+    if "citations" in signals:
+        found.co, found.shared = _link_counts(model, seeds)
+    return found
+
+
+def page_evidence(model: Model, seeds: Sequence[int], rows: Sequence[int], signals: Sequence[str]) -> Evidence:
+    """``evidence`` for a few rows only (a page read from the related table): co-citation and shared references
+    by intersecting the rows' citation lists with the seeds', instead of walking every document citing a seed."""
+    found = _direct_evidence(model, seeds, signals)
+    graph = model.citations
+    if "citations" in signals and graph is not None:
+        cites, cited_by = graph.cites, graph.cited_by
+        for s in seeds:
+            citers = cited_by.indices[cited_by.of(s)][:MAX_LINKS]
+            refs = cites.indices[cites.of(s)][:MAX_LINKS]
+            for r in rows:
+                co = np.intersect1d(citers, cited_by.indices[cited_by.of(r)], assume_unique=True).size
+                if co:
+                    found.co[r] = found.co.get(r, 0.0) + co
+                common = np.intersect1d(refs, cites.indices[cites.of(r)], assume_unique=True)
+                if common.size:
+                    weight = sum(1.0 / math.log2(2 + cited_by.degree(int(c))) for c in common.tolist())
+                    found.shared[r] = found.shared.get(r, 0.0) + weight
+    return found
+
+
+def _direct_evidence(model: Model, seeds: Sequence[int], signals: Sequence[str]) -> Evidence:
+    found = Evidence(seed_query(model.docvectors, list(seeds)))
     if "citations" in signals:
         found.citing, found.cited = _direct(model, seeds)
-        found.co, found.shared = _link_counts(model, seeds)
     if "feedback" in signals and model.corelevance is not None:
         for s in seeds:
             partners, counts = model.corelevance.of(s)
