@@ -278,3 +278,25 @@ def test_gc_json(models_copy: tuple[Path, str, str]) -> None:
     assert {"removed", "removed_bytes", "kept_in_use", "kept_recent", "kept_locked"} <= set(preview)
     done = _json(run("gc", "--json", "--models-dir", str(models)))
     assert done["run_leftovers"] == preview["run_leftovers"] and not (models / ".tmp-20260101-000000-abcdef").exists()
+
+
+def test_eval_recommend_and_fit_recommend(models_copy: tuple[Path, str, str], tmp_path: Path) -> None:
+    models, _, _ = models_copy
+    questions = ROOT / "tests" / "fixtures" / "recommend" / "questions.jsonl"
+    seeds = tmp_path / "seeds.jsonl"
+    table = run("eval", "--task", "recommend", "--queries", str(questions), "--filter", "type=statute",
+                "--seeds-output", str(seeds), "--output", str(tmp_path / "rec.json"), "-q", "--models-dir", str(models))
+    assert table.returncode == 0, table.stderr
+    for system in ("mlt-reference", "position", "rrf-baselines", "word2vec", "fused", "fused-without-word2vec"):
+        assert system in table.stdout
+    summary = json.loads((tmp_path / "rec.json").read_text(encoding="utf-8"))
+    assert summary["task"] == "recommend" and summary["seeds"] == len(seeds.read_text(encoding="utf-8").splitlines())
+    manifest = json.loads((models / "current" / "manifest.json").read_text(encoding="utf-8"))
+    assert "questions.jsonl:recommend:type=statute:test" in manifest["evaluation"]
+    fitted = run("fit-recommend", "--queries", str(questions), "--filter", "type=statute", "--width", "8", "-q",
+                 "--models-dir", str(models))
+    assert fitted.returncode == 0, fitted.stderr
+    manifest = json.loads((models / "current" / "manifest.json").read_text(encoding="utf-8"))
+    assert {"recommend_fusion.json", "related_rows.npy", "related_scores.npy"} <= set(manifest["files"])
+    bad = run("eval", "--task", "suggest", "--queries", str(questions), "--models-dir", str(models))
+    assert bad.returncode != 0 and "--task" in bad.stderr
