@@ -607,6 +607,20 @@ def add_files(model_dir: Path, paths: Sequence[Path]) -> None:
     _rewrite_manifest(model_dir, manifest)
 
 
+def remove_files(model_dir: Path, names: Sequence[str]) -> None:
+    """Delete files ``add_files`` listed (a fusion about to be fitted again) and drop them from the manifest;
+    names that are not there are skipped. Only files added after training may go: the model must stay whole."""
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    files = dict(manifest.get("files") or {})
+    for name in names:
+        (model_dir / name).unlink(missing_ok=True)
+        files.pop(name, None)
+    if files != manifest.get("files"):
+        manifest["files"] = files
+        _rewrite_manifest(model_dir, manifest)
+
+
 def load_array(path: Path, mmap: bool = True) -> np.ndarray:
     """A model's .npy array, memory-mapped read-only by default so that server workers share its pages.
 

@@ -36,6 +36,8 @@ from legalsearch.lexical import ReferenceBM25
 from legalsearch.relatedness import (
     FEATURE_NAMES,
     FEATURES,
+    FEEDBACK_FILES,
+    FUSION_FILE,
     MLT_TERMS,
     SIGNALS,
     Candidates,
@@ -390,7 +392,7 @@ def fit_model_fusion(model: Model, queries: Sequence[Query], filters: Mapping[st
     co-relevance and the related table of every document; the files are added to the manifest."""
     import dataclasses
 
-    from legalsearch.model import add_files
+    from legalsearch.model import add_files, remove_files
     from legalsearch.neighbours import RELATED_FILES
     from legalsearch.relatedness import precompute_related
 
@@ -406,6 +408,8 @@ def fit_model_fusion(model: Model, queries: Sequence[Query], filters: Mapping[st
                for q in select_split(queries, "tune")}
     found = seed_candidates(target, tune, rows if filters else None, progress, own)
     fusion = fit_fusion(model, tune, found, signals, {"filters": dict(filters or {}), "queries": len(queries)})
+    # an earlier fit's files go, listed or not (add_files left them read-only); none may outlive the new fusion
+    remove_files(model.path, [FUSION_FILE, *FEEDBACK_FILES.values(), *RELATED_FILES.values()])
     written = [fusion.save(model.path)]
     if feedback and target.corelevance is not None:
         written += target.corelevance.save(model.path)

@@ -298,5 +298,10 @@ def test_eval_recommend_and_fit_recommend(models_copy: tuple[Path, str, str], tm
     assert fitted.returncode == 0, fitted.stderr
     manifest = json.loads((models / "current" / "manifest.json").read_text(encoding="utf-8"))
     assert {"recommend_fusion.json", "related_rows.npy", "related_scores.npy"} <= set(manifest["files"])
+    again = run("fit-recommend", "--queries", str(questions), "--filter", "type=statute", "--width", "4", "-q",
+                "--models-dir", str(models))  # over the first fit's read-only files
+    assert again.returncode == 0, again.stderr
+    listing = run("models", "--models-dir", str(models))
+    assert listing.returncode == 0, listing.stderr
     bad = run("eval", "--task", "suggest", "--queries", str(questions), "--models-dir", str(models))
     assert bad.returncode != 0 and "--task" in bad.stderr
