@@ -46,7 +46,7 @@ train: install ## train a model (CORPUS=, EXTRA_TEXT=, CONFIG=, MODELS_DIR=); th
 serve: install ## serve the API from models/current
 	$(BIN)/legalsearch serve --models-dir $(MODELS_DIR) --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-test: install ## run the whole test suite (unit, API, integration, notebooks)
+test: install browser ## run the whole test suite (unit, API, integration, notebooks)
 	$(BIN)/python -m pytest
 	$(MAKE) test-notebooks
 
