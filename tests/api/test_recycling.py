@@ -125,7 +125,7 @@ def test_workers_are_recycled_without_dropping_requests(recycled_server, demo_mo
         t.start()
     try:
         # the first workers pass 40 requests, ask to retire, get replaced and exit, while the clients go on
-        _wait_for(lambda: len(first & {p.pid for p in _workers(main)}) < 2, 150, "a first worker to be replaced")
+        _wait_for(lambda: len(first & {p.pid for p in _workers(main)}) < 2, 300, "a first worker to be replaced")
         at_replacement = answered[0]
         time.sleep(1.0)
     finally:
