@@ -7,33 +7,38 @@ configuration table is generated from and tested against these declarations.
 from __future__ import annotations
 
 import dataclasses
-import math
 import tomllib
-from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from legalsearch.errors import ConfigError
 
 T = TypeVar("T")
 
+#: every stage section: frozen, unknown keys refused, no coercion ("5" is no integer), no NaN or infinity
+_STAGE = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
 
 def setting(default: Any, help: str, *, low: float | None = None, high: float | None = None) -> Any:
     """Declare one setting with its default, its help text and, for numbers, the range a config may set."""
-    return field(default=default, metadata={"help": help, "range": (low, high)})
+    return Field(default=default, description=help, ge=low, le=high)
 
 
 _MIB = 1 << 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STAGE)
 class CorpusConfig:
     """Ingestion of the corpora."""
 
-    min_text_chars: int = setting(20, "Documents whose text is shorter than this are skipped as empty.")
+    min_text_chars: int = setting(
+        20, "Documents whose text is shorter than this are skipped as empty.", low=0, high=1_000_000,
+    )
     index_annexes: bool = setting(
         True, "Index law headings that are not sections but carry text (Anlage, Anhang, Muster) as type 'annex'."
     )
@@ -52,7 +57,7 @@ class CorpusConfig:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STAGE)
 class PreprocessConfig:
     """German preprocessing (spaCy tokenizer, lookup lemmas, legal abbreviations, citations)."""
 
@@ -69,58 +74,60 @@ class PreprocessConfig:
         True, "Add the parts of German compounds known to the vocabulary ('mietvertragskündigung' adds "
         "'mietvertrag', 'kündigung')."
     )
-    min_token_chars: int = setting(2, "Shorter tokens are dropped.")
-    batch_size: int = setting(2000, "Texts per batch handed to the tokenizer.")
+    min_token_chars: int = setting(2, "Shorter tokens are dropped.", low=1, high=100)
+    batch_size: int = setting(2000, "Texts per batch handed to the tokenizer.", low=1, high=1_000_000)
     n_process: int = setting(
-        1, "Worker processes for preprocessing; on 2 cores one is faster (shipping tokens between processes costs "
-        "more than it saves), results keep input order either way."
+        1, "Worker processes for preprocessing; results keep input order either way (when more pay off: "
+        "docs/benchmarks.md).", low=1, high=256
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STAGE)
 class PhrasesConfig:
     """Multiword terms learned with gensim Phrases."""
 
     enabled: bool = setting(True, "Learn multiword terms ('ordentliche_kündigung') and use them as tokens.")
-    min_count: int = setting(5, "A bigram must occur this often to become a phrase.")
-    threshold: float = setting(0.5, "NPMI score a bigram needs to become a phrase (-1..1).")
-    max_phrases: int = setting(50000, "Keep at most this many phrases, best scored first.")
+    min_count: int = setting(5, "A bigram must occur this often to become a phrase.", low=1, high=1_000_000)
+    threshold: float = setting(0.5, "NPMI score a bigram needs to become a phrase (-1..1).", low=-1.0, high=1.0)
+    max_phrases: int = setting(50000, "Keep at most this many phrases, best scored first.", low=0, high=10_000_000)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STAGE)
 class KeywordsConfig:
     """TF-IDF keyword extraction (scikit-learn)."""
 
-    top_k: int = setting(20, "Keywords kept per document.")
-    min_df: int = setting(2, "A term must occur in this many documents to be a keyword.")
-    max_df: float = setting(0.3, "Terms in more than this share of documents are no keywords.")
+    top_k: int = setting(20, "Keywords kept per document.", low=1, high=1000)
+    min_df: int = setting(2, "A term must occur in this many documents to be a keyword.", low=1, high=1_000_000)
+    max_df: float = setting(0.3, "Terms in more than this share of documents are no keywords.", low=0.0, high=1.0)
     sublinear_tf: bool = setting(True, "Use 1 + log(tf) instead of raw counts.")
-    max_vocabulary: int = setting(200000, "Size cap of the corpus keyword vocabulary (most frequent kept).")
+    max_vocabulary: int = setting(
+        200000, "Size cap of the corpus keyword vocabulary (most frequent kept).", low=1, high=100_000_000,
+    )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STAGE)
 class Word2VecConfig:
     """word2vec training (gensim)."""
 
-    vector_size: int = setting(200, "Dimensions of the word vectors.")
-    window: int = setting(5, "Context window on each side.")
+    vector_size: int = setting(200, "Dimensions of the word vectors.", low=4, high=4096)
+    window: int = setting(5, "Context window on each side.", low=1, high=100)
     sg: bool = setting(
-        False, "Skip-gram (true) or CBOW (false; about 4x faster here, which the 15-minute training budget needs)."
+        False, "Skip-gram (true) or CBOW (false: several times faster to train; docs/benchmarks.md)."
     )
-    epochs: int = setting(5, "Passes over the training text.")
-    min_count: int = setting(3, "Words seen fewer times are ignored.")
-    negative: int = setting(10, "Negative samples per positive one.")
-    sample: float = setting(1e-4, "Downsampling threshold for frequent words.")
-    alpha: float = setting(0.025, "Initial learning rate.")
-    seed: int = setting(42, "Random seed; with workers = 1 training repeats exactly.")
-    workers: int = setting(2, "Training threads.")
+    epochs: int = setting(5, "Passes over the training text.", low=1, high=1000)
+    min_count: int = setting(3, "Words seen fewer times are ignored.", low=1, high=1_000_000)
+    negative: int = setting(10, "Negative samples per positive one.", low=0, high=100)
+    sample: float = setting(1e-4, "Downsampling threshold for frequent words.", low=0.0, high=1.0)
+    alpha: float = setting(0.025, "Initial learning rate.", low=0.0001, high=1.0)
+    seed: int = setting(42, "Random seed; with workers = 1 training repeats exactly.", low=0, high=4_294_967_295)
+    workers: int = setting(2, "Training threads.", low=1, high=256)
     intersection_models: int = setting(
         0, "Extra models trained with seeds seed+1 .. seed+n for the intersection method of related-term "
-        "suggestions (neighbours all models agree on); 0 turns it off."
+        "suggestions (neighbours all models agree on); 0 turns it off.", low=0, high=16
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STAGE)
 class DocVectorsConfig:
     """Document vectors from word vectors."""
 
@@ -133,93 +140,103 @@ class DocVectorsConfig:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STAGE)
 class IndexConfig:
     """FAISS index over normalised document vectors (inner product = cosine)."""
 
     type: Literal["auto", "flat", "hnsw", "ivfpq"] = setting(
         "auto", "Index type; auto picks flat (exact) up to exact_max_docs, HNSW above."
     )
-    exact_max_docs: int = setting(50000, "Largest collection that auto indexes exactly (flat); HNSW above.")
-    hnsw_m: int = setting(32, "HNSW graph degree.")
-    hnsw_ef_construction: int = setting(80, "HNSW build-time search depth.")
-    hnsw_ef_search: int = setting(128, "HNSW query-time search depth.")
+    exact_max_docs: int = setting(
+        50000, "Largest collection that auto indexes exactly (flat); HNSW above.", low=0, high=1_000_000_000,
+    )
+    hnsw_m: int = setting(32, "HNSW graph degree.", low=4, high=256)
+    hnsw_ef_construction: int = setting(80, "HNSW build-time search depth.", low=8, high=4096)
+    hnsw_ef_search: int = setting(128, "HNSW query-time search depth.", low=1, high=4096)
     precomputed_neighbours: int = setting(
         64, "Nearest documents stored per document at training, so that /recommend for one seed document reads "
-        "them instead of searching the index; 0 stores none."
+        "them instead of searching the index; 0 stores none.", low=0, high=1000
     )
-    ivf_nlist: int = setting(0, "IVF lists; 0 means 4 * sqrt(n).")
-    ivf_nprobe: int = setting(16, "IVF lists searched per query.")
-    pq_m: int = setting(0, "Product-quantisation subvectors; 0 means vector_size / 4.")
+    ivf_nlist: int = setting(0, "IVF lists; 0 means 4 * sqrt(n).", low=0, high=1_000_000)
+    ivf_nprobe: int = setting(16, "IVF lists searched per query.", low=1, high=1_000_000)
+    pq_m: int = setting(0, "Product-quantisation subvectors; 0 means vector_size / 4.", low=0, high=1024)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STAGE)
 class LexicalConfig:
     """The project's BM25 over its own German tokens (bm25s)."""
 
-    k1: float = setting(2.0, "BM25 term-frequency saturation.")
-    b: float = setting(0.9, "BM25 length normalisation.")
+    k1: float = setting(2.0, "BM25 term-frequency saturation.", low=0.0, high=10.0)
+    b: float = setting(0.9, "BM25 length normalisation.", low=0.0, high=1.0)
     method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = setting("lucene", "BM25 variant.")
-    title_weight: int = setting(2, "How many times the section title is repeated in the indexed text.")
+    title_weight: int = setting(2, "How many times the section title is repeated in the indexed text.", low=0, high=10)
     heading_path: bool = setting(True, "Index the heading path (Buch / Abschnitt / Titel) with the section.")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STAGE)
 class SearchConfig:
     """Hybrid search: query expansion and score fusion."""
 
-    expansion_terms: int = setting(5, "Related terms added per query term from the word2vec vocabulary.")
-    expansion_min_similarity: float = setting(0.6, "Expanded terms need at least this cosine similarity.")
-    expansion_weight: float = setting(0.1, "Weight of an expanded term relative to a query term.")
+    expansion_terms: int = setting(
+        5, "Related terms added per query term from the word2vec vocabulary.", low=0, high=100,
+    )
+    expansion_min_similarity: float = setting(
+        0.6, "Expanded terms need at least this cosine similarity.", low=-1.0, high=1.0,
+    )
+    expansion_weight: float = setting(0.1, "Weight of an expanded term relative to a query term.", low=0.0, high=10.0)
     expansion_precomputed: int = setting(
         0, "Most frequent words whose expansion neighbours are computed at training time (0: every word); "
-        "rarer query words are computed on first use and memoised."
+        "rarer query words are computed on first use and memoised.", low=0, high=100_000_000
     )
     expansion_max_df: float = setting(
-        0.2, "Expanded terms found in more than this share of documents are not added to the lexical query."
+        0.2, "Expanded terms found in more than this share of documents are not added to the lexical query.",
+        low=0.0, high=1.0
     )
     query_term_weighting: Literal["count", "once", "sqrt"] = setting(
         "sqrt", "Lexical weight of a query term repeated n times: n, 1, or sqrt(n) (long questions repeat "
         "their topic words)."
     )
-    lexical_weight: float = setting(0.8, "Weight of the z-normalised lexical score in the fusion.")
-    embedding_weight: float = setting(0.2, "Weight of the z-normalised embedding score in the fusion.")
+    lexical_weight: float = setting(0.8, "Weight of the z-normalised lexical score in the fusion.", low=0.0, high=100.0)
+    embedding_weight: float = setting(
+        0.2, "Weight of the z-normalised embedding score in the fusion.", low=0.0, high=100.0,
+    )
     candidates: int = setting(
-        200, "Candidates taken from the lexical ranking before fusion (more cost time: 1000 scored the same on the "
-        "tune half; 100 scored lower)."
+        200, "Candidates taken from the lexical ranking before fusion; more cost time (measured choice: "
+        "docs/evaluation.md).", low=1, high=100_000
     )
     embedding_candidates: int = setting(
-        100, "Candidates taken from the embedding index before fusion (at least k, at most `candidates`): on the "
-        "tune half 200, 100 and 50 scored the same, and the index search was a search's largest single cost."
+        100, "Candidates taken from the embedding index before fusion (at least k, at most `candidates`); more cost "
+        "time (measured choice: docs/evaluation.md).",
+        low=1, high=100_000
     )
-    snippet_chars: int = setting(240, "Length of result snippets.")
+    snippet_chars: int = setting(240, "Length of result snippets.", low=20, high=10_000)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STAGE)
 class CitationsConfig:
     """The citation graph: citations found in every document and resolved to the corpus's sections."""
 
     enabled: bool = setting(True, "Build the citation graph (cites / cited-by) at training time.")
     max_range_targets: int = setting(
         500, "A range citation ('§§ 1 bis 10000 BGB') resolves to at most this many sections; the rest are "
-        "dropped and the range is counted as capped."
+        "dropped and the range is counted as capped.", low=1, high=100_000
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STAGE)
 class TrainConfig:
     """All stages; each stage receives only its own part."""
 
-    corpus: CorpusConfig = field(default_factory=CorpusConfig)
-    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
-    phrases: PhrasesConfig = field(default_factory=PhrasesConfig)
-    keywords: KeywordsConfig = field(default_factory=KeywordsConfig)
-    word2vec: Word2VecConfig = field(default_factory=Word2VecConfig)
-    docvectors: DocVectorsConfig = field(default_factory=DocVectorsConfig)
-    index: IndexConfig = field(default_factory=IndexConfig)
-    lexical: LexicalConfig = field(default_factory=LexicalConfig)
-    search: SearchConfig = field(default_factory=SearchConfig)
-    citations: CitationsConfig = field(default_factory=CitationsConfig)
+    corpus: CorpusConfig = Field(default_factory=CorpusConfig)
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    phrases: PhrasesConfig = Field(default_factory=PhrasesConfig)
+    keywords: KeywordsConfig = Field(default_factory=KeywordsConfig)
+    word2vec: Word2VecConfig = Field(default_factory=Word2VecConfig)
+    docvectors: DocVectorsConfig = Field(default_factory=DocVectorsConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    lexical: LexicalConfig = Field(default_factory=LexicalConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    citations: CitationsConfig = Field(default_factory=CitationsConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The full config as plain data, as written to a model's manifest."""
@@ -229,53 +246,44 @@ class TrainConfig:
 
 
 def _stage_types() -> dict[str, type]:
-    hints = get_type_hints(TrainConfig)
-    return {f.name: hints[f.name] for f in fields(TrainConfig)}
+    return {name: info.annotation for name, info in _fields(TrainConfig).items()}  # type: ignore[misc]
 
 
-def _check_range(where: str, value: float, bounds: tuple[float | None, float | None]) -> None:
-    low, high = bounds
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ConfigError(f"{where} = {value!r}: must be between {low} and {high}")
+def _fields(cls: type) -> dict[str, FieldInfo]:
+    """A pydantic dataclass's declared settings, by name."""
+    return dict(cls.__pydantic_fields__)  # type: ignore[attr-defined]
 
 
-def _check_value(section: str, name: str, expected: Any, value: Any, bounds: Any = (None, None)) -> Any:
-    where = f"[{section}] {name}"
-    if get_origin(expected) is Literal:
-        allowed = get_args(expected)
-        if value not in allowed:
-            raise ConfigError(f"{where} = {value!r}: must be one of {', '.join(map(repr, allowed))}")
-        return value
-    if expected is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} = {value!r}: must be true or false")
-        return value
-    if expected is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} = {value!r}: must be an integer")
-        _check_range(where, value, bounds)
-        return value
-    if expected is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise ConfigError(f"{where} = {value!r}: must be a finite number")
-        _check_range(where, value, bounds)
-        return float(value)
-    if expected is str and not isinstance(value, str):
-        raise ConfigError(f"{where} = {value!r}: must be a string")
-    return value
+_MESSAGES = {
+    "bool_type": "must be true or false",
+    "int_type": "must be an integer",
+    "float_type": "must be a finite number",
+    "finite_number": "must be a finite number",
+    "string_type": "must be a string",
+    "unexpected_keyword_argument": "unknown setting",
+}
 
 
-def _build_stage(section: str, cls: type[T], values: dict[str, Any]) -> T:
+def _message(cls: type, error: Any) -> str:
+    """One pydantic error as the one-line reason a user reads: ``[section] key = value: must be ...``."""
+    kind, name = error["type"], str(error["loc"][0]) if error["loc"] else "?"
+    if kind in ("literal_error",):
+        return f"must be one of {error['ctx']['expected']}"
+    if kind in ("greater_than_equal", "less_than_equal"):
+        low, high = _bounds(cls, name)
+        return f"must be between {_number(low)} and {_number(high)}"
+    return _MESSAGES.get(kind, error["msg"])
+
+
+def _build_stage(section: str, cls: type[T], values: Any) -> T:
     if not isinstance(values, dict):
         raise ConfigError(f"[{section}] must be a table")
-    hints = get_type_hints(cls)
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"[{section}] unknown setting(s): {', '.join(unknown)}")
-    bounds = {f.name: f.metadata.get("range", (None, None)) for f in fields(cls)}  # type: ignore[arg-type]
-    checked = {k: _check_value(section, k, hints[k], v, bounds[k]) for k, v in values.items()}
-    return cls(**checked)
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]) if error["loc"] else "?"
+        raise ConfigError(f"[{section}] {name} = {error.get('input')!r}: {_message(cls, error)}") from None
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
@@ -301,16 +309,25 @@ def load_config(path: str | Path | None) -> TrainConfig:
     return config_from_dict(data)
 
 
+def _bounds(cls: type, name: str) -> tuple[float | None, float | None]:
+    """The range declared with a setting (``setting(low=, high=)``)."""
+    low = high = None
+    for item in _fields(cls)[name].metadata:
+        low = getattr(item, "ge", low)
+        high = getattr(item, "le", high)
+    return low, high
+
+
 def describe_settings() -> list[tuple[str, str, Any, str]]:
     """Every training setting as (section, name, default, help), for docs and ``--help``."""
     rows = []
     for section, cls in _stage_types().items():
-        for f in fields(cls):
-            help_text = f.metadata.get("help", "")
-            low, high = f.metadata.get("range", (None, None))
+        for name, info in _fields(cls).items():
+            help_text = info.description or ""
+            low, high = _bounds(cls, name)
             if low is not None or high is not None:
                 help_text += f" Range: {_number(low)} to {_number(high)}."
-            rows.append((section, f.name, f.default, help_text))
+            rows.append((section, name, info.default, help_text))
     return rows
 
 
@@ -436,8 +453,8 @@ class ServiceSettings(BaseSettings):
     opentelemetry: bool = Field(
         False,
         description="FastAPI's native OpenTelemetry instrumentation (traces, metrics and logs to the globally "
-        "configured providers). Off by default: with no provider configured it records nothing, yet finding that "
-        "out cost ~8 µs per request. Prometheus metrics (/metrics) do not depend on it.",
+        "configured providers). Off by default: with no provider configured it records nothing but still costs "
+        "time per request. Prometheus metrics (/metrics) do not depend on it.",
     )
 
 

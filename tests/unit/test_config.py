@@ -65,3 +65,31 @@ def test_missing_or_broken_file(tmp_path: Path) -> None:
 def test_manifest_round_trip() -> None:
     cfg = TrainConfig()
     assert config_from_dict(cfg.to_dict()) == cfg
+
+
+def test_every_numeric_setting_declares_its_range() -> None:
+    numeric = [(s, n, h) for s, n, d, h in describe_settings() if type(d) in (int, float)]
+    assert numeric
+    missing = [f"[{s}] {n}" for s, n, h in numeric if "Range:" not in h]
+    assert not missing, f"settings without a declared range: {missing}"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"word2vec": {"vector_size": 0}}, r"\[word2vec\] vector_size = 0: must be between 4 and 4,096"),
+        ({"lexical": {"b": 1.5}}, r"\[lexical\] b = 1.5: must be between 0.0 and 1.0"),
+        ({"keywords": {"max_df": -0.1}}, "must be between"),
+        ({"search": []}, r"\[search\] must be a table"),
+    ],
+)
+def test_out_of_range_values_are_refused_with_the_range(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(data)
+
+
+def test_sections_are_frozen_and_coerce_nothing() -> None:
+    config = config_from_dict({"lexical": {"k1": 1}})
+    assert config.lexical.k1 == 1.0 and isinstance(config.lexical.k1, float)
+    with pytest.raises(AttributeError):
+        config.lexical.k1 = 3.0  # type: ignore[misc]
