@@ -31,7 +31,7 @@ import numpy as np
 
 from legalsearch.citations import Extractor, LawDirectory, Resolved, directory_from_documents, resolve
 from legalsearch.config import CitationsConfig
-from legalsearch.errors import ArtifactError, ConfigError, InvalidRequestError
+from legalsearch.errors import ArtifactError, InvalidRequestError
 from legalsearch.model import load_array
 from legalsearch.types import Document
 
@@ -191,8 +191,6 @@ def build_graph(documents: Sequence[Document], config: CitationsConfig, out: Pat
 
     ``withheld`` sections (repealed or empty, see ``IngestReport.withheld``) are citable but no documents: a
     citation naming only such sections is kept with reason "not indexed"."""
-    if config.max_range_targets < 1:
-        raise ConfigError(f"[citations] max_range_targets = {config.max_range_targets}: must be at least 1")
     directory = directory_from_documents(((d.id, d.type, d.metadata) for d in documents), withheld)
     directory.add_vocabulary(d.title for d in documents)
     extractor = Extractor(directory)

@@ -271,7 +271,7 @@ def _message(cls: type, error: Any) -> str:
         return f"must be one of {error['ctx']['expected']}"
     if kind in ("greater_than_equal", "less_than_equal"):
         low, high = _bounds(cls, name)
-        return f"must be between {_number(low)} and {_number(high)}"
+        return f"must be between {low} and {high}"
     return _MESSAGES.get(kind, error["msg"])
 
 

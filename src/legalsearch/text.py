@@ -233,12 +233,6 @@ class Preprocessor:
 
     def __init__(self, config: PreprocessConfig) -> None:
         """Build ``spacy.blank("de")`` with the legal abbreviations as special cases; no downloads."""
-        if config.min_token_chars < 1:
-            raise ConfigError(f"[preprocess] min_token_chars = {config.min_token_chars}: must be at least 1")
-        if config.batch_size < 1:
-            raise ConfigError(f"[preprocess] batch_size = {config.batch_size}: must be at least 1")
-        if config.n_process < 1:
-            raise ConfigError(f"[preprocess] n_process = {config.n_process}: must be at least 1")
         self.config = config
         self._nlp = spacy.blank("de")
         # every new word becomes a spaCy lexeme, and by default spaCy computes its shape, prefix, suffix, stop and

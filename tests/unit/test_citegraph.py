@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from legalsearch.citegraph import CitationGraph, build_graph
-from legalsearch.config import CitationsConfig
+from legalsearch.config import CitationsConfig, config_from_dict
 from legalsearch.errors import ArtifactError, ConfigError
 from legalsearch.types import Document
 
@@ -94,6 +94,6 @@ def test_arrays_that_do_not_form_a_graph_are_refused(built: tuple[Path, dict], t
     assert graph_json["kinds"]
 
 
-def test_a_range_cap_below_one_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="max_range_targets"):
-        build_graph(DOCS, CitationsConfig(max_range_targets=0), tmp_path)
+def test_a_range_cap_below_one_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="max_range_targets = 0: must be between 1 and"):
+        config_from_dict({"citations": {"max_range_targets": 0}})

@@ -77,7 +77,7 @@ def test_every_numeric_setting_declares_its_range() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"word2vec": {"vector_size": 0}}, r"\[word2vec\] vector_size = 0: must be between 4 and 4,096"),
+        ({"word2vec": {"vector_size": 0}}, r"\[word2vec\] vector_size = 0: must be between 4 and 4096"),
         ({"lexical": {"b": 1.5}}, r"\[lexical\] b = 1.5: must be between 0.0 and 1.0"),
         ({"keywords": {"max_df": -0.1}}, "must be between"),
         ({"search": []}, r"\[search\] must be a table"),

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from legalsearch.config import PreprocessConfig
+from legalsearch.config import PreprocessConfig, config_from_dict
 from legalsearch.errors import ConfigError
 from legalsearch.text import (
     MAX_CHUNK_CHARS,
@@ -235,8 +235,8 @@ def test_deterministic() -> None:
 
 
 def test_invalid_config() -> None:
-    with pytest.raises(ConfigError):
-        Preprocessor(PreprocessConfig(min_token_chars=0))
+    with pytest.raises(ConfigError, match="min_token_chars = 0: must be between 1 and"):
+        config_from_dict({"preprocess": {"min_token_chars": 0}})
 
 
 def test_small_inputs_stay_in_process_even_with_workers_configured(monkeypatch: pytest.MonkeyPatch) -> None:
