@@ -28,6 +28,7 @@ from urllib.parse import urlencode
 import httpx
 
 from bench import median, percentile
+from legalsearch.model import set_current
 
 log = logging.getLogger(__name__)
 
@@ -138,12 +139,11 @@ def models_dir_for(model: Path, scratch: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     # the server looks the version up by name inside its models folder: link the version in, then current to it
     version = folder / model.resolve().name
-    current = folder / "current"
-    for link in (version, current):
-        if link.is_symlink():
-            link.unlink()
+    if version.is_symlink():
+        version.unlink()
     version.symlink_to(model.resolve(), target_is_directory=True)
-    current.symlink_to(version.name)
+    # current.json pins the manifest's hash: without it the server refuses the model
+    set_current(folder, version.name, verify=False)
     return folder
 
 

@@ -87,3 +87,14 @@ def test_scale_section(quick_results: dict) -> None:
     flat = next(r for r in sc["rows"] if r["index"] == "flat")
     assert flat["recall_at_10"] == 1.0  # exact search is its own ground truth
     assert "recommended_exact_max_docs" in sc["rule"]
+
+
+def test_a_version_folder_is_served_through_a_verified_current(demo_models_dir: Path, tmp_path: Path) -> None:
+    from bench.serving import models_dir_for
+    from legalsearch.engine import Model
+    from legalsearch.model import current_version, resolve_model_dir
+
+    version = resolve_model_dir(demo_models_dir, None)
+    folder = models_dir_for(version, tmp_path)
+    assert current_version(folder) == version.name
+    assert Model.load(folder).version == version.name
