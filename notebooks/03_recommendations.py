@@ -14,9 +14,10 @@
 # %% [markdown]
 # # 03 · Recommendations and their explanations, next to BM25
 #
-# For sample sections and free texts: what the model recommends (document vectors over word2vec, FAISS),
-# why (the keywords a result shares with the request), and what the fixed reference BM25 alone returns
-# for the same request.
+# For sample sections and free texts: what the model recommends (for a section, document vectors over
+# word2vec, FAISS, or the fitted fusion of relatedness signals; for a text, the search ranking), why (the
+# keywords a result shares with the request), and what the fixed reference BM25 alone returns for the same
+# request.
 #
 # **Point it at another model** by changing `MODEL_DIR` or setting `LEGALSEARCH_MODEL`; without a model
 # there, the demo model is trained first.
@@ -89,9 +90,10 @@ for r in result.results:
 # %% [markdown]
 # ## Recommendations for free texts
 #
-# A layperson's description of a problem. Only the text's words that are in the keyword vocabulary make
-# the request (printed as "request keywords"): lay words a corpus never uses ("Chef", "Waschmaschine")
-# are lost to both methods, and on the small demo corpus that leaves some texts with one vague keyword.
+# A layperson's description of a problem. A text is ranked as `search` ranks it (our BM25 with word2vec
+# query expansion fused with embedding similarity; next section); the "request keywords" are the text's
+# words in the keyword vocabulary, which the explanations share. Lay words a corpus never uses ("Chef",
+# "Waschmaschine") are lost to both methods.
 
 # %%
 TEXTS = [
@@ -111,7 +113,8 @@ for text in TEXTS:
 # ## The same texts through hybrid search
 #
 # `search` fuses our own BM25 (over the model's tokens, with word2vec query expansion) with embedding
-# similarity; the expanded terms show what the embeddings added to the query.
+# similarity: the ranking the recommendations above came from. The expanded terms show what the embeddings
+# added to the query.
 
 # %%
 for text in TEXTS:

@@ -299,49 +299,35 @@ def recommend(
     """Documents related to seed documents, a text, or keywords; seeds and excluded ids never come back.
 
     Seed documents are ranked by the model's fusion of relatedness signals (``relatedness``) when it has one
-    and ``fused`` is true; by word2vec similarity alone otherwise, as texts and keywords are.
-    ``facets`` are counted over the candidates the ranking fetched (see docs/api.md), after the filters, without
-    seeds and excluded ids, near-duplicates collapsed like the results."""
+    and ``fused`` is true; by word2vec similarity alone otherwise. A text or keywords are ranked as ``search``
+    ranks that query (``_recommend_by_query``). ``facets`` are counted over the candidates the ranking fetched
+    for seed documents, over every matching document for a text or keywords (see docs/api.md), after the
+    filters, without seeds and excluded ids."""
     if k < 1 or offset < 0:
         raise InvalidRequestError("k must be at least 1 and offset at least 0")
     check_facets(facets)
     given = bool(positive) + (text is not None) + bool(keywords)
     if given != 1:
         raise InvalidRequestError("give exactly one of: positive document ids, text, keywords")
-    ignored: list[str] = []
-    seed_rows: list[int] = []
-    request: dict[str, float] = {}
-    if positive:
-        pos_rows = [model.index.rows[i] for i in positive if i in model.index.rows]
-        neg_rows = [model.index.rows[i] for i in negative if i in model.index.rows]
-        ignored = [i for i in [*positive, *negative] if i not in model.index.rows]
-        if not pos_rows:
-            raise UnknownDocumentError(list(positive))
-        seed_rows = pos_rows + neg_rows
-        # the very query the neighbour table was searched with at training time
-        query = seed_query(model.docvectors, pos_rows, neg_rows)
-        seeds = model.doc_keywords.rows(pos_rows)
-        vocabulary = model.keyword_model.vocabulary
-        # kept by keyword id too: explanations and marked snippet terms look the request up by id
-        request_ids: dict[int, float] = {}
-        for t, w in zip(seeds.terms, seeds.weights, strict=True):
-            request_ids[t] = request_ids.get(t, 0.0) + w / len(pos_rows)
-        request = {vocabulary[t]: w for t, w in request_ids.items()}
-        marked = _marked_keywords(model, request_ids)
-    else:
-        if text is not None:
-            analysis = analyze_text(model, text)
-            weights = {kw.term: kw.weight for kw in analysis.keywords}
-        else:
-            analysis = analyze_text(model, " ".join(keywords))
-            weights = {t: 1.0 for t in analysis.phrased if t in model.vectors.key_to_index}
-        request = {kw.term: kw.weight for kw in analysis.keywords} or dict(weights)
-        request_ids = _request_ids(model, request)
-        marked = _marked(model, (p for t in request for p in t.split(PHRASE_JOINER)))
-        query = text_vector(weights, model.vectors)
-        norm = float(np.linalg.norm(query))
-        if norm > 0:
-            query = (query / norm).astype(np.float32)
+    if not positive:
+        query_text = text if text is not None else " ".join(t.replace(PHRASE_JOINER, " ") for t in keywords)
+        return _recommend_by_query(model, query_text, k, offset, filters, exclude, collapse, facets, facet_limit)
+    pos_rows = [model.index.rows[i] for i in positive if i in model.index.rows]
+    neg_rows = [model.index.rows[i] for i in negative if i in model.index.rows]
+    ignored = [i for i in [*positive, *negative] if i not in model.index.rows]
+    if not pos_rows:
+        raise UnknownDocumentError(list(positive))
+    seed_rows = pos_rows + neg_rows
+    # the very query the neighbour table was searched with at training time
+    query = seed_query(model.docvectors, pos_rows, neg_rows)
+    seeds = model.doc_keywords.rows(pos_rows)
+    vocabulary = model.keyword_model.vocabulary
+    # kept by keyword id too: explanations and marked snippet terms look the request up by id
+    request_ids: dict[int, float] = {}
+    for t, w in zip(seeds.terms, seeds.weights, strict=True):
+        request_ids[t] = request_ids.get(t, 0.0) + w / len(pos_rows)
+    request = {vocabulary[t]: w for t, w in request_ids.items()}
+    marked = _marked_keywords(model, request_ids)
     if not query.any():
         raise EmptyQueryError("none of the request's terms is known to the model")
     exclude_rows = set(seed_rows) | {model.index.rows[i] for i in exclude if i in model.index.rows}
@@ -351,15 +337,25 @@ def recommend(
     if allowed is not None and allowed.size == 0:
         return RecommendResult((), tuple(ignored), model.version, (),
                                _facets(model, facets, np.zeros(0, dtype=np.int64), facet_limit))
+    req = _Request(pos_rows, neg_rows, exclude_rows, request, request_ids, marked, tuple(ignored))
+    if fused and model.fusion is not None:
+        return _recommend_fused(model, req, offset, k, allowed, collapse, facets, facet_limit)
+    return _recommend_by_vector(model, req, query, offset, k, allowed, collapse, facets, facet_limit)
+
+
+def _recommend_by_vector(model: Model, req: _Request, query: np.ndarray, offset: int, k: int,
+                         allowed: np.ndarray | None, collapse: bool, facets: Sequence[str], facet_limit: int) -> (
+    RecommendResult
+):
+    """Seed documents' recommendations by word2vec similarity alone (models without a fitted fusion)."""
     want = offset + k
-    if positive and fused and model.fusion is not None:
-        return _recommend_fused(model, _Request(pos_rows, neg_rows, exclude_rows, request, request_ids, marked,
-                                                tuple(ignored)), offset, k, allowed, collapse, facets, facet_limit)
+    exclude_rows = req.exclude
     fetch = want * 2 + len(exclude_rows) + 10
     table = model.neighbours
-    if table is not None and positive and len(seed_rows) == 1 and allowed is None and fetch <= table.width:
+    if (table is not None and len(req.positive) == 1 and not req.negative and allowed is None
+            and fetch <= table.width):
         # one seed, no filter: the search this request would make was made at training time
-        hits = table.hits(seed_rows[0], fetch)
+        hits = table.hits(req.positive[0], fetch)
     else:
         hits = search_index(model.index, query[None, :], fetch, allowed_rows=allowed)
     hit_rows: list[int] = hits.rows[0].tolist()
@@ -373,16 +369,65 @@ def recommend(
     # records, not Documents: a frozen dataclass per result is a cost for nothing here
     budget.check("before the snippets")
     records = [model.documents.record(row) for row in page]
-    snippets = _snippets(model, page, [r["text"] for r in records], marked, chars)
+    snippets = _snippets(model, page, [r["text"] for r in records], req.marked, chars)
+    # the reasons the other signals give, though they did not rank: the evidence of the page's rows alone
+    found = relatedness.page_evidence(model, req.positive, page, ("structure", "citations", "feedback"))
+    features = relatedness.features_of(model, req.positive, np.asarray(page, dtype=np.int64), found)
     results = [
         Recommendation(
             doc_id=r["id"], score=round(scores[row], 6), title=r["title"], type=r["type"],
             metadata=r["metadata"], snippet=snip.html, keywords=explained,
+            reasons=tuple(relatedness.reasons(model, req.positive, row, x, found)),
             signals={"word2vec": round(scores[row], 6)},
         )
-        for row, r, snip, explained in zip(page, records, snippets, _explain(model, page, request_ids), strict=True)
+        for row, r, snip, explained, x in zip(page, records, snippets, _explain(model, page, req.keyword_ids),
+                                               features, strict=True)
     ]
-    return RecommendResult(tuple(results), tuple(ignored), model.version, _request_keywords(request), counted)
+    return RecommendResult(tuple(results), req.ignored, model.version, _request_keywords(req.keywords), counted)
+
+
+def _recommend_by_query(model: Model, query: str, k: int, offset: int, filters: Mapping[str, FilterValue] | None,
+                        exclude: Sequence[str], collapse: bool, facets: Sequence[str], facet_limit: int) -> (
+    RecommendResult
+):
+    """Recommendations for a text or keywords: the ranking ``search`` serves for that query (``rank``: the same
+    candidates, expansions, fusion and named sections first), without the excluded ids, near-duplicates
+    collapsed, explained as search explains its hits (shared keywords, each signal's part, the naming citation).
+    Facets count every document the query matches within the filters, as search's do, less the excluded ids."""
+    exclude_rows = {model.index.rows[i] for i in exclude if i in model.index.rows}
+    want = offset + k
+    # over-fetched by what exclusions and collapsing may drop, as for seed documents; up to the search's
+    # candidate pool (200 by default) the order of the rows does not depend on how many are fetched
+    ranked = rank(model, query, want * 2 + len(exclude_rows) + 10, filters, matched=bool(facets))
+    if ranked.rows.size == 0 and not ranked.marks:
+        raise EmptyQueryError("none of the request's terms is known to the model")
+    at = {row: i for i, row in enumerate(ranked.rows.tolist())}
+    rows = [row for row in at if row not in exclude_rows]
+    if collapse:
+        rows = _collapse(model, rows)
+    counted = None
+    if ranked.matched is not None:
+        matched = ranked.matched
+        if exclude_rows:
+            matched = matched[~np.isin(matched, np.fromiter(exclude_rows, dtype=np.int64))]
+        counted = _facets(model, facets, matched, facet_limit)
+    page = rows[offset:want]
+    request = {kw.term: kw.weight for kw in ranked.analysis.keywords}
+    budget.check("before the snippets")
+    records = [model.documents.record(row) for row in page]
+    snippets = _snippets(model, page, [r["text"] for r in records], _ranking_marked(model, ranked),
+                         model.config.search.snippet_chars)
+    results = [
+        Recommendation(
+            doc_id=r["id"], score=round(float(ranked.scores[at[row]]), 6), title=r["title"], type=r["type"],
+            metadata=r["metadata"], snippet=snip.html, keywords=explained,
+            reasons=(f"named in the request: {ranked.named[row]}",) if row in ranked.named else (),
+            signals={name: round(float(part[at[row]]), 6) for name, part in ranked.parts.items()},
+        )
+        for row, r, snip, explained in zip(page, records, snippets,
+                                           _explain(model, page, _request_ids(model, request)), strict=True)
+    ]
+    return RecommendResult(tuple(results), (), model.version, _request_keywords(request), counted)
 
 
 def _fused_parts(model: Model, fusion: relatedness.Fusion, seeds: Sequence[int], page: Sequence[int],
@@ -639,6 +684,8 @@ class Ranking:
     matched: np.ndarray | None = None
     #: row -> the citation in the query that names it ("§ 573 BGB"); these rows are ranked first
     named: Mapping[int, str] = field(default_factory=dict)
+    #: per signal ("lexical", "word2vec"), its part of each row's score: the parts sum to ``scores``
+    parts: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 def rank(
@@ -713,18 +760,20 @@ def rank(
     lex = lex_scores[rows].astype(np.float64)
     emb = (np.asarray(model.docvectors[rows], dtype=np.float32) @ qvec).astype(np.float64)
     if mode == "lexical":
-        fused = lex
+        fused, parts = lex, {"lexical": lex}
     elif mode == "embedding":
-        fused = emb
+        fused, parts = emb, {"word2vec": emb}
     else:
-        fused = cfg.lexical_weight * _zscore(lex) + cfg.embedding_weight * _zscore(emb)
+        parts = {"lexical": cfg.lexical_weight * _zscore(lex), "word2vec": cfg.embedding_weight * _zscore(emb)}
+        fused = parts["lexical"] + parts["word2vec"]
     # the sections the query names come first, in the query's order; then the score decides
     first = np.full(rows.size, len(named), dtype=np.int64)
     for place, row in enumerate(named):
         first[np.searchsorted(rows, row)] = place
     order = np.lexsort((rows, -fused, first))[:k]
     return Ranking(rows[order], fused[order], lex[order], emb[order], analysis, expanded, marks,
-                   _matched_rows(lex_scores_ranked, rows) if matched else None, named)
+                   _matched_rows(lex_scores_ranked, rows) if matched else None, named,
+                   {name: part[order] for name, part in parts.items()})
 
 
 def _matched_rows(lex_scores: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -742,6 +791,14 @@ def _named_rows(model: Model, query: str, allowed: np.ndarray | None) -> dict[in
         keep = np.isin(np.fromiter(named, dtype=np.int64), allowed)
         named = {row: cite for (row, cite), ok in zip(named.items(), keep.tolist(), strict=True) if ok}
     return named
+
+
+def _ranking_marked(model: Model, ranked: Ranking) -> _Marked:
+    """The terms a query's snippets mark: its tokens and expanded terms."""
+    if model.snippets is None:  # a model from before the snippet index: snippets match the terms' strings
+        expanded = ranked.expanded_terms
+        return _marked(model, {*ranked.analysis.tokens, *(p for e in expanded for p in e.term.split(PHRASE_JOINER))})
+    return _marked_ids(ranked.marks)
 
 
 def search(
@@ -764,10 +821,7 @@ def search(
     cfg = model.config.search
     ranked = rank(model, query, offset + k, filters, expand, mode, matched=bool(facets))
     analysis, expanded = ranked.analysis, ranked.expanded_terms
-    if model.snippets is None:  # a model from before the snippet index: snippets match the terms' strings
-        marked_terms = _marked(model, {*analysis.tokens, *(p for e in expanded for p in e.term.split(PHRASE_JOINER))})
-    else:
-        marked_terms = _marked_ids(ranked.marks)
+    marked_terms = _ranking_marked(model, ranked)
     request_ids = _request_ids(model, {kw.term: kw.weight for kw in analysis.keywords})
     page = ranked.rows[offset:].tolist()
     budget.check("before the snippets")

@@ -154,6 +154,22 @@ def test_recommend_by_keywords(client: TestClient, demo_model) -> None:  # type:
     assert len(r.json()["results"]) == 3
 
 
+def test_recommend_by_text_answers_what_search_answers(client: TestClient) -> None:
+    question = "Darf mein Vermieter wegen Eigenbedarf kündigen?"
+    rec = client.post("/recommend", json={"text": question, "k": 5, "collapse": False, "filters": {"type": "statute"}})
+    hits = client.get("/search", params={"q": question, "k": 5, "type": "statute"})
+    assert rec.status_code == 200 and hits.status_code == 200, (rec.text, hits.text)
+    results = rec.json()["results"]
+    assert [r["id"] for r in results] == [h["id"] for h in hits.json()["hits"]]
+    for r, h in zip(results, hits.json()["hits"], strict=True):
+        assert r["score"] == pytest.approx(h["score"], abs=1e-6)
+        assert r["explanation"]["keywords"] == h["explanation"]["keywords"]
+        assert set(r["explanation"]["signals"]) == {"lexical", "word2vec"}
+    named = client.post("/recommend", json={"text": "§ 14 DMietG Eigenbedarf", "k": 2}).json()["results"]
+    assert named[0]["id"] == "DMietG § 14"
+    assert named[0]["explanation"]["reasons"] == ["named in the request: § 14 DMietG"]
+
+
 @pytest.mark.parametrize(
     ("body", "needle"),
     [

@@ -107,3 +107,64 @@ def test_embedding_candidates_bound_the_embedding_side(demo_model, monkeypatch) 
             assert asked[-1] == min(max(wanted, k), max(base.search.candidates, k))
     finally:
         object.__setattr__(demo_model, "config", base)
+
+
+QUESTIONS = [
+    "Darf mein Vermieter wegen Eigenbedarf kündigen?",
+    "Kündigung des Arbeitsverhältnisses ohne Abmahnung",
+    "Der Käufer verlangt Nacherfüllung, weil die Sache mangelhaft ist",
+]
+
+
+def test_recommend_by_text_is_the_search_ranking(demo_model) -> None:  # type: ignore[no-untyped-def]
+    from legalsearch.ranking import recommend, search
+
+    for question in QUESTIONS:
+        for filters in (None, {"type": "statute"}, {"type": "decision"}):
+            found = search(demo_model, question, k=12, filters=filters, facets=["law", "type"])
+            got = recommend(demo_model, text=question, k=12, filters=filters, collapse=False, facets=["law", "type"])
+            assert [r.doc_id for r in got.results] == [h.doc_id for h in found.hits]
+            assert got.results, question
+            for r, h in zip(got.results, found.hits, strict=True):
+                assert r.score == pytest.approx(h.score, abs=1e-6)
+                assert r.keywords == h.keywords and r.snippet == h.snippet
+                # each signal's part of the fused score, summing to it
+                assert set(r.signals) == {"lexical", "word2vec"}
+                assert sum(r.signals.values()) == pytest.approx(r.score, abs=1e-5)
+            assert got.facets == found.facets
+
+
+def test_recommend_by_keywords_is_the_search_of_the_keywords(demo_model) -> None:  # type: ignore[no-untyped-def]
+    from legalsearch.ranking import recommend, search
+
+    seed = demo_model.index.ids[0]
+    terms = [kw.term for kw in demo_model.keywords(seed, 4)]
+    got = recommend(demo_model, keywords=terms, k=8, collapse=False)
+    found = search(demo_model, " ".join(t.replace("_", " ") for t in terms), k=8)
+    assert [r.doc_id for r in got.results] == [h.doc_id for h in found.hits]
+    assert got.results and got.keywords
+
+
+def test_recommend_by_text_keeps_exclude_pages_collapse_and_names(demo_model) -> None:  # type: ignore[no-untyped-def]
+    from legalsearch.errors import EmptyQueryError
+    from legalsearch.ranking import recommend, search
+
+    question = QUESTIONS[0]
+    ranked = [h.doc_id for h in search(demo_model, question, k=30).hits]
+    full = [r.doc_id for r in recommend(demo_model, text=question, k=10, collapse=False).results]
+    excluded = recommend(demo_model, text=question, k=8, exclude=full[:2], collapse=False, facets=["type"])
+    assert [r.doc_id for r in excluded.results] == [d for d in ranked if d not in full[:2]][:8]
+    page = recommend(demo_model, text=question, k=4, offset=4, collapse=False)
+    assert [r.doc_id for r in page.results] == full[4:8]
+    collapsed = [r.doc_id for r in recommend(demo_model, text=question, k=10).results]
+    assert set(collapsed) <= set(ranked) and len(set(collapsed)) == len(collapsed)
+    # facets count what the query matches, less the excluded ids
+    whole = recommend(demo_model, text=question, k=8, collapse=False, facets=["type"]).facets
+    assert whole is not None and excluded.facets is not None
+    assert sum(c for _, c in whole["type"]) - sum(c for _, c in excluded.facets["type"]) == 2
+    named = recommend(demo_model, text="Was regelt § 14 DMietG bei Eigenbedarf?", k=3)
+    assert named.results[0].doc_id == "DMietG § 14"
+    assert named.results[0].reasons == ("named in the request: § 14 DMietG",)
+    assert all(not r.reasons for r in named.results[1:])
+    with pytest.raises(EmptyQueryError):
+        recommend(demo_model, text="Qwzxyv Blorptanix")

@@ -166,7 +166,13 @@ def test_unfused_models_keep_ranking_by_word2vec(demo_model: Model) -> None:
     assert demo_model.fusion is None
     result = recommend(demo_model, positive=["DMietG § 14"], k=3)
     assert all(set(r.signals) == {"word2vec"} and r.signals["word2vec"] == r.score for r in result.results)
-    assert all(r.reasons == () for r in result.results)
+    # the other signals still say why, though only word2vec ranked
+    seed = demo_model.row_of("DMietG § 14")
+    for r in recommend(demo_model, positive=["DMietG § 14"], k=10).results:
+        found = candidates(demo_model, [seed], signals=SIGNALS)
+        at = found.rows.tolist().index(demo_model.row_of(r.doc_id))
+        assert list(r.reasons) == reasons(demo_model, [seed], int(found.rows[at]), found.features[at], found.found)
+    assert any(r.reasons for r in recommend(demo_model, positive=["DMietG § 14"], k=10).results)
 
 
 def test_candidates_carry_their_sources(demo_model: Model) -> None:
@@ -188,3 +194,4 @@ def test_fusion_round_trips(fused_model: Model, tmp_path: Path) -> None:
     assert again is not None
     x = np.random.default_rng(0).random((20, len(FEATURE_NAMES)))
     np.testing.assert_allclose(again.score(x), fusion.score(x))
+

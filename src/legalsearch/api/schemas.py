@@ -151,13 +151,15 @@ class RecommendExplanation(Explanation):
         description="Per relatedness signal that holds, in words: citations ('cites the seed', 'cited by the seed',"
         " 'cited together with the seed by 3 documents'), statute structure ('same Untertitel: Mietverhältnisse "
         "über Wohnraum', 'next section in the law') and feedback ('answered together with the seed in 2 "
-        "questions'). Empty for text and keyword requests and for models without a fitted fusion.",
+        "questions'), with or without a fitted fusion. For text and keyword requests 'named in the request: § 573 "
+        "BGB' on a section the request names.",
         examples=[["cites the seed", "same Untertitel: Mietverhältnisse über Wohnraum"]],
     )
     signals: dict[str, float] = Field(
         description="Each relatedness signal's part of the score (word2vec, lexical, structure, citations, "
         "feedback): how much the score falls without that signal's features. Without a fitted fusion only "
-        "word2vec, the cosine similarity.",
+        "word2vec, the cosine similarity. For text and keyword requests the two parts of search's hybrid score "
+        "(lexical, word2vec: weighted z-scores summing to the score).",
         examples=[{"word2vec": 0.41, "lexical": 0.87, "structure": 1.2, "citations": 0.35}],
     )
 
@@ -253,7 +255,8 @@ class Recommendation(BaseModel):
     type: str = Field(description="Document type (statute, decision, ...).", examples=["statute"])
     score: float | None = Field(
         description="Relatedness (higher is closer): the fused score of the relatedness signals for seed documents "
-        "when the model has a fitted fusion, otherwise the cosine similarity to the request.", examples=[0.83])
+        "when the model has a fitted fusion, otherwise the cosine similarity to the seeds; for a text or keywords "
+        "search's hybrid score of the query.", examples=[0.83])
     metadata: dict[str, Scalar] = Field(
         description="Metadata of the document (law, court, date, ...).", examples=[{"law": "DMietG"}]
     )
