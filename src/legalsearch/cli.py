@@ -7,6 +7,7 @@ print its results as one JSON document on stdout.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -670,13 +671,13 @@ def serve(
         typer.echo(f"no model in {directory}: training on the demo corpus first", err=True)
         train(corpus=None, extra_text=None, config=None, models_dir=directory, cache_dir=None,
               no_current=False, quiet=True, verbose=False)
-    os.environ["LEGALSEARCH_MODELS_DIR"] = str(directory)
+    from legalsearch.api.app import create_app
     from legalsearch.api.http import PROTOCOL
-    from legalsearch.config import ServiceSettings
 
-    settings = ServiceSettings()
+    settings = _settings().model_copy(update={"models_dir": directory})
     options: dict[str, Any] = {
-        "app": "legalsearch.api.app:create_app", "factory": True, "host": host, "port": port,
+        # the settings travel to each worker as the factory's argument (pickled for spawned workers)
+        "app": functools.partial(create_app, settings), "factory": True, "host": host, "port": port,
         "log_level": settings.log_level, "access_log": access_log,
         # JSON 414/431/408 and a deadline for request heads (legalsearch.api.http), idle and concurrency limits
         "http": PROTOCOL, "timeout_keep_alive": settings.keep_alive_s,
@@ -689,6 +690,10 @@ def serve(
         if status:
             raise typer.Exit(status)
         return
+    if workers > 1:
+        # uvicorn's own worker pool imports the app by name in each worker, so the settings go by environment
+        os.environ["LEGALSEARCH_MODELS_DIR"] = str(directory)
+        options["app"] = "legalsearch.api.app:create_app"
     uvicorn.run(**options, workers=workers)
 
 
