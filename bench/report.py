@@ -115,6 +115,7 @@ def markdown(results: dict[str, Any]) -> str:
         for s in tr.get("stages", []):
             lines.append(f"| {s['name']} | {_fmt(s['seconds'])} | {_fmt(s['items'])} | "
                          f"{_fmt(s['per_second'], 0)} {s['unit']}/s | {_fmt(s['peak_rss_mb'], 0)} |")
+        lines += _code_comparison(tr.get("code_comparison") or {})
         pre = tr.get("preprocess_tokens_per_s", {})
         lines += [
             "",
@@ -310,3 +311,22 @@ def write_report(results: dict[str, Any], out_dir: Path, stem: str) -> ReportFil
     if _plot_citations(results, citations_png):
         plots.append(citations_png)
     return ReportFiles(json_path, md_path, tuple(plots))
+
+
+def _code_comparison(cmp: dict[str, Any]) -> list[str]:
+    """The original code's training run beside this one's (wall, CPU, peak memory, per stage)."""
+    if "original" not in cmp:
+        return []
+    old, new = cmp["original"], cmp["new"]
+    lines = ["", f"Original code (`{old['commit']}`) and this code (`{new['commit']}`), trained one after the other "
+             "in this run:", "",
+             "| code | wall s | CPU s | peak RSS MB (largest process) | peak RSS MB (all processes) |",
+             "|---|---:|---:|---:|---:|"]
+    for row in (old, new):
+        lines.append(f"| {row['label']} `{row['commit']}` | {_fmt(row['wall_s'])} | {_fmt(row['cpu_s'])} | "
+                     f"{_fmt(row['peak_rss_mb'], 0)} | {_fmt(row['peak_tree_rss_mb'], 0)} |")
+    lines.append(f"| new ÷ original | **{_fmt(cmp['wall_ratio'], 3)}** | {_fmt(cmp['cpu_ratio'], 3)} | "
+                 f"{_fmt(cmp['peak_rss_ratio'], 3)} | |")
+    lines += ["", "| stage | original s | new s |", "|---|---:|---:|"]
+    lines += [f"| {s['name']} | {_fmt(s['original_s'])} | {_fmt(s['new_s'])} |" for s in cmp["stages"]]
+    return lines

@@ -62,6 +62,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work-dir", type=Path, default=None, help="scratch folder (default: a temporary one)")
     p.add_argument("--gensim-epochs", type=int, default=None,
                    help="epochs of the plain gensim baseline (default: the model's); words/s stays comparable")
+    p.add_argument("--baseline", default=None,
+                   help="original code trained beside this one in the training suite: a git ref or a checkout's "
+                   "folder, or none (default: 7f662ea, the code issue 19 measured; none with --quick)")
     p.add_argument("--merge", action="store_true",
                    help="keep the sections of an existing <stem>.json that this run does not redo")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -143,11 +146,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _training(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from bench.training import TrainingOptions, run_training
+    from bench.trainrun import BASELINE_REF
 
     out = run_training(TrainingOptions(
         shared=args.shared, work_dir=work / "training", repeats=args.repeats, quick=args.quick,
         reuse_model=args.training_model, reuse_cache=args.training_cache,
         preprocess_lines=args.preprocess_lines, gensim_epochs=args.gensim_epochs,
+        baseline=args.baseline or ("none" if args.quick else BASELINE_REF),
     ))
     return out
 

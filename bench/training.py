@@ -1,29 +1,28 @@
-"""Training suite: per-stage time, throughput and peak memory of one full training run, plain gensim on the same
-phrased training file, and preprocessing throughput on its own.
+"""Training suite: per-stage time, throughput and peak memory of one full training run (beside a run of the original
+code, see ``bench.trainrun``), plain gensim on the same phrased training file, and preprocessing throughput.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from gensim.models import Word2Vec
 
 from bench import REPO_ROOT, median
+from bench.trainrun import MeasuredRun, checkout_at, comparison, existing_checkout, this_checkout, train_measured
 from legalsearch.config import TrainConfig, config_from_dict, load_config
 from legalsearch.corpus import IngestReport, read_extra_text
 from legalsearch.embeddings import stable_hash, train_word2vec
 from legalsearch.errors import ArtifactError
 from legalsearch.model import read_manifest, resolve_model_dir
-from legalsearch.pipeline import train
 from legalsearch.text import Preprocessor
 from legalsearch.tokencache import MANIFEST_KEY, cache_key
+from legalsearch.tokencache import training_file as entry_training_file
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +46,8 @@ class TrainingOptions:
     gensim_repeats: int = 1
     #: epochs of the gensim baseline (None: the model's); fewer keep a loaded machine free, words/s compare
     gensim_epochs: int | None = None
+    #: the original code trained beside this one in the same run: a git ref, a checkout's folder, or "none"
+    baseline: str = "none"
 
 
 @dataclass(frozen=True)
@@ -56,14 +57,27 @@ class Inputs:
     corpus: tuple[Path, ...]
     extra: tuple[Path, ...]
     config: TrainConfig
+    config_path: Path
 
 
 def _inputs(opts: TrainingOptions) -> Inputs:
     if opts.quick:
-        return Inputs((DEMO_CORPUS,), (DEMO_CORPUS / "extra",), load_config(REPO_ROOT / "configs" / "demo.toml"))
+        path = REPO_ROOT / "configs" / "demo.toml"
+        return Inputs((DEMO_CORPUS,), (DEMO_CORPUS / "extra",), load_config(path), path)
     corpora = opts.shared / "corpora"
-    return Inputs((corpora / "gesetze-markdown.tar.gz",), (corpora / "court-sentences",),
-                  load_config(REPO_ROOT / "configs" / "default.toml"))
+    path = REPO_ROOT / "configs" / "default.toml"
+    return Inputs((corpora / "gesetze-markdown.tar.gz",), (corpora / "court-sentences",), load_config(path), path)
+
+
+def _train_original(opts: TrainingOptions, inputs: Inputs) -> MeasuredRun | None:
+    """The original code's run on the same inputs, with its own copy of the config file (it refuses settings it
+    does not know); None when ``baseline`` is "none"."""
+    if opts.baseline == "none":
+        return None
+    where = Path(opts.baseline)
+    checkout = existing_checkout(where) if where.is_dir() else checkout_at(opts.baseline, opts.work_dir)
+    config = checkout.root / inputs.config_path.relative_to(REPO_ROOT)
+    return train_measured(checkout, inputs.corpus, inputs.extra, config, opts.work_dir)
 
 
 def training_file(manifest: dict[str, Any], cache_dir: Path) -> Path:
@@ -71,12 +85,11 @@ def training_file(manifest: dict[str, Any], cache_dir: Path) -> Path:
     config = config_from_dict(manifest["config"])
     # models since legalsearch gc record their key; older ones: recompute it as pipeline.train did
     key = manifest.get(MANIFEST_KEY) or cache_key(manifest["corpus_hash"], Preprocessor(config.preprocess).fingerprint)
-    phrase_key = hashlib.sha256(json.dumps(asdict(config.phrases), sort_keys=True).encode()).hexdigest()[:12]
-    path = cache_dir / "tokens" / key / f"train-{phrase_key}.txt"
+    path = entry_training_file(cache_dir / "tokens" / key, config.phrases)
     if path.is_file():
         return path
     # a model trained by an older checkout has another preprocessor fingerprint: accept its only training file
-    found = sorted((cache_dir / "tokens").glob(f"*/train-{phrase_key}.txt"))
+    found = sorted((cache_dir / "tokens").glob(f"*/{path.name}"))
     if len(found) == 1:
         log.warning("training file %s not found; using the cache's only one with these phrase settings: %s",
                     path, found[0])
@@ -146,14 +159,17 @@ def run_training(opts: TrainingOptions) -> dict[str, Any]:
         model_path = model_dir
         cache_dir = opts.reuse_cache
         source = f"timings reused from the manifest of {model_dir} (trained {manifest.get('created_at')})"
+        compared: dict[str, Any] = {}
     else:
-        cache_dir = opts.work_dir / "cache"
         log.info("training on %s (this is the long part)", ", ".join(map(str, inputs.corpus)))
-        result = train(list(inputs.corpus), inputs.config, opts.work_dir / "models", extra_text=list(inputs.extra),
-                       cache_dir=cache_dir, progress=False)
-        manifest = result.manifest
-        model_path = result.path
+        beside = _train_original(opts, inputs)
+        new = train_measured(this_checkout(), inputs.corpus, inputs.extra, inputs.config_path, opts.work_dir)
+        cache_dir = opts.work_dir / "cache-new"
+        model_dir = resolve_model_dir(Path(new.model))
+        manifest = read_manifest(model_dir)
+        model_path = model_dir
         source = "trained in this run (fresh token cache)"
+        compared = comparison(beside, new) if beside else {"new": new.row()}
     config = config_from_dict(manifest["config"])
     timings: dict[str, dict[str, Any]] = manifest["timings"]
     stages = [{"name": name, **t} for name, t in timings.items()]
@@ -225,4 +241,5 @@ def run_training(opts: TrainingOptions) -> dict[str, Any]:
                                "on the same phrased file with the same settings, alternately in this run; words/s "
                                "= training words x epochs / seconds (vocabulary pass included) for both",
         "preprocess_tokens_per_s": pre,
+        "code_comparison": compared,
     }

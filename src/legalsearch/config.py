@@ -77,8 +77,11 @@ class PreprocessConfig:
     min_token_chars: int = setting(2, "Shorter tokens are dropped.", low=1, high=100)
     batch_size: int = setting(2000, "Texts per batch handed to the tokenizer.", low=1, high=1_000_000)
     n_process: int = setting(
-        1, "Worker processes for preprocessing; results keep input order either way (when more pay off: "
-        "docs/benchmarks.md).", low=1, high=256
+        2, "Processes of a training run: with 2 or more, preprocessing runs in worker processes beside the main "
+        "one and the one-core stages that need only the documents and tokens (BM25 index, document store, "
+        "citations, snippets) in a helper process beside the others; 1 runs everything in one process. Tokens "
+        "and model files are the same either way; a corpus of one batch or less always runs in one process.",
+        low=1, high=256,
     )
 
 

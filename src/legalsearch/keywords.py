@@ -12,6 +12,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -36,18 +37,23 @@ class PhraseModel:
     scores: Mapping[tuple[str, str], float]
 
     def apply(self, tokens: Sequence[str]) -> list[str]:
-        """Replace every known bigram by one joined token."""
-        if not self.scores:
+        """Replace every known bigram by one joined token, greedily from the left (of "a b c" with both "a b" and
+        "b c" known, "a_b c")."""
+        scores = self.scores
+        # the positions of known bigrams in one pass; most token lists hold few, and the copying is slices
+        pairs = zip(tokens, islice(tokens, 1, None), strict=False)
+        starts = [i for i, pair in enumerate(pairs) if pair in scores]
+        if not starts:
             return list(tokens)
         out: list[str] = []
-        i, n = 0, len(tokens)
-        while i < n:
-            if i + 1 < n and (tokens[i], tokens[i + 1]) in self.scores:
-                out.append(tokens[i] + PHRASE_JOINER + tokens[i + 1])
-                i += 2
-            else:
-                out.append(tokens[i])
-                i += 1
+        done = 0  # tokens[:done] are in out
+        for i in starts:
+            if i < done:
+                continue  # its first word already ends the bigram before it
+            out.extend(tokens[done:i])
+            out.append(tokens[i] + PHRASE_JOINER + tokens[i + 1])
+            done = i + 2
+        out.extend(tokens[done:])
         return out
 
     def __len__(self) -> int:
@@ -78,13 +84,14 @@ def learn_phrases(sentences: Iterable[Sequence[str]], config: PhrasesConfig) -> 
     if not config.enabled:
         return PhraseModel({})
     phrases = Phrases(
-        sentences,
+        None,
         min_count=config.min_count,
         threshold=config.threshold,
         scoring="npmi",
         delimiter=PHRASE_JOINER,
         progress_per=10**9,  # gensim's own progress logging is noise beside our progress bars
     )
+    _count_into(phrases, sentences)
     found: dict[tuple[str, str], float] = {}
     for phrase, score in phrases.export_phrases().items():
         parts = phrase.split(PHRASE_JOINER)
@@ -93,6 +100,30 @@ def learn_phrases(sentences: Iterable[Sequence[str]], config: PhrasesConfig) -> 
     best = sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))[: config.max_phrases]
     log.info("learned %d phrases (of %d candidates)", len(best), len(found))
     return PhraseModel(dict(best))
+
+
+def _count_into(phrases: Phrases, sentences: Iterable[Sequence[str]]) -> None:
+    """Gensim's word and bigram counts (``Phrases.add_vocab`` without connector words, its pruning past
+    ``max_vocab_size`` included), counted by ``Counter`` in C instead of gensim's Python loop, which was most of
+    the stage. Bigrams seen fewer than ``min_count`` times are left out at the end: NPMI scores them -inf, so
+    ``export_phrases`` would never keep them, and skipping them saves it most of its loop."""
+    words: Counter[str] = Counter()
+    pairs: Counter[tuple[str, str]] = Counter()
+    total, limit, min_reduce = 0, phrases.max_vocab_size, 1
+    for sentence in sentences:
+        words.update(sentence)
+        pairs.update(zip(sentence, islice(sentence, 1, None), strict=False))
+        total += len(sentence)
+        if len(words) + len(pairs) > limit:  # as gensim.utils.prune_vocab
+            for counter in (words, pairs):
+                for key in [k for k, n in counter.items() if n < min_reduce]:
+                    del counter[key]
+            min_reduce += 1
+    vocab: dict[str, int] = dict(words)
+    joiner, least = phrases.delimiter, phrases.min_count
+    vocab.update((a + joiner + b, n) for (a, b), n in pairs.items() if n >= least)
+    phrases.vocab = vocab  # as add_vocab into an empty model: min_reduce stays 1 there too
+    phrases.corpus_word_count = total
 
 
 @dataclass(frozen=True)

@@ -704,7 +704,9 @@ class Preprocessor:
 
     # ------------------------------------------------------------------ parallel
 
-    def _batch(self, texts: list[str], grouped: bool) -> list[list[str]]:
+    def batch(self, texts: list[str], grouped: bool = False) -> list[list[str]]:
+        """Tokens of each text (grouped as ``pipe_grouped`` if asked), in this process whatever ``n_process`` says:
+        for callers that run their own worker pool."""
         tokenize = self._tokenize
         return [self._tokens_of(tokenize(text), grouped) for text in texts]
 
@@ -714,7 +716,7 @@ class Preprocessor:
         batches = iter(lambda: list(islice(it, self.config.batch_size)), [])
         for tokens in ordered_map(
             batches,
-            functools.partial(self._batch, grouped=grouped),
+            functools.partial(self.batch, grouped=grouped),
             functools.partial(_work, grouped=grouped),
             _unship,
             self.config.n_process,
@@ -748,7 +750,7 @@ def _init_worker(config: PreprocessConfig) -> None:
 
 def _work(batch: list[str], grouped: bool = False) -> _Shipped:
     assert _worker is not None  # set by the pool initializer
-    return _ship(_worker._batch(batch, grouped))
+    return _ship(_worker.batch(batch, grouped))
 
 
 def _ship(results: list[list[str]]) -> _Shipped:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from plugin_model import memory_mapped
 
+from legalsearch import pipeline
 from legalsearch.config import load_config
 from legalsearch.engine import Model
 from legalsearch.errors import ArtifactError, CorpusError
@@ -196,3 +197,20 @@ def test_one_seed_recommendations_from_the_neighbour_table_equal_a_search(demo_m
     for seed in demo_model.index.ids:
         a, b = recommend(demo_model, positive=[seed], k=10), recommend(searching, positive=[seed], k=10)
         assert a == b
+
+
+def test_worker_processes_and_the_side_lane_change_no_model_file(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    cfg = load_config(DEMO_CONFIG)
+    runs = {}
+    for n_process, batch_size in ((1, 2000), (2, 16)):  # 16 texts per batch: the demo corpus is many batches
+        config = replace(cfg, preprocess=replace(cfg.preprocess, n_process=n_process, batch_size=batch_size))
+        runs[n_process] = train([DEMO], config, tmp_path / f"m{n_process}", extra_text=[DEMO / "extra"],
+                                cache_dir=tmp_path / f"c{n_process}", progress=False)
+    one, two = (runs[n].manifest for n in (1, 2))
+    assert {k: v["sha256"] for k, v in two["files"].items()} == {k: v["sha256"] for k, v in one["files"].items()}
+    # the side stages' figures come back too, in table order
+    assert list(two["timings"]) == list(one["timings"]) == [s.name for s in pipeline.STAGES if s.enabled(cfg)]
+    assert (tmp_path / "c2" / "tokens" / two["token_cache_key"] / "docs.tokens").read_bytes() == (
+        tmp_path / "c1" / "tokens" / one["token_cache_key"] / "docs.tokens").read_bytes()

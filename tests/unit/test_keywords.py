@@ -93,3 +93,57 @@ def test_rows_gathers_several_rows_like_one_at_a_time() -> None:
         ]
     assert csr_rows(kws.indptr, []).bounds == [0]
     assert csr_rows(kws.indptr, []).positions.size == 0
+
+
+def _gensim_phrases(sentences: list[list[str]], config: PhrasesConfig) -> dict[tuple[str, str], float]:
+    from gensim.models.phrases import Phrases
+
+    model = Phrases(sentences, min_count=config.min_count, threshold=config.threshold, scoring="npmi",
+                    delimiter="_")
+    return {tuple(p.split("_")): float(s) for p, s in model.export_phrases().items()}  # type: ignore[misc]
+
+
+def test_phrase_counting_gives_gensims_own_phrases() -> None:
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(40)]
+    sentences = [[words[int(j)] for j in rng.zipf(1.6, size=int(rng.integers(0, 30))) % 40] for _ in range(400)]
+    sentences += [["miete", "kündigung", "frist"]] * 9 + [[]]
+    config = PhrasesConfig(min_count=3, threshold=0.1, max_phrases=10_000)
+    assert learn_phrases(sentences, config).scores == _gensim_phrases(sentences, config)
+
+
+def test_phrase_application_is_greedy_from_the_left() -> None:
+    model = PhraseModel({("a", "b"): 0.9, ("b", "c"): 0.8, ("c", "d"): 0.7})
+
+    def reference(tokens: list[str]) -> list[str]:  # the loop apply() replaced
+        out, i = [], 0
+        while i < len(tokens):
+            if i + 1 < len(tokens) and (tokens[i], tokens[i + 1]) in model.scores:
+                out.append(tokens[i] + "_" + tokens[i + 1])
+                i += 2
+            else:
+                out.append(tokens[i])
+                i += 1
+        return out
+
+    rng = np.random.default_rng(5)
+    for _ in range(500):
+        tokens = [str(x) for x in rng.choice(list("abcde"), size=int(rng.integers(0, 12)))]
+        assert model.apply(tokens) == reference(tokens), tokens
+    assert model.apply(["a", "b", "c", "d"]) == ["a_b", "c_d"]
+    assert PhraseModel({}).apply(["a", "b"]) == ["a", "b"]
+
+
+def test_phrase_counting_prunes_as_gensim_does_past_its_vocabulary_cap() -> None:
+    from gensim.models.phrases import Phrases
+
+    from legalsearch.keywords import _count_into
+
+    rng = np.random.default_rng(11)
+    sentences = [[f"w{int(j)}" for j in rng.zipf(1.4, size=int(rng.integers(1, 25))) % 200] for _ in range(300)]
+    params = {"min_count": 2, "threshold": 0.0, "scoring": "npmi", "delimiter": "_", "max_vocab_size": 150}
+    ours = Phrases(None, **params)
+    _count_into(ours, sentences)
+    theirs = Phrases(sentences, **params)
+    assert ours.corpus_word_count == theirs.corpus_word_count
+    assert ours.export_phrases() == theirs.export_phrases() != {}

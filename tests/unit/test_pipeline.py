@@ -1,4 +1,5 @@
-from legalsearch.pipeline import lexical_fields, strip_heading_labels
+from legalsearch.corpus.gesetze import strip_heading_labels
+from legalsearch.tokencache import lexical_fields
 from legalsearch.types import Document
 
 

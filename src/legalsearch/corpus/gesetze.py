@@ -37,9 +37,17 @@ _REPEALED_HEADING = re.compile(r"\((?:weggefallen|aufgehoben)\)")
 _REPEALED_TEXT = re.compile(r"^[-–\s]*\(?(?:weggefallen|aufgehoben|gestrichen|entfällt|gegenstandslos)\)?[.\s]*$", re.I)
 _PREAMBLE = re.compile(r"^(?:Eingangsformel|Schlu(?:ss|ß)formel)\b")
 _CONTENTS = re.compile(r"^Inhalts(?:verzeichnis|übersicht)\b")
+# "Erster", "Zweites", ... as structural headings begin
+_ORDINALS = "Erst|Zweit|Dritt|Viert|Fünft|Sechst|Siebt|Siebent|Acht|Neunt|Zehnt|Elft|Zwölft"
 _STRUCTURAL = re.compile(
     r"^(?:(?:Buch|Teil|Abschnitt|Unterabschnitt|Titel|Untertitel|Kapitel|Unterkapitel|Abteilung|Gliederungseinheit)\b"
-    r"|(?:Erst|Zweit|Dritt|Viert|Fünft|Sechst|Siebt|Siebent|Acht|Neunt|Zehnt|Elft|Zwölft)e[rs]?\b)"
+    rf"|(?:{_ORDINALS})e[rs]?\b)"
+)
+# a structural label inside a heading path ("Buch 2 -", "Untertitel 1 -", "Zweiter Abschnitt"), with its number
+_HEADING_LABEL = re.compile(
+    rf"\b(?:(?:{_ORDINALS})er\s+)?"
+    r"(?:Buch|Teil|Abschnitt|Unterabschnitt|Titel|Untertitel|Kapitel|Unterkapitel|Abteilung|Unterabteilung)"
+    r"(?:\s+[0-9IVXLC]+[a-z]?\b)?\s*[-–:.]?\s*"
 )
 _FOOTNOTE = re.compile(r"\[\^[^\]]*\]:?")
 _KEY_VALUE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):[ \t]*(.*)$")
@@ -76,6 +84,13 @@ class _Block:
     heading: str
     line: int
     text: str
+
+
+def strip_heading_labels(heading_path: str) -> str:
+    """A section's heading path (``metadata["heading_path"]``) without its structural labels ("Buch 2 -",
+    "Untertitel 1 -", "Zweiter Abschnitt"), the levels separated by ". ": the labels are in every section's path
+    and would only make phrases such as "pachtvertrag_untertitel"; the titles are kept."""
+    return _HEADING_LABEL.sub(" ", heading_path.replace(" > ", ". "))
 
 
 def _clean(text: str) -> str:

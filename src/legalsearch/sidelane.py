@@ -1,0 +1,131 @@
+"""The side lane of a training run: the stages marked ``side`` in ``pipeline.STAGES`` run, in table order, in one
+helper process while the main process goes on with the others.
+
+On two cores this pairs one-core Python stages (the BM25 index, the document store, the citation graph, the
+snippet index: they need only the documents and the token cache) with the main lane's phrases, keywords and
+vector stages; each side stage's timing is measured in the helper process and recorded when the main lane
+collects it. Nothing is shared but files in the model folder and the stages' small results (citation statistics).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from legalsearch.config import TrainConfig
+from legalsearch.errors import LegalSearchError
+from legalsearch.stages import StageStats, StageTimer
+from legalsearch.types import Document
+
+if TYPE_CHECKING:
+    from legalsearch.pipeline import Run
+
+log = logging.getLogger("legalsearch.pipeline")
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What the side stages read of the run, sent to the helper process once."""
+
+    config: TrainConfig
+    corpus: tuple[Path, ...]
+    extra_paths: tuple[Path, ...]
+    out: Path
+    cache_dir: Path
+    token_dir: Path
+    documents: list[Document]
+    withheld: list[tuple[str, str, str, str]]
+
+
+@dataclass(frozen=True)
+class _Done:
+    stats: StageStats
+    citation_stats: dict[str, Any]
+
+
+class SideLane:
+    """Side stages in one helper process, their results collected in the order they were submitted (a run
+    without worker processes runs them in the main process where the table puts them)."""
+
+    def __init__(self, timer: StageTimer) -> None:
+        self.timer = timer
+        self._pool: ProcessPoolExecutor | None = None
+        #: submitted, not yet collected, in submission order
+        self.pending: dict[str, Future[_Done]] = {}
+
+    def __enter__(self) -> SideLane:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._pool is not None:
+            # after a failure elsewhere the running side stage still ends before the model folder is removed
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, run: Run, name: str) -> None:
+        """Queue stage ``name`` in the helper process (started, with a snapshot of the run, on first use)."""
+        if self._pool is None:
+            methods = multiprocessing.get_all_start_methods()
+            # forkserver, not fork: see parallel.ordered_map
+            ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+            snapshot = _Snapshot(run.config, run.corpus, run.extra_paths, run.out, run.cache_dir, run.token_dir,
+                                 run.documents, list(run.report.withheld))
+            self._pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_side, initargs=(snapshot,))
+        log.info("stage %s: queued in the side process", name)
+        self.pending[name] = self._pool.submit(_run_side_stage, name)
+
+    def wait_for(self, names: Sequence[str], run: Run) -> None:
+        """Wait until the named side stages (and those submitted before them) are done; record their figures."""
+        wanted = [n for n in names if n in self.pending]
+        if not wanted:
+            return
+        order = list(self.pending)
+        last = max(order.index(n) for n in wanted)
+        for name in order[: last + 1]:
+            future = self.pending.pop(name)
+            try:
+                done = future.result()
+            except BrokenProcessPool as exc:
+                raise LegalSearchError(f"the side process of the training run died in stage {name}: {exc}") from exc
+            self.timer.record(done.stats)
+            run.citation_stats.update(done.citation_stats)
+
+
+_side: Run | None = None
+
+
+def _init_side(snapshot: _Snapshot) -> None:
+    from legalsearch.pipeline import Run
+    from legalsearch.text import Preprocessor
+
+    global _side
+    config = snapshot.config
+    run = Run(config, snapshot.corpus, snapshot.extra_paths, snapshot.out, snapshot.cache_dir, False, _no_lock)
+    run.documents = snapshot.documents
+    run.report.withheld.extend(snapshot.withheld)
+    run.token_dir = snapshot.token_dir
+    # the side lane is the second process already: its snippet stage runs no pool of its own
+    run.preprocessor = Preprocessor(replace(config.preprocess, n_process=1))
+    _side = run
+
+
+def _no_lock(_key: str) -> None:
+    """The main process holds the token-cache entry's lock for the whole run."""
+
+
+def _run_side_stage(name: str) -> _Done:
+    from legalsearch.pipeline import STAGE_NAMES
+
+    assert _side is not None  # set by the pool initializer
+    stage = STAGE_NAMES[name]
+    timer = StageTimer(folders=(_side.out, _side.cache_dir))
+    with timer.stage(name, stage.unit) as count:
+        count[0] = stage.run(_side)
+    return _Done(timer.stages[0], dict(_side.citation_stats))
