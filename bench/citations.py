@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import REPO_ROOT
-from legalsearch.citations import Extractor, LawDirectory, directory_from_documents, resolve
+from legalsearch.citations import Extractor, LawDirectory, directory_of, resolve
 from legalsearch.citegraph import build_graph
 from legalsearch.config import CitationsConfig, CorpusConfig
 from legalsearch.corpus import IngestReport, read_documents
@@ -211,8 +211,7 @@ def run_citations(shared: Path, quick: bool = False) -> dict[str, Any]:
     if corpus == "corpora/demo":
         results["sample"] = "skipped: the labelled sample needs the full law corpus to resolve"
         return results
-    directory = directory_from_documents(((d.id, d.type, d.metadata) for d in documents), withheld)
-    directory.add_vocabulary(d.title for d in documents)
+    directory = directory_of(documents, withheld)
     labels = load_labels()
     results["sample"] = {"passages": len(labels), "ours": score("legalsearch", labels, ours(directory)).to_dict()}
     other = refex(directory)

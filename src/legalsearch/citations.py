@@ -14,9 +14,13 @@ The conventions (what a span covers, how chains and ranges resolve) are written 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 from typing import Final, Literal
+
+from legalsearch.types import Document
 
 #: why a citation has no target
 Reason = Literal["unknown law", "missing section", "no law", "malformed range"]
@@ -24,18 +28,26 @@ Reason = Literal["unknown law", "missing section", "no law", "malformed range"]
 # the first section number after §, §§, Art., Artikel; "573c" but not the "ff" of "573ff."
 _NUM: Final = r"\d+(?:[a-z]{1,2}(?![a-zäöüß]))?"
 _ANCHOR: Final = re.compile(
-    rf"(?P<a>§\s?§|§|\b(?:Artikeln|Artikels|Artikel|Art\.|Art|Artt\.))\s*(?P<n>{_NUM})(?![\d,.]\d)"
+    rf"(?P<a>§\s?§|§|\b(?:Artikeln|Artikels|Artikel|Art\.|Art|Artt\.))\s*"
+    # articles of treaties and amending acts are also numbered in Roman ("Artikel XI des NATO-Truppenstatuts")
+    rf"(?P<n>{_NUM}|(?<=[lnst.]\s)[IVXL]{{1,6}}(?=[\s,;)]|$))(?![\d,.]\d)"
     # a section letter set apart by a tokenizer ("§ 7 g EStG") belongs to the number
     r"(?:\s(?P<letter>[a-z])(?=\s+(?:[A-ZÄÖÜ]|Abs|Satz|S\b|Nr|,|\.|;|\)|$)))?"
 )
 # a court's reporter reference holds "§" without citing: "SozR 4 - 1500 § 160 Nr 21", "Buchholz 449.2 § 6 SLV"
-_REPORTER: Final = re.compile(r"(?:SozR(?:\s*\d+)?(?:\s*-\s*)?\s*\d+|Buchholz\s+\d+(?:\.\d+)*)\s*$")
+_REPORTER: Final = re.compile(
+    r"(?:SozR(?:\s*\d+)?(?:\s*-\s*)?\s*\d+|Buchholz\s+\d+(?:\.\d+)*"
+    # a reporter's entry "to" a section files a decision under it: "SozR Nr 9 zu § 136 SGG", "AP Nr. 5 zu § 1 KSchG"
+    r"|\b(?:SozR|AP|EzA|EzBAT|EzAÜG)(?:\s+\d+(?:\s*-\s*\d+)?)?\s+Nr\.?\s*\d+[a-z]?\s+zu)\s*$"
+)
+# "a. a. O., § 18 Rn. 3": a position in a work cited before, when no law follows the section
+_CITED_BEFORE: Final = re.compile(r"(?:\ba\.\s?a\.\s?O\.|\baaO)\s*,?\s*$")
 _SPACE: Final = re.compile(r"\s*")
 _MARKER: Final = re.compile(
     r"\s*(?:Abs\.|Absatz|Absatzes|Absätze|Absätzen|Abs|Satz|Satzes|Sätze|Sätzen|S\.|Nr\.|Nrn\.|Nr|Nummer|Nummern|"
     r"Halbsatz|Halbs\.|Hs\.|HS\.?|Buchst\.|Buchstabe|Buchstaben|lit\.|Alt\.|Alternative|Var\.|Variante|UAbs\.|"
     r"Unterabs\.|Unterabsatz|Spiegelstrich|Doppelbuchst\.|Doppelbuchstabe|Buchst|Halbs|Alt|Var|UAbs|S(?=\s+\d)|"
-    r"Teil(?=\s+[A-Z]\b))\s*"
+    r"Ziff\.|Ziffer|Ziffern|Ziff|Teilsatz|Teils(?=\s+\d)|Teil(?=\s+[A-Z]\b))\s*"
 )
 # "erster Halbsatz", "2. Halbsatz", "zweite Alternative", "( c )" after a number
 _ORDINAL_PART: Final = re.compile(
@@ -66,39 +78,80 @@ _BOOK: Final = re.compile(
 _LAW_NOUN: Final = re.compile(
     r"(?:[A-ZÄÖÜ][\wäöüß-]*)?(?:[Gg]esetz(?:es|e|s)?|[Gg]esetzbuch(?:es|s|e)?|[Oo]rdnung|[Vv]erordnung|[Vv]ertrag(?:es|s)?|"
     r"[Aa]bkommen(?:s)?|[Üü]bereinkommen(?:s)?|[Ss]tatut(?:s|es)?|[Kk]onvention|[Rr]ichtlinie|[Ss]atzung|Charta|"
-    r"[Pp]rotokoll(?:s)?|[Vv]erfassung)"
+    r"[Pp]rotokoll(?:s)?|[Vv]erfassung|[Bb]eschluss(?:es)?)"
+)
+# the head noun of a law name and what stands before it: "Emissionshandels|gesetzes" names one law (a date after it
+# is no part of the name), "Zusatz|abkommens", "Internationalen |Übereinkommens" need their tail ("vom 3. August 1959
+# zu dem Abkommen ...", "über die Beseitigung von Wracks") to name one
+_HEAD_NOUN: Final = re.compile(
+    r"(?P<p>.*?)(?:gesetzbuch|gesetz|verordnung|ordnung|vertrag|übereinkommen|abkommen|statut|konvention|richtlinie|"
+    r"satzung|charta|protokoll|verfassung|beschluss)(?:es|en|e|s)?"
+)
+_GENERIC_PREFIXES: Final = frozenset({
+    "", "zusatz", "änderungs", "ergänzungs", "durchführungs", "ausführungs", "einführungs", "rahmen", "bundes",
+    "landes", "mantel", "zustimmungs", "vertrags",
+})
+# documents of the parties, not laws: "§ 19 Nr. 3 der Satzung", "§ 16 des Mietvertrags", "in ihrem § 17 der
+# Betriebsvereinbarung"; the citation ends before the noun and names no law
+_PRIVATE: Final = re.compile(
+    r"(?:Satzung|(?:Miet|Pacht|Arbeits|Kauf|Gesellschafts|Dienst|Werk|Darlehens|Anstellungs|Leasing|Lizenz|"
+    r"Kooperations|Versicherungs|Tarif|Kredit|Sozialplan|Ehe)?[Vv]ertrag(?:es|s)?|(?:Betriebs|Dienst|Gesamtbetriebs|"
+    r"Konzernbetriebs)?[Vv]ereinbarung|Sozialplan(?:s|es)?)"
+)
+# collective agreements: Tarifvertrag abbreviations ("TVöD", "MTV", "TV-L", "TVÜ-Bund"), "NV" (Normalvertrag),
+# "BAT", "AVR"; their branch, region or year follows ("MTV Systemgastronomie 2014", "TVöD / Bund", "NV Bühne")
+_AGREEMENT: Final = re.compile(r"(?:[A-Z]{0,4}TV[A-Za-zÄÖÜäöü]*(?:-[A-Za-zÄÖÜäöü]+)?|NV|BAT|AVR)")
+_AGREEMENT_TAIL: Final = re.compile(
+    r"(?:\s*/\s*|\s+)(?P<w>[A-ZÄÖÜ][\wäöüß]*(?:-[A-ZÄÖÜ][\wäöüß]*)?)(?:\s+(?:19|20)\d{2})?(?![\w-])"
 )
 _LAW_NUMBER: Final = re.compile(
-    r"\s*(?:\((?:EU|EG|EWG|Euratom)\)\s*)?(?:Nr\.\s*)?\d+\s*/\s*\d+(?:\s*/\s*(?:EU|EG|EWG))?"
+    r"\s*(?:\(\s*(?:EU|EG|EWG|Euratom)\s*\)\s*)?(?:Nr\.\s*)?\d+\s*/\s*\d+(?:\s*/\s*(?:EU|EG|EWG))?"
 )
 # the rest of a name the corpus lacks: "des Vertrages zur Gründung der Europäischen Gemeinschaft", "der deutschen
 # Verfassung vom 11. August 1919"
+_DATE: Final = r"\s+vom\s+\d{1,2}\.\s*(?:[A-ZÄÖÜ][a-zä]+|\d{1,2}\.)\s*\d{4}"
 _NAME_TAIL: Final = re.compile(
-    r"(?:\s+(?:zur|zum|über|für|zwischen)(?:\s+(?:der|die|das|den|dem|des|einer|eines))?"
-    r"(?:\s+(?:[A-ZÄÖÜ][\wäöüß-]*|und|der|des|die|den))*\s+[A-ZÄÖÜ][\wäöüß-]*(?=[\s,.;)]|$))?"
-    r"(?:\s+vom\s+\d{1,2}\.\s*[A-ZÄÖÜ][a-zä]+\s+\d{4})?"
+    r"(?:" + _DATE +
+    # an EU act's author, when its date follows (the full title: "des Rates vom 28. November 2006 über ...")
+    r"|\s+(?:des\s+Rates|der\s+Kommission|des\s+Europäischen\s+Parlaments\s+und\s+des\s+Rates)(?=" + _DATE + ")"
+    r"|\s+von\s+(?:\d{4}|[A-ZÄÖÜ][\wäöüß-]*)(?=[\s,.;)]|$)"
+    # the subject: "über die Beseitigung von Wracks", "zu dem Abkommen", "zur Gründung der Europäischen Gemeinschaft"
+    r"|\s+(?:zur|zum|über|für|zwischen|zu\s+dem|zu\s+der|betreffend)(?:\s+(?:der|die|das|den|dem|des|einer|eines))?"
+    r"(?:\s+(?:[A-ZÄÖÜ][\wäöüß-]*|und|der|des|die|den|dem|von|[a-zäöüß]+(?:e|en|er|es|em)(?=\s+[A-ZÄÖÜ])))*"
+    r"\s+[A-ZÄÖÜ][\wäöüß-]*(?=[\s,.;)]|$))*"
 )
 #: state codes after a state law's abbreviation ("PersVG BB")
 _STATES: Final = frozenset({"BW", "BY", "BE", "BB", "HB", "HH", "HE", "MV", "NI", "NW", "RP", "SL", "SN", "ST", "SH",
                             "TH", "NRW"})
+_EMPTY: Final = re.compile("")
+# a definition of a law's abbreviation: "Kreditwesengesetzes (KWG)", "( LFGB )", "des Baugesetzbuchs - BauGB -"
+# (two patterns that start with their bracket or dash: one starting with a space would try every word)
+_ABBREVIATION_SHAPE: Final = r"(?P<a>[A-ZÄÖÜ][A-Za-zÄÖÜäöüß]*[A-ZÄÖÜ][A-Za-zÄÖÜäöüß]*)"
+_DEFINED: Final = (re.compile(rf"\(\s?{_ABBREVIATION_SHAPE}\s?\)"),
+                   re.compile(rf" - {_ABBREVIATION_SHAPE} -(?=[\s,.;)])"),
+                   re.compile(rf" – {_ABBREVIATION_SHAPE} –(?=[\s,.;)])"))
+_FUNCTION_WORDS: Final = frozenset({"der", "die", "das", "des", "dem", "den", "ein", "eine", "eines", "einer", "im",
+                                    "nach", "gemäß", "laut", "vgl", "siehe", "und", "oder", "mit", "zum", "zur"})
 _TITLE_WORD: Final = re.compile(r"(?P<w>[\wÄÖÜäöüß][\wÄÖÜäöüß\-]*)(?P<sp>\s+|$)?")
 _ORDINALS: Final = {
     "Erst": 1, "Zweit": 2, "Dritt": 3, "Viert": 4, "Fünft": 5, "Sechst": 6, "Siebt": 7, "Siebent": 7, "Acht": 8,
     "Neunt": 9, "Zehnt": 10, "Elft": 11, "Zwölft": 12, "Vierzehnt": 14,
 }
-_ROMAN_VALUES: Final = {"I": 1, "V": 5, "X": 10}
+_ROMAN_VALUES: Final = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100}
 #: capitalised words of the shape of a law abbreviation that name no law (currencies, gazettes, courts, forms)
 _NOT_LAWS: Final = frozenset({
     "EUR", "DM", "BGBl", "RGBl", "ABl", "BAnz", "GmbH", "AG", "KG", "OHG", "BGH", "BAG", "BFH", "BSG", "BVerwG",
     "BVerfG", "OLG", "LG", "VG", "OVG", "VGH", "LSG", "LAG", "FG", "BPatG", "EuGH", "EGMR", "Rn", "NJW",
     "BT", "BR", "Drs", "BVerfGE", "BGHZ", "BGHSt", "BAGE", "BSGE", "BFHE", "BVerwGE", "II", "III", "IV", "VI",
-    "VII", "VIII", "IX", "XI", "XII", "ZR", "AZR", "StR",
+    "VII", "VIII", "IX", "XI", "XII", "ZR", "AZR", "StR", "RdNr", "RdNrn", "Rdnr", "Randnr", "RNr",
 })
 #: words a title match may not end on: "des Gesetzes über die" is no title
 _TITLE_MAX_WORDS: Final = 12
-_SECTION_LABEL: Final = re.compile(r"^(?P<u>§§?|Art\.?|Artikel)\s*(?P<n>\d+[a-z]*)$")
+_SECTION_LABEL: Final = re.compile(r"^(?P<u>§§?|Art\.?|Artikel)\s*(?P<n>\d+[a-z]*|[IVXLC]+)$")
 _KEY: Final = re.compile(r"(\d+)([a-z]*)")
 _NUM_RE: Final = re.compile(_NUM)
+_ART_SECTION: Final = re.compile(rf"\s+§\s?(?P<n>{_NUM})(?![\d,.]\d)")
+_LETTER: Final = re.compile(r"[a-z]{1,2}\)?(?![\wäöüß])")
 _DECIMAL: Final = re.compile(r"[.,]\d")
 
 
@@ -143,7 +196,10 @@ class Resolved:
 def section_key(number: str) -> tuple[int, str]:
     """Order of section numbers within a law: 573 < 573a < 573b < 574."""
     match = _KEY.fullmatch(number)
-    return (int(match.group(1)), match.group(2)) if match else (-1, number)
+    if match:
+        return int(match.group(1)), match.group(2)
+    roman = _roman(number)  # "Art IX" of an Artikelgesetz
+    return (roman, "") if roman is not None else (-1, number)
 
 
 def _stem(word: str) -> str:
@@ -278,6 +334,8 @@ class LawDirectory:
     _aliases: dict[str, str] = field(default_factory=dict, repr=False)
     _title_index: dict[str, str] = field(default_factory=dict, repr=False)
     short_titles: ShortTitles | None = field(default=None, repr=False)
+    #: abbreviations and names read from the corpus's definitions ("Kreditwesengesetzes (KWG)"), kept with the graph
+    learned: dict[str, dict[str, str]] = field(default_factory=lambda: {"aliases": {}, "names": {}}, repr=False)
 
     @classmethod
     def from_sections(cls, rows: Iterable[tuple[str, str, str, str]]) -> LawDirectory:
@@ -311,6 +369,63 @@ class LawDirectory:
         self._title_index = {k: next(iter(laws)) for k, laws in keys.items() if len(laws) == 1}
         words = {w.lower() for title in self.titles.values() for w in re.findall(r"[A-Za-zÄÖÜäöüß]+", title)}
         self.short_titles = ShortTitles(self.sections, words)
+        self.add_aliases(_curated_aliases())
+
+    def add_aliases(self, aliases: Mapping[str, str], names: Mapping[str, str] | None = None) -> None:
+        """More spellings of the corpus's laws: abbreviation -> jurabk, title key -> jurabk; one the directory
+        already reads as a law (or one naming a law the corpus lacks) is left alone."""
+        for alias, law in aliases.items():
+            if law in self.sections and self.canonical(alias) is None:
+                self._aliases[alias.casefold()] = law
+        for key, law in (names or {}).items():
+            if law in self.sections:
+                self._title_index.setdefault(key, law)
+
+    def learn_definitions(self, texts: Iterable[str]) -> None:
+        """Read the corpus's own definitions of law names: "des Baugesetzbuchs - BauGB -" makes BauGB a spelling of
+        the law titled Baugesetzbuch, "Lebensmittel- und Futtermittelgesetzbuch (LFGB)" a title of LFGB. Only a
+        definition every occurrence agrees on counts."""
+        votes: dict[tuple[str, str], set[str]] = {}
+        for text in texts:
+            for pattern in _DEFINED:
+                for match in pattern.finditer(text):
+                    found = self._definition(text, match)
+                    if found is not None:
+                        votes.setdefault(found[:2], set()).add(found[2])
+        aliases = {k: next(iter(v)) for (kind, k), v in votes.items() if kind == "aliases" and len(v) == 1}
+        names = {k: next(iter(v)) for (kind, k), v in votes.items() if kind == "names" and len(v) == 1}
+        self.learned["aliases"].update(aliases)
+        self.learned["names"].update(names)
+        self.add_aliases(aliases, names)
+
+    def _definition(self, text: str, match: re.Match[str]) -> tuple[str, str, str] | None:
+        """(kind, spelling, jurabk) of one "<name> (<abbreviation>)", or None when neither side is known."""
+        words = _title_words(text[max(0, match.start() - 160):match.start()])[-_TITLE_MAX_WORDS:]
+        if not words or not _LAW_NOUN.fullmatch(words[-1]):
+            return None
+        # the name: the capitalised words before the bracket ("Lebensmittel- und Futtermittelgesetzbuch")
+        start = len(words) - 1
+        while start > 0 and ((words[start - 1][:1].isupper() and words[start - 1].lower() not in _FUNCTION_WORDS)
+                             or (words[start - 1] == "und" and start > 1 and words[start - 2].endswith("-"))):
+            start -= 1
+        if start == len(words) - 1 and not _specific(words[-1]):
+            return None  # "Gesetz (BGB)", "Betriebsordnung (BOStrab)": a kind, not a name
+        name = words[start:]
+        abbreviation = match.group("a")
+        known = self.canonical(abbreviation)
+        # only a whole title of the corpus names the law: a short title's shape is a guess, too weak to define one
+        found = self.title_law(name)
+        named = found[0] if found is not None and found[1] == len(name) else None
+        if known is None and named is not None:
+            # the law's whole title ("Betriebsordnung" is only the start of "Betriebsordnung für Luftfahrtgerät"),
+            # abbreviated from its first letter
+            whole = title_key(_title_words(re.sub(r"\s*\(.*$", "", self.titles.get(named, ""))))
+            if whole != title_key(name) or abbreviation[0] != name[0][0] or not _looks_like_law(abbreviation):
+                return None
+            return "aliases", abbreviation, named
+        if known is not None and named is None:
+            return "names", title_key(name), known
+        return None
 
     def add_vocabulary(self, texts: Iterable[str]) -> None:
         """Words (section titles, say) that tell where the parts of a compound short title begin."""
@@ -357,18 +472,28 @@ class LawDirectory:
         return None
 
     def lookup(self, law: str, unit: str, number: str) -> str | None:
-        """The document id of one section, trying the other unit when the law numbers its parts so."""
-        other = "Art" if unit == "§" else "§"
-        return self._by_number.get((law, unit, number)) or self._by_number.get((law, other, number))
+        """The document id of one section in its unit: "Artikel 7" of a law numbered in § is no § 7 (a bare
+        article in such a law means another act, such as an EU regulation named in a lead-in)."""
+        return self._by_number.get((law, unit, number))
+
+    def units(self, law: str) -> set[str]:
+        """The units ("§", "Art") a law numbers its sections in."""
+        return {u for u, _, _ in self.sections.get(law, ())}
 
     def in_range(self, law: str, unit: str, start: str, end: str) -> list[str]:
         """Every section of ``law`` from ``start`` to ``end`` inclusive (573 bis 574 holds 573a..573d)."""
         lo, hi = section_key(start), section_key(end)
-        units = {u for u, _, _ in self.sections.get(law, ())}
-        wanted = unit if unit in units else next(iter(units), unit)
         found = [(section_key(number), doc_id) for u, number, doc_id in self.sections.get(law, ())
-                 if u == wanted and lo <= section_key(number) <= hi]
+                 if u == unit and lo <= section_key(number) <= hi]
         return [doc_id for _, doc_id in sorted(found, key=lambda f: f[0])]
+
+
+@cache
+def _curated_aliases() -> dict[str, str]:
+    """The curated renamed-law spellings of ``data/law_aliases.tsv`` (alias -> jurabk)."""
+    text = (resources.files("legalsearch") / "data" / "law_aliases.tsv").read_text(encoding="utf-8")
+    rows = (line.split("\t") for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    return {row[0]: row[1] for row in rows if len(row) >= 2}
 
 
 def _roman(text: str) -> int | None:
@@ -412,6 +537,9 @@ class Extractor:
             pos = max(chain[-1].end, match.end())
             # a group without a law takes the law named after the chain's last group
             last = chain[-1]
+            if last.law is None and last.law_source is None and \
+                    _CITED_BEFORE.search(text, max(0, match.start() - 12), match.start()):
+                continue  # "a. a. O., § 18 Rn. 3": the section of a book named before, not of a law
             for group in chain:
                 law, source = group.law, group.law_source
                 if law is None and source is None and last.law is not None and group is not last:
@@ -436,7 +564,13 @@ class Extractor:
         unit = "§" if anchor.startswith("§") else "Art"
         plural = anchor.replace(" ", "") == "§§" or anchor == "Artt."
         refs = [SectionRef(match.group("n") + (match.group("letter") or ""))]
-        pos = self._parts(text, match.end(), refs, plural or unit == "Art")
+        inner = _ART_SECTION.match(text, match.end()) if unit == "Art" else None
+        if inner is not None:
+            # "Artikel IX § 4 Abs. 5": a section inside an article of an Artikelgesetz, whose section numbers
+            # repeat from article to article; the citation names the article
+            pos = self._parts(text, inner.end(), [SectionRef(inner.group("n"))], False)
+        else:
+            pos = self._parts(text, match.end(), refs, plural or unit == "Art")
         group = _Group(match.start(), pos, unit, refs)
         self._law(text, group)
         return group
@@ -463,6 +597,9 @@ class Extractor:
                 return pos
             if _MARKER.match(text, sep.end()):  # "Abs. 1, Abs. 2", "Satz 1 und Satz 2": more parts
                 pos = sep.end()
+                continue
+            if had_part and text[pos - 1:pos].isalpha() and (letter := _LETTER.match(text, sep.end())):
+                pos = letter.end()  # "Buchstabe a bis d", "Buchst. a und b": more letters of the same part
                 continue
             found = _NUM_RE.match(text, sep.end())
             if found is None or _DECIMAL.match(text, found.end()):
@@ -491,57 +628,88 @@ class Extractor:
             return
         genitive = _GENITIVE.match(text, pos)
         if genitive:
-            words: list[str] = []
-            ends: list[int] = []
-            at = genitive.end()
-            while len(words) < _TITLE_MAX_WORDS and (w := _TITLE_WORD.match(text, at)) and w.group("w"):
-                words.append(w.group("w"))
-                ends.append(w.start() + len(w.group("w")))
-                if not w.group("sp"):
-                    break
-                at = w.end()
-            found = self.directory.title_law(words)
-            if found:
-                group.law, group.law_source, group.end = found[0], "title", ends[found[1] - 1]
+            if self._named(text, group, genitive):
                 return
-            for i, word in enumerate(words[:4]):
-                if _LAW_NOUN.fullmatch(word):
-                    end = ends[i]
-                    short = self.directory.short_title_law(word) if word[:1].isupper() else None
-                    if short is not None and not _NAME_TAIL.match(text, end).group(0):  # type: ignore[union-attr]
-                        group.law, group.law_source, group.end = short, "title", end
-                        return
-                    if number := _LAW_NUMBER.match(text, end):
-                        end = number.end()
-                    end = _NAME_TAIL.match(text, end).end()  # type: ignore[union-attr]
-                    group.law, group.law_source, group.end = text[genitive.start("rest"):end], "title", end
-                    return
-                if not word[:1].isupper() and not word.endswith("en"):  # "der deutschen Verfassung"
-                    break
             pos = genitive.end() - 1  # "§ 5 des BGB"
+        self._abbreviation(text, group, pos)
+
+    def _named(self, text: str, group: _Group, genitive: re.Match[str]) -> bool:
+        """A law named after an article ("des Bürgerlichen Gesetzbuchs", "der Verordnung (EG) Nr. 1071/2009");
+        whether one was read (a party's document, "der Satzung", counts: it ends the citation without a law)."""
+        words: list[str] = []
+        ends: list[int] = []
+        at = genitive.end()
+        while len(words) < _TITLE_MAX_WORDS and (w := _TITLE_WORD.match(text, at)) and w.group("w"):
+            words.append(w.group("w"))
+            ends.append(w.start() + len(w.group("w")))
+            if not w.group("sp"):
+                break
+            at = w.end()
+        found = self.directory.title_law(words)
+        if found:
+            group.law, group.law_source, group.end = found[0], "title", ends[found[1] - 1]
+            return True
+        for i, word in enumerate(words[:4]):
+            if _LAW_NOUN.fullmatch(word):
+                end = ends[i]
+                number = _LAW_NUMBER.match(text, end)
+                tail = _NAME_TAIL.match(text, number.end() if number else end)
+                assert tail is not None  # the tail may be empty
+                if group.unit == "§" and i == 0 and _PRIVATE.fullmatch(word) and not number and not tail.group(0):
+                    group.law_source = "private"
+                    return True
+                short = self.directory.short_title_law(word) if word[:1].isupper() else None
+                if short is not None and (_specific(word) or not tail.group(0)):
+                    group.law, group.law_source, group.end = short, "title", end
+                    return True
+                if number is None and _specific(word):
+                    # "des Treibhausgas-Emissionshandelsgesetzes vom 8. Juli 2004": the name is complete
+                    tail = _EMPTY.match(text, end)
+                    assert tail is not None
+                group.law, group.law_source, group.end = text[genitive.start("rest"):tail.end()], "title", tail.end()
+                return True
+            if not word[:1].isupper() and not word.endswith("en"):  # "der deutschen Verfassung"
+                break
+        return False
+
+    def _abbreviation(self, text: str, group: _Group, pos: int) -> None:
         abbreviation = _ABBREVIATION.match(text, pos)
         if abbreviation is None:
             return
         word = abbreviation.group("w")
         known = self.directory.canonical(word)
+        end = abbreviation.end()
         if known is None and _LAW_NOUN.fullmatch(word):  # "§ 148 Baugesetzbuch": a title without an article
             titled = self.directory.title_law([word])
             law = titled[0] if titled else self.directory.short_title_law(word)
-            group.law, group.law_source, group.end = law or word, "title", abbreviation.end()
+            if law is None and (number := _LAW_NUMBER.match(text, end)):  # "Art. 5 Verordnung (EG) Nr. 1/2003"
+                word, end = text[abbreviation.start("w"):number.end()], number.end()
+            group.law, group.law_source, group.end = law or word, "title", end
             return
         if known is None and not _looks_like_law(word):
             return
-        end = abbreviation.end()
-        if ((state := _ABBREVIATION.match(text, end)) and state.group("w") in _STATES) or \
-                (word.startswith("TV") and (state := _ABBREVIATION.match(text, end))):
-            # "PersVG BB" (a state's law), "TV AOK-Rente" (a collective agreement)
-            word, end = f"{word} {state.group('w')}", state.end()
+        if known is None and (number := _LAW_NUMBER.match(text, end)):
+            word, end = text[abbreviation.start("w"):number.end()], number.end()  # "VO 881/2002", "RL 2003/88/EG"
+        elif (state := _ABBREVIATION.match(text, end)) and state.group("w") in _STATES:
+            word, end = f"{word} {state.group('w')}", state.end()  # "PersVG BB": a state's law
+        elif known is None and _AGREEMENT.fullmatch(word) and (branch := _AGREEMENT_TAIL.match(text, end)):
+            word, end = text[abbreviation.start("w"):branch.end()], branch.end()  # "MTV Systemgastronomie 2014"
         elif number := _ROMAN_OR_DIGIT.match(text, end):
             # "SGB V", "SGB 5", "BImSchV 4": the number belongs to the law when the corpus knows the pair
             joined = f"{word} {number.group('w')}"
             if self.directory.canonical(joined) is not None or (word == "SGB" and known is None):
                 word, end = joined, number.end()
         group.law, group.law_source, group.end = word, "abbreviation", end
+
+
+def _specific(word: str) -> bool:
+    """Whether a law noun is a name of its own ("Emissionshandelsgesetzes"), not a kind ("Gesetzes", "Zusatzabkommens",
+    "EG-Vertrages") that needs what follows to name one law."""
+    head = _HEAD_NOUN.fullmatch(word.lower())
+    if head is None:
+        return False
+    prefix = head.group("p").rstrip("-")
+    return sum(c.isalpha() for c in prefix) >= 4 and prefix not in _GENERIC_PREFIXES
 
 
 def _looks_like_law(word: str) -> bool:
@@ -561,10 +729,15 @@ def resolve(
     A range is cut after ``max_range`` sections (``capped`` says how many were dropped); a range that runs
     backwards ("§§ 9 bis 3") resolves to nothing with reason "malformed range".
     """
+    if citation.law_source == "private":  # "§ 19 der Satzung": a party's document, never the citing law
+        return Resolved(citation, (), "no law")
     if citation.law is None or citation.law_source == "self":
         if context_law is None:
             return Resolved(citation, (), "no law")
         law: str | None = context_law
+        if law in directory.sections and citation.unit not in directory.units(law) and citation.law_source is None:
+            # a bare "Artikel 7" in a law of §§ (or "§ 5" in one of articles) names an act the text named before
+            return Resolved(citation, (), "unknown law")
     else:
         law = directory.canonical(citation.law)
     if law is None or law not in directory.sections:
@@ -610,3 +783,12 @@ def directory_from_documents(
             title = meta.get("law_title")
             rows.append((doc_id, law, title if isinstance(title, str) else "", section))
     return LawDirectory.from_sections(rows)
+
+
+def directory_of(documents: Sequence[Document], withheld: Iterable[tuple[str, str, str, str]] = ()) -> LawDirectory:
+    """The LawDirectory of a corpus as training builds it: its statute sections, the words that split compound short
+    titles (section titles), and the law names the corpus's texts define."""
+    directory = directory_from_documents(((d.id, d.type, d.metadata) for d in documents), withheld)
+    directory.add_vocabulary(d.title for d in documents)
+    directory.learn_definitions(d.text for d in documents)
+    return directory

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from legalsearch.citations import Extractor, LawDirectory, Resolved, directory_from_documents, resolve
+from legalsearch.citations import Extractor, LawDirectory, Resolved, directory_of, resolve
 from legalsearch.config import CitationsConfig
 from legalsearch.errors import ArtifactError, InvalidRequestError
 from legalsearch.model import load_array
@@ -163,6 +163,10 @@ class CitationGraph:
         short = self.folder / "short_titles.json"
         if directory.short_titles is not None and short.is_file():  # absent in graphs of the first version
             directory.short_titles.found.update(json.loads(short.read_text(encoding="utf-8")))
+        aliases = self.folder / "aliases.json"
+        if aliases.is_file():  # absent in graphs written before the corpus's definitions were read
+            learned = json.loads(aliases.read_text(encoding="utf-8"))
+            directory.add_aliases(learned.get("aliases", {}), learned.get("names", {}))
         return directory
 
 
@@ -191,8 +195,7 @@ def build_graph(documents: Sequence[Document], config: CitationsConfig, out: Pat
 
     ``withheld`` sections (repealed or empty, see ``IngestReport.withheld``) are citable but no documents: a
     citation naming only such sections is kept with reason "not indexed"."""
-    directory = directory_from_documents(((d.id, d.type, d.metadata) for d in documents), withheld)
-    directory.add_vocabulary(d.title for d in documents)
+    directory = directory_of(documents, withheld)
     extractor = Extractor(directory)
     build = _Build({d.id: i for i, d in enumerate(documents)}, [d.type for d in documents], {}, Counter(),
                    Counter())
@@ -222,6 +225,8 @@ def build_graph(documents: Sequence[Document], config: CitationsConfig, out: Pat
     # the short titles read from the corpus's text, so that queries resolve them without the vocabulary
     short = directory.short_titles.found if directory.short_titles is not None else {}
     _write_json(folder / "short_titles.json", {k: v for k, v in short.items() if v is not None})
+    # the law names the corpus defines ("Kreditwesengesetzes (KWG)"), so that queries read them too
+    _write_json(folder / "aliases.json", directory.learned)
     log.info("citations: %d found, %d resolved, %d edges", stats["citations"], stats["resolved"], stats["edges"])
     return stats
 

@@ -20,6 +20,13 @@ def _directory() -> LawDirectory:
               f"§ {n}") for n in (31, 92)]
     rows += [(f"BBiG 2005 § {n}", "BBiG 2005", "Berufsbildungsgesetz", f"§ {n}") for n in (1, 5)]
     rows += [(f"DMietG § {n}", "DMietG", "Demo-Mietrechtsgesetz", f"§ {n}") for n in (5, 6, 13, 14)]
+    # renamed laws whose jurabk is the old one (src/legalsearch/data/law_aliases.tsv)
+    rows += [(f"BBauG § {n}", "BBauG", "Baugesetzbuch", f"§ {n}") for n in (1, 154)]
+    rows += [(f"GeschmMG 2004 § {n}", "GeschmMG 2004", "Gesetz über den rechtlichen Schutz von Design", f"§ {n}")
+             for n in (1, 33)]
+    # an Artikelgesetz whose sections repeat inside its articles
+    rows += [(f"ÄndG {label}", "ÄndG", "Erstes Änderungsgesetz", label) for label in ("Art I", "Art II")]
+    rows += [(doc_id, "ÄndG", "Erstes Änderungsgesetz", "§ 3") for doc_id in ("ÄndG § 3", "ÄndG § 3 (2)")]
     return LawDirectory.from_sections(rows)
 
 
@@ -116,3 +123,119 @@ def test_words_that_look_like_abbreviations_are_no_laws() -> None:
 
 def test_section_order() -> None:
     assert sorted(["574", "573a", "573", "10", "573b"], key=section_key) == ["10", "573", "573a", "573b", "574"]
+
+
+def _spans(text: str, context: str | None = None) -> list[tuple[str, str | None]]:
+    return [(surface, reason) for surface, _, reason in _resolve(text, context)]
+
+
+def test_a_span_ends_with_the_laws_name() -> None:
+    # a date after a law's own name is no part of it; after a kind of act ("des Gesetzes") it names the act
+    assert _spans("nach § 20 Abs. 1 des Emissionshandelsgesetzes vom 8. Juli 2004 (BGBl. I S. 1578) zuständig") == [
+        ("§ 20 Abs. 1 des Emissionshandelsgesetzes", "unknown law")]
+    assert _spans("zuletzt durch Artikel 9 des Gesetzes vom 11. August 2010 (BGBl. I S. 1163) geändert") == [
+        ("Artikel 9 des Gesetzes vom 11. August 2010", "unknown law")]
+    assert _spans("nach Artikel 3 des Zusatzabkommens vom 3. August 1959 zu dem Abkommen vom 19. Juni 1951 über "
+                  "die Rechtsstellung der Truppen (BGBl. II S. 1)")[0][0] == (
+        "Artikel 3 des Zusatzabkommens vom 3. August 1959 zu dem Abkommen vom 19. Juni 1951 über die Rechtsstellung "
+        "der Truppen")
+    assert _spans("im Sinne des Artikels 2 des Internationalen Übereinkommens von London von 1990 über die "
+                  "Verhütung von Unfällen (BGBl. II S. 5)")[0][0] == (
+        "Artikels 2 des Internationalen Übereinkommens von London von 1990 über die Verhütung von Unfällen")
+
+
+def test_a_partys_document_is_no_law_even_inside_a_statute() -> None:
+    assert _spans("wählen nach § 19 Nr. 3 der Satzung einen Vorstand") == [("§ 19 Nr. 3", "no law")]
+    assert _spans("nach § 16 des Mietvertrags trägt der Mieter") == [("§ 16", "no law")]
+    # never the citing law instead: § 573 of the BGB is not meant
+    assert _spans("die nach § 573 der Satzung gewählten Mitglieder", context="BGB") == [("§ 573", "no law")]
+    assert _spans("§ 2 der Betriebsvereinbarung") == [("§ 2", "no law")]
+
+
+@pytest.mark.parametrize(("text", "surface"), [
+    ("( Art. 2 Abs. 3 VO 881/2002 und", "Art. 2 Abs. 3 VO 881/2002"),
+    ("mit Art. 9 Abs. 1 Satz 2 der Verordnung ( EG ) Nr. 207/2009 in ihrer Fassung",
+     "Art. 9 Abs. 1 Satz 2 der Verordnung ( EG ) Nr. 207/2009"),
+    ("nach Artikel 4 Absatz 2 Buchstabe a bis d der Verordnung (EG) Nr. 1071/2009 in der jeweils geltenden Fassung",
+     "Artikel 4 Absatz 2 Buchstabe a bis d der Verordnung (EG) Nr. 1071/2009"),
+    ("sind Art. 13 Abs. 1 der Richtlinie 2006 / 112 / EG des Rates vom 28. November 2006 über das gemeinsame "
+     "Mehrwertsteuersystem ( MwStSystRL ) anzuwenden",
+     "Art. 13 Abs. 1 der Richtlinie 2006 / 112 / EG des Rates vom 28. November 2006 über das gemeinsame "
+     "Mehrwertsteuersystem"),
+    ("entsprechend Artikel 8 des Durchführungsbeschlusses 2014/709/EU der Kommission.",
+     "Artikel 8 des Durchführungsbeschlusses 2014/709/EU"),
+    ("nach Art. 5 Verordnung (EG) Nr. 1234/2007 gilt", "Art. 5 Verordnung (EG) Nr. 1234/2007"),
+])
+def test_eu_acts_are_read_with_their_number(text: str, surface: str) -> None:
+    assert _spans(text) == [(surface, "unknown law")]
+
+
+@pytest.mark.parametrize(("text", "surface"), [
+    ("verlangt § 11 Ziff. 1 und Ziff. 2 MTV Chemie 2010 für den Anspruch", "§ 11 Ziff. 1 und Ziff. 2 MTV Chemie 2010"),
+    ("gelten die §§ 12 und 13 TVöD / VKA .", "§§ 12 und 13 TVöD / VKA"),
+    ("nach § 69 Abs. 4 Satz 1 NV Bühne endet", "§ 69 Abs. 4 Satz 1 NV Bühne"),
+    ("gemäß § 24 TVÜ-Bund gelten", "§ 24 TVÜ-Bund"),
+    ("§ 4 Abs. 2 TV-L Ärzte regelt", "§ 4 Abs. 2 TV-L Ärzte"),
+])
+def test_collective_agreements_keep_their_branch_and_year(text: str, surface: str) -> None:
+    assert _spans(text) == [(surface, "unknown law")]
+
+
+def test_a_bare_article_in_a_law_of_sections_is_kept_unresolved() -> None:
+    # "Artikel 7" in a law numbered in § means another act (an EU regulation named in the lead-in): never § 7
+    assert _resolve("entgegen Artikel 573 Absatz 1 Unterabsatz 1 das Clearing", context="BGB") == [
+        ("Artikel 573 Absatz 1 Unterabsatz 1", (), "unknown law")]
+    assert _resolve("nach Artikel 20", context="GG") == [("Artikel 20", ("GG Art 20",), None)]
+    assert _resolve("Art. 573 BGB")[0][1:] == ((), "missing section")  # named: the law lacks the article
+    assert _resolve("§ 1 GG")[0][1:] == ((), "missing section")
+
+
+def test_a_section_inside_an_article_names_the_article() -> None:
+    assert _resolve("die von Artikel II § 3 Abs. 5 ÄndG erfassten Ämter") == [
+        ("Artikel II § 3 Abs. 5 ÄndG", ("ÄndG Art II",), None)]
+    assert _resolve("nach Artikel XI des NATO- Truppenstatuts") == [
+        ("Artikel XI des NATO- Truppenstatuts", (), "unknown law")]
+
+
+def test_renamed_laws_resolve_to_the_corpus_jurabk() -> None:
+    assert _resolve("nach § 154 Abs. 1 Satz 1 , Abs. 2 BauGB") == [
+        ("§ 154 Abs. 1 Satz 1 , Abs. 2 BauGB", ("BBauG § 154",), None)]
+    assert _resolve("§ 33 Abs. 1 Nr. 1 i. V. m. § 1 Nr. 1 DesignG")[1] == ("§ 1 Nr. 1 DesignG", ("GeschmMG 2004 § 1",),
+                                                                          None)
+
+
+def test_law_names_the_corpus_defines_are_learned() -> None:
+    rows = [("MVG § 3", "MVG", "Musterverwaltungsgesetz", "§ 3"),
+            ("LFGB § 15", "LFGB", "Lebensmittel-, Bedarfsgegenstände- und Futtermittelgesetzbuch", "§ 15"),
+            ("XG § 1", "XG", "Gesetz über Beispiele", "§ 1"), ("YG § 1", "YG", "Gesetz über Muster", "§ 1")]
+    directory = LawDirectory.from_sections(rows)
+    directory.learn_definitions([
+        "Die Behörde nach dem Musterverwaltungsgesetz (MuVwG) prüft.",
+        "Das Lebensmittel- und Futtermittelgesetzbuch (LFGB) gilt.",
+        # two definitions of one abbreviation that disagree define nothing
+        "nach dem Gesetz über Beispiele - GüB - und", "nach dem Gesetz über Muster (GüB)",
+        # a kind of act, or a name that is only the start of a title, defines nothing
+        "das Gesetz (ZZG)", "die Musterverwaltung (MV)",
+    ])
+    extractor = Extractor(directory)
+
+    def targets(text: str) -> tuple[str, ...]:
+        return resolve(extractor.extract(text)[0], directory).targets
+
+    assert targets("§ 3 MuVwG") == ("MVG § 3",)
+    assert targets("§ 15 des Lebensmittel- und Futtermittelgesetzbuchs") == ("LFGB § 15",)
+    assert directory.canonical("GüB") is None and directory.canonical("ZZG") is None
+    assert directory.learned == {"aliases": {"MuVwG": "MVG"}, "names": {
+        "lebensmittel- und futtermittelgesetzbuch": "LFGB"}}
+
+
+@pytest.mark.parametrize(("text", "surfaces"), [
+    ("BSG Urteil vom 7. 12. 1965 - 10 RV 405/65 = SozR Nr 9 zu § 136 SGG ) .", []),
+    ("BAG 5. Mai 2010 - 7 AZR 1/09 - AP Nr. 12 zu § 626 BGB", []),
+    ("( vgl. Kimmel , a. a. O. , § 18 Rn. 3 )", []),
+    ("Gosch in Kirchhof , a. a. O. , § 17 EStG Rz 88", ["§ 17 EStG"]),
+    ("in § 197a Abs 1 S 1 Teils 1 SGG iVm", ["§ 197a Abs 1 S 1 Teils 1 SGG"]),
+    ("Handbuch , § 82 RdNr 241 ff", ["§ 82"]),
+])
+def test_reporter_entries_and_positions_in_books(text: str, surfaces: list[str]) -> None:
+    assert [c.surface for c in EXTRACTOR.extract(text)] == surfaces
