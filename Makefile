@@ -6,6 +6,8 @@ MODELS_DIR ?= models
 CONFIG ?= $(if $(CORPUS),configs/default.toml,configs/demo.toml)
 CORPUS ?=
 EXTRA_TEXT ?=
+FEEDBACK ?=
+FEEDBACK_SPLIT ?= all
 SHARED ?= $(or $(LEGALSEARCH_SHARED),../shared)
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -39,9 +41,10 @@ browser: ## install Debian's chromium and chromium-driver for the search page te
 run: install ## the main job: train on the demo corpus when no model exists, then serve the API
 	$(BIN)/legalsearch serve --train-if-missing --models-dir $(MODELS_DIR) --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-train: install ## train a model (CORPUS=, EXTRA_TEXT=, CONFIG=, MODELS_DIR=); the demo corpus and configs/demo.toml by default
+train: install ## train a model (CORPUS=, EXTRA_TEXT=, FEEDBACK=, FEEDBACK_SPLIT=, CONFIG=, MODELS_DIR=); the demo corpus and configs/demo.toml by default
 	$(BIN)/legalsearch train --config $(CONFIG) --models-dir $(MODELS_DIR) \
-		$(foreach c,$(CORPUS),--corpus $(c)) $(foreach e,$(EXTRA_TEXT),--extra-text $(e))
+		$(foreach c,$(CORPUS),--corpus $(c)) $(foreach e,$(EXTRA_TEXT),--extra-text $(e)) \
+		$(foreach f,$(FEEDBACK),--feedback $(f)) $(if $(FEEDBACK),--feedback-split $(FEEDBACK_SPLIT))
 
 serve: install ## serve the API from models/current
 	$(BIN)/legalsearch serve --models-dir $(MODELS_DIR) --host $(HOST) --port $(PORT) --workers $(WORKERS)

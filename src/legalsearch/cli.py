@@ -144,6 +144,15 @@ def train(
                      help="Seconds to wait when another run holds the models folder or the token-cache entry "
                      "(default: LEGALSEARCH_TRAIN_LOCK_TIMEOUT_S, 0 = exit at once with code 7)."),
     ] = None,
+    feedback: Annotated[
+        list[Path] | None,
+        typer.Option("--feedback", help="JSON Lines of labelled questions {query, relevant: [ids]} or clicks "
+                     "{query, clicked: id, count}: /search and /recommend learn from them. Repeatable."),
+    ] = None,
+    feedback_split: Annotated[
+        str, typer.Option("--feedback-split", help="Feedback questions used: tune or test (the halves of "
+                          "`legalsearch eval`, by sha1 of the question id) or all.")
+    ] = "all",
     as_json: JsonOpt = False,
 ) -> None:
     """Train a model and write it as a new version under the models folder.
@@ -164,19 +173,25 @@ def train(
         typer.echo(f"no --corpus given: training on the demo corpus in {DEMO_CORPUS} ({config or 'defaults'})",
                    err=True)
     timeout = lock_timeout if lock_timeout is not None else _settings().train_lock_timeout_s
+    if feedback_split not in ("tune", "test", "all"):
+        raise typer.BadParameter("--feedback-split must be tune, test or all")
     result = run_training(
         corpora, load_config(config), _models_dir(models_dir), extra_text=extras, cache_dir=cache_dir,
         make_current=not no_current, progress=not quiet and not as_json, lock_timeout_s=timeout,
+        feedback=list(feedback or []), feedback_split=feedback_split,  # type: ignore[arg-type]
     )
+    read = result.feedback
     counts = result.manifest["counts"]
     size = sum(f["bytes"] for f in result.manifest["files"].values())
     if as_json:
         _print_json({"version": result.version, "path": str(result.path),
                      "current": not no_current and not result.current_note, "counts": counts, "bytes": size,
                      "total_seconds": result.manifest["total_seconds"], "ingest": result.report.summary(),
-                     "stages": list(result.stages)})
+                     "feedback": read.summary() if read else None, "stages": list(result.stages)})
     else:
         typer.echo(f"ingest: {result.report.summary()}")
+        if read is not None:
+            typer.echo(f"feedback: {read.summary()}")
         typer.echo(f"{'stage':<12} {'seconds':>8}  {'throughput':>24}  {'peak memory':>12}")
         for name, secs, rate, mem in iter_stage_rows(result.stages):
             typer.echo(f"{name:<12} {secs:>8}  {rate:>24}  {mem:>12}")
@@ -512,7 +527,9 @@ def eval_(
     ] = None,
     mode: Annotated[
         list[str] | None,
-        typer.Option("--mode", help="reference-bm25, lexical, embedding, hybrid (repeatable; default: all)."),
+        typer.Option("--mode", help="reference-bm25, lexical, embedding, hybrid; with a feedback model also votes, "
+                     "prior, hybrid-without-votes, hybrid-without-prior, hybrid-without-feedback (repeatable; "
+                     "default: all)."),
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", help="Write the scores as JSON here.")] = None,
     run_file: Annotated[
@@ -544,7 +561,7 @@ def eval_(
 
     With --task recommend: recommendations by seed document against More-Like-This and the neighbouring
     sections (docs/evaluation.md)."""
-    from legalsearch.evaluate import MODES, evaluate, load_queries, parse_filters, write_run_files
+    from legalsearch.evaluate import evaluate, load_queries, parse_filters, write_run_files
     from legalsearch.model import read_manifest, update_manifest
 
     _logging(verbose)
@@ -557,7 +574,7 @@ def eval_(
         _eval_recommend(m, queries, filters or [], split, output, seeds_output, feedback, quiet, no_manifest)
         return
     report = evaluate(
-        m, load_queries(queries), modes=mode or MODES, filters=parse_filters(filters or []),
+        m, load_queries(queries), modes=mode or None, filters=parse_filters(filters or []),
         split=split, progress=not quiet and not as_json,  # type: ignore[arg-type]
     )
     data = report.to_dict()

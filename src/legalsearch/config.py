@@ -227,6 +227,33 @@ class CitationsConfig:
 
 
 @dataclass(frozen=True, config=_STAGE)
+class FeedbackConfig:
+    """What training learns from feedback (``--feedback``: labelled questions, click logs) for /search."""
+
+    neighbours: int = setting(
+        30, "Feedback questions most similar to a query that vote for their documents (weighted by similarity).",
+        low=1, high=1000,
+    )
+    word2vec_weight: float = setting(
+        0.0, "Share of the word2vec cosine in the similarity of a query to a feedback question; the rest is BM25 "
+        "over the feedback questions' tokens, scaled by the best question's score.", low=0.0, high=1.0,
+    )
+    k1: float = setting(1.2, "BM25 term-frequency saturation of the index over the feedback questions.",
+                        low=0.0, high=10.0)
+    b: float = setting(0.75, "BM25 length normalisation of the index over the feedback questions.",
+                       low=0.0, high=1.0)
+    prior_candidates: int = setting(
+        50, "Most often relevant or clicked documents (within the filters) added to every query's candidates.",
+        low=0, high=10000,
+    )
+    fit_questions: int = setting(
+        2000, "Most feedback questions the fusion weights are fitted on (each ranked with the votes of all the "
+        "others: leave-one-out); a larger feedback set is sampled by sha1 of the question key.", low=1,
+        high=1_000_000,
+    )
+
+
+@dataclass(frozen=True, config=_STAGE)
 class TrainConfig:
     """All stages; each stage receives only its own part."""
 
@@ -240,6 +267,7 @@ class TrainConfig:
     lexical: LexicalConfig = Field(default_factory=LexicalConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     citations: CitationsConfig = Field(default_factory=CitationsConfig)
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The full config as plain data, as written to a model's manifest."""

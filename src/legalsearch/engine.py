@@ -17,6 +17,7 @@ from legalsearch.docstore import DocumentStore
 from legalsearch.embeddings import load_vectors
 from legalsearch.errors import ArtifactError, UnknownDocumentError
 from legalsearch.expansion import ExpansionTable
+from legalsearch.feedback import FeedbackIndex
 from legalsearch.index import LoadedIndex, load_index
 from legalsearch.keywords import DocumentKeywords, KeywordModel, PhraseModel
 from legalsearch.lexical import LexicalIndex, load_lexical_index
@@ -84,6 +85,8 @@ class Model:
     corelevance: CoRelevance | None = None
     #: each document's best related documents by the fusion, for unfiltered one-seed requests (None without it)
     related: NeighbourTable | None = None
+    #: what /search learned from feedback at training (None for a model trained without feedback)
+    feedback: FeedbackIndex | None = None
 
     @property
     def version(self) -> str:
@@ -104,6 +107,12 @@ class Model:
             manifest_sha256 = record.manifest_sha256 if record is not None else None
             folder = resolve_model_dir(folder)
         manifest = verify_model(folder, check_hashes=verify, manifest_sha256=manifest_sha256)
+        return cls.open(folder, manifest, mmap)
+
+    @classmethod
+    def open(cls, folder: Path, manifest: dict[str, Any], mmap: bool = True) -> Model:
+        """Load the artifacts of a folder as ``manifest`` describes it, without verifying any file: ``load``
+        after verification, and training's later stages over the folder they are writing."""
         config = config_from_dict(manifest["config"])
         try:
             docvectors = load_array(folder / DOCVECTORS_FILE, mmap)
@@ -134,6 +143,7 @@ class Model:
             fusion=Fusion.load(folder),
             corelevance=CoRelevance.load(folder, int(docvectors.shape[0]), mmap=mmap),
             related=NeighbourTable.load(folder, int(docvectors.shape[0]), mmap=mmap, files=RELATED_FILES),
+            feedback=FeedbackIndex.load(folder, int(docvectors.shape[0]), vectors.vector_size, mmap=mmap),
         )
         model._check_counts()
         log.info("loaded model %s (%d documents)", model.version, len(model.documents))

@@ -30,8 +30,9 @@ from tqdm import tqdm
 from legalsearch.docstore import FilterValue
 from legalsearch.engine import Model
 from legalsearch.errors import EmptyQueryError, InvalidRequestError
+from legalsearch.feedback import key_digest
 from legalsearch.lexical import ReferenceBM25
-from legalsearch.ranking import rank
+from legalsearch.ranking import FEEDBACK_MODES, rank
 
 log = logging.getLogger(__name__)
 
@@ -328,21 +329,43 @@ def _model_run(
     return run
 
 
+def modes_of(model: Model) -> tuple[str, ...]:
+    """The modes ``evaluate`` knows for a model: ``MODES``, and for a model trained with feedback each feedback
+    signal alone and the hybrid without each (``ranking.FEEDBACK_MODES``)."""
+    return MODES + (FEEDBACK_MODES if model.feedback is not None else ())
+
+
+def check_not_trained_on(model: Model, queries: Sequence[Query]) -> None:
+    """InvalidRequestError when a question trained the model's feedback: its figures would be no test figures."""
+    if model.feedback is None:
+        return
+    trained = [q.id for q in queries if key_digest(q.id) in model.feedback.keys]
+    if trained:
+        raise InvalidRequestError(
+            f"{len(trained)} of the {len(queries)} questions to evaluate trained this model's feedback (e.g. "
+            f"{trained[0]}): evaluate the split it was not trained on (train --feedback-split, eval --split)"
+        )
+
+
 def evaluate(
     model: Model,
     queries: Sequence[Query],
-    modes: Sequence[str] = MODES,
+    modes: Sequence[str] | None = None,
     filters: Mapping[str, FilterValue] | None = None,
     split: Split = "test",
     progress: bool = True,
 ) -> EvalReport:
-    """Run every mode over the queries of ``split`` and measure them against the same qrels."""
-    unknown_modes = [m for m in modes if m not in MODES]
+    """Run every mode (default: ``modes_of(model)``) over the queries of ``split`` and measure them against the
+    same qrels. Refuses questions that trained the model's feedback."""
+    known = modes_of(model)
+    modes = known if modes is None else modes
+    unknown_modes = [m for m in modes if m not in known]
     if unknown_modes:
-        raise InvalidRequestError(f"unknown mode(s) {', '.join(unknown_modes)}; known: {', '.join(MODES)}")
+        raise InvalidRequestError(f"unknown mode(s) {', '.join(unknown_modes)}; known: {', '.join(known)}")
     chosen = select_split(queries, split)
     if not chosen:
         raise InvalidRequestError(f"no query in the {split!r} split")
+    check_not_trained_on(model, chosen)
     qrels = {q.id: q.relevant for q in chosen}
     relevant = [d for q in chosen for d in dict.fromkeys(q.relevant)]
     unknown = sum(1 for d in relevant if d not in model.index.rows)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,8 @@ class TrainingFacts:
     empty_document_vectors: int
     index_type: str
     citations: dict[str, Any]
+    #: what the feedback stage read and learned (empty without feedback)
+    feedback: dict[str, Any] = field(default_factory=dict)
 
 
 def counts(facts: TrainingFacts) -> dict[str, int]:
@@ -94,6 +96,7 @@ def training_manifest(facts: TrainingFacts, stages: Sequence[StageStats], total_
         "training_words": facts.training_words,
         "timings": timings(stages),
         "citations": facts.citations,
+        "feedback": facts.feedback,
         "total_seconds": round(total_seconds, 3),
         "evaluation": {},
     }

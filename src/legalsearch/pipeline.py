@@ -31,6 +31,7 @@ from legalsearch.docvectors import document_vectors
 from legalsearch.embeddings import save_vectors, thesaurus_seeds, train_seed_variants, train_word2vec
 from legalsearch.errors import CorpusError
 from legalsearch.expansion import build_expansions, save_expansions
+from legalsearch.feedback import FeedbackRead, FeedbackSplit, read_feedback
 from legalsearch.index import build_index, choose_index_type, load_index, write_index
 from legalsearch.keywords import KeywordResult, PhraseModel, extract_keywords, learn_phrases
 from legalsearch.lexical import LexicalIndex, build_lexical_index, save_lexical_index
@@ -71,6 +72,8 @@ class TrainResult:
     made_current: bool = False
     #: why ``current`` was not moved although the run was asked to move it; empty otherwise
     current_note: str = ""
+    #: the feedback read (None without ``--feedback``)
+    feedback: FeedbackRead | None = None
 
 
 class Run:
@@ -90,6 +93,11 @@ class Run:
         self.lock_entry = lock_entry
         self.report = IngestReport()
         self.citation_stats: dict[str, Any] = {}
+        #: feedback files and the half of them used (``train(feedback=, feedback_split=)``)
+        self.feedback_paths: tuple[Path, ...] = ()
+        self.feedback_split: FeedbackSplit = "all"
+        self.feedback: FeedbackRead | None = None  # ingest
+        self.feedback_stats: dict[str, Any] = {}  # feedback
 
     documents: list[Document]  # ingest
     corpus_hash: str  # ingest
@@ -123,7 +131,21 @@ def _ingest(run: Run) -> int:
     extra_digest, run.extra_lines = _hash_extra(run.extra_paths, run.report, run.config.corpus)
     run.corpus_hash = corpus_hash(run.documents, extra_digest)
     log.info("ingest: %s", run.report.summary())
+    run.feedback = _read_feedback(run)
     return len(run.documents)
+
+
+def _read_feedback(run: Run) -> FeedbackRead | None:
+    """The run's feedback questions, read at ingest so that a bad file stops the run before the long stages."""
+    if not run.feedback_paths:
+        return None
+    known = {d.id: row for row, d in enumerate(run.documents)}
+    read = read_feedback(run.feedback_paths, known, run.feedback_split, run.config.corpus)
+    log.info("feedback: %s", read.summary())
+    if not read.questions:
+        raise CorpusError(f"no usable feedback question in {', '.join(map(str, run.feedback_paths))} "
+                          f"(split {run.feedback_split}): {read.summary()}")
+    return read
 
 
 def _hash_extra(paths: Sequence[Path], report: IngestReport, config: CorpusConfig) -> tuple[str, int]:
@@ -253,8 +275,44 @@ def _snippets(run: Run) -> int:
     return len(snippets)
 
 
+def _feedback(run: Run) -> int:
+    """The feedback stage over the folder written so far: its artifacts, the co-relevance, manifest figures."""
+    # the engine imports this module's file names; the model's other files are all written by now
+    from legalsearch.engine import Model
+    from legalsearch.feedback_fit import build_feedback
+
+    read = run.feedback
+    assert read is not None  # the stage is wanted only then
+    out = run.out
+    listing: dict[str, Any] = {p.relative_to(out).as_posix(): {} for p in out.rglob("*") if p.is_file()}
+    provisional: dict[str, Any] = {"version": out.name, "config": run.config.to_dict(), "files": listing,
+                                   "counts": {"documents": len(run.documents)}}
+    model = Model.open(out, provisional)
+    try:
+        built = build_feedback(model, read.questions, run.config.feedback, read.report)
+    finally:
+        model.close()
+    if built is None:
+        raise CorpusError(f"no feedback question has a usable term: {read.summary()}")
+    built.index.save(out)
+    built.corelevance.save(out)
+    log.info("feedback: %s", read.summary())
+    run.feedback_stats = {"paths": list(read.paths), "split": read.split, "sha256": read.sha256,
+                          "records": read.records, "other_split": read.other_split,
+                          "skipped": read.report.reasons(), **built.stats}
+    return int(built.stats["questions"])
+
+
 def _always(_config: TrainConfig) -> bool:
     return True
+
+
+def _always_run(_run: Run) -> bool:
+    return True
+
+
+def _has_feedback(run: Run) -> bool:
+    return run.feedback is not None
 
 
 @dataclass(frozen=True)
@@ -271,6 +329,8 @@ class Stage:
     side: bool = False
     #: side stages whose files this stage reads: it waits for them
     needs: tuple[str, ...] = ()
+    #: whether the run's inputs ask for the stage (known once the stages before it ran)
+    wanted: Callable[[Run], bool] = _always_run
 
 
 def _citations_enabled(config: TrainConfig) -> bool:
@@ -296,6 +356,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("index", "documents", _index),
     Stage("neighbours", "documents", _neighbours, lambda c: c.index.precomputed_neighbours > 0),
     Stage("suggestions", "entries", _suggestions, needs=("documents",)),
+    # reads the model as written so far (ranks the feedback questions with it): after every other stage
+    Stage("feedback", "questions", _feedback, needs=("lexical", "documents", "citations", "snippets"),
+          wanted=_has_feedback),
 )
 STAGE_NAMES: Mapping[str, Stage] = {stage.name: stage for stage in STAGES}
 
@@ -312,6 +375,8 @@ def train(
     progress: bool = True,
     on_stage: Callable[[StageStats], None] | None = None,
     lock_timeout_s: float = 0.0,
+    feedback: Sequence[str | Path] = (),
+    feedback_split: FeedbackSplit = "all",
 ) -> TrainResult:
     """Train a model from corpora and write it as a new version folder under ``models_dir``.
 
@@ -320,6 +385,9 @@ def train(
     killed runs are removed under the locks first. ``current`` moves to the new version only if it still names
     what it named when the run started (else the result says why in ``current_note``). I/O failures (disk
     full, no permission) raise StorageError with one line.
+
+    ``feedback``: JSON Lines of labelled questions or clicks (``feedback.read_feedback``), of which the questions of
+    ``feedback_split`` train the feedback signals of /search and the co-relevance of /recommend.
     """
     if not corpus:
         raise CorpusError("no corpus given: pass at least one --corpus path")
@@ -339,8 +407,9 @@ def train(
                 (cache_dir / "tokens").mkdir(parents=True, exist_ok=True)
                 locks.enter_context(entry_lock(cache_dir / "tokens", key).acquire(lock_timeout_s))
 
-            result = _train_locked([Path(p) for p in corpus], config, models_dir, [Path(p) for p in extra_text],
-                                   cache_dir, progress, lock_entry)
+            inputs = _Inputs(tuple(Path(p) for p in corpus), tuple(Path(p) for p in extra_text),
+                             tuple(Path(p) for p in feedback), feedback_split)
+            result = _train_locked(inputs, config, models_dir, cache_dir, progress, lock_entry)
             if make_current:
                 result = _move_current(result, models_dir, expected)
     except OSError as exc:
@@ -361,15 +430,26 @@ def _move_current(result: TrainResult, models_dir: Path, expected: str | None) -
     return replace(result, current_note=note)
 
 
-def _train_locked(corpus: Sequence[Path], config: TrainConfig, models_dir: Path, extra_paths: Sequence[Path],
-                  cache_dir: Path, progress: bool, lock_entry: Callable[[str], None]) -> TrainResult:
+@dataclass(frozen=True)
+class _Inputs:
+    """What a run trains on: corpora, extra text, feedback files and the feedback split."""
+
+    corpus: tuple[Path, ...]
+    extra_text: tuple[Path, ...]
+    feedback: tuple[Path, ...] = ()
+    feedback_split: FeedbackSplit = "all"
+
+
+def _train_locked(inputs: _Inputs, config: TrainConfig, models_dir: Path, cache_dir: Path, progress: bool,
+                  lock_entry: Callable[[str], None]) -> TrainResult:
     timer = StageTimer(folders=(models_dir, cache_dir))
     started = time.perf_counter()
     with ModelWriter(models_dir) as writer:
-        run = Run(config, corpus, extra_paths, writer.path, cache_dir, progress, lock_entry)
+        run = Run(config, inputs.corpus, inputs.extra_text, writer.path, cache_dir, progress, lock_entry)
+        run.feedback_paths, run.feedback_split = inputs.feedback, inputs.feedback_split
         with SideLane(timer) as side:
             for stage in STAGES:
-                if not stage.enabled(config):
+                if not stage.enabled(config) or not stage.wanted(run):
                     continue
                 if stage.side and run.parallel:
                     side.submit(run, stage.name)
@@ -384,7 +464,7 @@ def _train_locked(corpus: Sequence[Path], config: TrainConfig, models_dir: Path,
         manifest = training_manifest(facts, stages, time.perf_counter() - started)
         path = writer.commit(manifest, counts(facts), make_current=False)
     final = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    return TrainResult(path.name, path, final, tuple(stages), run.report)
+    return TrainResult(path.name, path, final, tuple(stages), run.report, feedback=run.feedback)
 
 
 def _facts(run: Run) -> TrainingFacts:
@@ -394,5 +474,5 @@ def _facts(run: Run) -> TrainingFacts:
         vocabulary=len(run.keywords.model.vocabulary), word_vectors=len(run.vectors),
         vector_size=run.vectors.vector_size, phrases=len(run.phrases), training_words=run.train_words,
         empty_document_vectors=int((np.abs(run.docvectors).sum(axis=1) == 0).sum()), index_type=run.index_type,
-        citations=run.citation_stats,
+        citations=run.citation_stats, feedback=run.feedback_stats,
     )

@@ -22,6 +22,7 @@ from legalsearch.embeddings import similar_terms as _similar_terms
 from legalsearch.engine import Model
 from legalsearch.errors import EmptyQueryError, InvalidRequestError, UnknownDocumentError
 from legalsearch.expansion import Neighbours
+from legalsearch.feedback import Votes
 from legalsearch.index import search_index
 from legalsearch.keywords import PHRASE_JOINER
 from legalsearch.neighbours import seed_query
@@ -688,6 +689,48 @@ class Ranking:
     parts: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
+#: modes of ``rank``: the served hybrid and each side alone; for a model trained with feedback also each feedback
+#: signal alone and the hybrid without each of them (``legalsearch eval``'s ablations)
+MODES = ("hybrid", "lexical", "embedding")
+FEEDBACK_MODES = ("votes", "prior", "hybrid-without-votes", "hybrid-without-prior", "hybrid-without-feedback")
+#: the feedback signals (``feedback.SIGNALS``) each mode uses; modes not named use none
+_MODE_SIGNALS: dict[str, tuple[str, ...]] = {
+    "hybrid": ("votes", "prior"), "hybrid-without-votes": ("prior",), "hybrid-without-prior": ("votes",),
+    "votes": ("votes",), "prior": ("prior",),
+}
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One query's candidate rows (sorted) with the parts of their score, before a mode's weights join them:
+    ``parts`` are the score without feedback by signal ("lexical", "word2vec": what ``mode`` gives a model
+    trained without it); ``votes`` and ``prior`` the feedback signals per row (None when the mode uses none);
+    ``first`` the order of named rows."""
+
+    rows: np.ndarray
+    lex: np.ndarray
+    emb: np.ndarray
+    parts: Mapping[str, np.ndarray]
+    votes: np.ndarray | None
+    prior: np.ndarray | None
+    first: np.ndarray
+    lex_ranked: np.ndarray
+    named: Mapping[int, str]
+
+    @property
+    def base(self) -> np.ndarray:
+        """The score without feedback: the sum of ``parts``."""
+        return _sum(self.parts)
+
+
+def _sum(parts: Mapping[str, np.ndarray]) -> np.ndarray:
+    values = list(parts.values())
+    total = values[0]
+    for part in values[1:]:
+        total = total + part
+    return total
+
+
 def rank(
     model: Model,
     query: str,
@@ -700,21 +743,40 @@ def rank(
     """The best ``k`` rows for a query (score desc, then row), as ``search`` serves them, without snippets.
 
     With ``matched``, also every row the query matches within the filters: a positive lexical score for the
-    analysed query (its terms and expansions), or among the embedding candidates fused with the lexical ones."""
+    analysed query (its terms and expansions), or among the embedding candidates fused with the lexical ones.
+    A model trained with feedback adds its signals to the hybrid with the weights fitted at training."""
     if k < 1:
         raise InvalidRequestError("k must be at least 1")
-    if mode not in ("hybrid", "lexical", "embedding"):
-        raise InvalidRequestError(f"unknown search mode {mode!r}")
-    cfg = model.config.search
+    if mode not in MODES and not (mode in FEEDBACK_MODES and model.feedback is not None):
+        known = MODES + (FEEDBACK_MODES if model.feedback is not None else ())
+        raise InvalidRequestError(f"unknown search mode {mode!r} for this model; known: {', '.join(known)}")
     analysis = analyze_text(model, query)
+    lex_terms, marks, expanded = lexical_query(model, analysis, expand)
+    scored = score_candidates(model, analysis, query, lex_terms, k, filters, mode)
+    if scored is None:
+        empty = np.zeros(0, dtype=np.float64)
+        return Ranking(np.zeros(0, dtype=np.int64), empty, empty, empty, analysis, expanded, marks,
+                       np.zeros(0, dtype=np.int64) if matched else None)
+    parts = fuse(model, scored, mode)
+    fused = _sum(parts)
+    order = np.lexsort((scored.rows, -fused, scored.first))[:k]
+    rows = scored.rows
+    return Ranking(rows[order], fused[order], scored.lex[order], scored.emb[order], analysis, expanded, marks,
+                   _matched_rows(scored.lex_ranked, rows) if matched else None, scored.named,
+                   {name: part[order] for name, part in parts.items()})
+
+
+def lexical_query(model: Model, analysis: QueryAnalysis, expand: bool = True) -> (
+    tuple[dict[int, float], dict[int, str], tuple[ExpandedTerm, ...]]
+):
+    """The lexical query by term id (query tokens, then the expansions' parts), the terms to mark by id (the
+    expansions' ids are memoised with them), and the expanded terms."""
     candidates = _expand(model, analysis.phrased) if expand else []
     budget.check("after expanding the query")
-    expanded = tuple(c.expanded for c in candidates)
-    # the lexical query and the terms to mark, by lexical term id: the expansions' ids are memoised with them
     vocab = model.lexical.vocab
     lex_terms: dict[int, float] = {}
     marks: dict[int, str] = {}
-    for t, w in query_term_weights(analysis.tokens, cfg.query_term_weighting).items():
+    for t, w in query_term_weights(analysis.tokens, model.config.search.query_term_weighting).items():
         if (i := vocab.get(t)) is not None:
             lex_terms[i] = w
             marks[i] = t
@@ -723,18 +785,54 @@ def rank(
             if i not in lex_terms:
                 lex_terms[i] = c.expanded.weight
         marks.update(c.marks)
-    empty = np.zeros(0, dtype=np.float64)
-    none = Ranking(np.zeros(0, dtype=np.int64), empty, empty, empty, analysis, expanded, marks,
-                   np.zeros(0, dtype=np.int64) if matched else None)
+    return lex_terms, marks, tuple(c.expanded for c in candidates)
+
+
+def fuse(model: Model, scored: Scored, mode: str) -> dict[str, np.ndarray]:
+    """The parts of every candidate's score in ``mode`` (they sum to the score): ``scored.parts``, plus the
+    feedback signals with the weights fitted for the mode (``feedback.SearchFusion``); or one signal alone."""
+    if mode == "votes" and scored.votes is not None:
+        return {"votes": scored.votes}
+    if mode == "prior" and scored.prior is not None:
+        return {"prior": scored.prior}
+    parts = dict(scored.parts)
+    if model.feedback is None or mode not in model.feedback.fusion.variants:
+        return parts
+    weights = model.feedback.fusion.variants[mode]
+    if scored.votes is not None and weights.votes:
+        parts["votes"] = weights.votes * scored.votes
+    if scored.prior is not None and weights.prior:
+        parts["prior"] = weights.prior * scored.prior
+    return parts
+
+
+def score_candidates(
+    model: Model,
+    analysis: QueryAnalysis,
+    query: str,
+    lex_terms: Mapping[int, float],
+    k: int,
+    filters: Mapping[str, FilterValue] | None,
+    mode: str,
+    exclude_questions: Sequence[int] = (),
+) -> Scored | None:
+    """The candidates of an analysed query and their score parts (``Scored``); None when there are none.
+
+    ``exclude_questions``: feedback questions whose votes are left out (training fits the fusion weights on each
+    feedback question ranked with the votes of all the others)."""
+    cfg = model.config.search
+    signals = _MODE_SIGNALS.get(mode, ()) if model.feedback is not None else ()
+    lexical_side = mode not in ("embedding", "votes", "prior")
+    embedding_side = mode not in ("lexical", "votes", "prior")
     # expansions stay out of the query vector: on the tune half they did not help the embedding side
     emb_terms = {kw.term: kw.weight for kw in analysis.keywords}
     allowed = _allowed_rows(model, filters, ())
     n = len(model.documents)
     if allowed is not None and allowed.size == 0:
-        return none
+        return None
     pool = min(n, max(cfg.candidates, k))
 
-    lex_scores = model.lexical.scores_of_ids(lex_terms) if mode != "embedding" else np.zeros(n, np.float32)
+    lex_scores = model.lexical.scores_of_ids(lex_terms) if lexical_side else np.zeros(n, np.float32)
     if allowed is not None:
         masked = np.full(n, -np.inf, dtype=np.float32)
         masked[allowed] = lex_scores[allowed]
@@ -742,10 +840,10 @@ def rank(
     else:
         lex_scores_ranked = lex_scores
     found: list[np.ndarray] = []
-    if mode != "embedding":
+    if lexical_side:
         found.append(_top_rows(lex_scores_ranked, pool))
     qvec = text_vector(emb_terms, model.vectors)
-    if mode != "lexical" and float(np.linalg.norm(qvec)) > 0:
+    if embedding_side and float(np.linalg.norm(qvec)) > 0:
         # only the set of rows matters here: _union sorts them
         hits = search_index(model.index, qvec[None, :], min(pool, max(cfg.embedding_candidates, k)),
                             allowed_rows=allowed, ordered=False)
@@ -753,27 +851,42 @@ def rank(
     named = _named_rows(model, query, allowed)
     if named:
         found.append(np.fromiter(named, dtype=np.int64))
+    votes = _feedback_votes(model, analysis, qvec, allowed, exclude_questions) if signals else None
+    if votes is not None:
+        found.extend([votes.rows] if "votes" in signals else [])
+        found.extend([votes.popular] if "prior" in signals else [])
     budget.check("after retrieving candidates")
     rows = _union(found) if found else np.zeros(0, dtype=np.int64)
     if rows.size == 0:
-        return none
+        return None
     lex = lex_scores[rows].astype(np.float64)
     emb = (np.asarray(model.docvectors[rows], dtype=np.float32) @ qvec).astype(np.float64)
     if mode == "lexical":
-        fused, parts = lex, {"lexical": lex}
+        parts = {"lexical": lex}
     elif mode == "embedding":
-        fused, parts = emb, {"word2vec": emb}
+        parts = {"word2vec": emb}
     else:
         parts = {"lexical": cfg.lexical_weight * _zscore(lex), "word2vec": cfg.embedding_weight * _zscore(emb)}
-        fused = parts["lexical"] + parts["word2vec"]
     # the sections the query names come first, in the query's order; then the score decides
     first = np.full(rows.size, len(named), dtype=np.int64)
     for place, row in enumerate(named):
         first[np.searchsorted(rows, row)] = place
-    order = np.lexsort((rows, -fused, first))[:k]
-    return Ranking(rows[order], fused[order], lex[order], emb[order], analysis, expanded, marks,
-                   _matched_rows(lex_scores_ranked, rows) if matched else None, named,
-                   {name: part[order] for name, part in parts.items()})
+    voted = votes.at(rows) if votes is not None and "votes" in signals else None
+    fb = model.feedback
+    prior = np.asarray(fb.prior[rows], dtype=np.float64) if fb is not None and "prior" in signals else None
+    return Scored(rows, lex, emb, parts, voted, prior, first, lex_scores_ranked, named)
+
+
+def _feedback_votes(model: Model, analysis: QueryAnalysis, qvec: np.ndarray, allowed: np.ndarray | None,
+                    exclude_questions: Sequence[int]) -> Votes | None:
+    """The feedback questions' votes for a query (``feedback.FeedbackIndex.votes``)."""
+    fb = model.feedback
+    if fb is None:
+        return None
+    cfg = model.config.feedback
+    terms = query_term_weights(analysis.tokens, model.config.search.query_term_weighting)
+    sims = fb.similarities(terms, qvec, cfg.word2vec_weight)  # text_vector's query is a unit vector already
+    return fb.votes(sims, cfg.neighbours, allowed, cfg.prior_candidates, exclude_questions)
 
 
 def _matched_rows(lex_scores: np.ndarray, candidates: np.ndarray) -> np.ndarray:

@@ -386,30 +386,46 @@ def _fit_and_rank(model: Model, queries: Sequence[Query], seeds: Sequence[Seed],
     return fusions, runs
 
 
+def _answers(model: Model, queries: Sequence[Query]) -> dict[str, list[int]]:
+    return {q.id: [model.index.rows[d] for d in q.relevant if d in model.index.rows] for q in queries}
+
+
 def fit_model_fusion(model: Model, queries: Sequence[Query], filters: Mapping[str, FilterValue] | None,
                      feedback: bool, width: int, progress: bool = True) -> tuple[Fusion, list[Path]]:
     """Fit the fusion on the tune half and write it into the model folder with, when asked, the tune half's
-    co-relevance and the related table of every document; the files are added to the manifest."""
+    co-relevance and the related table of every document; the files are added to the manifest.
+
+    A model trained with feedback (``train --feedback``) fuses the co-relevance of its training instead: it is
+    part of the model, so ``feedback`` must be false then."""
     import dataclasses
 
+    from legalsearch.feedback import key_digest
     from legalsearch.model import add_files, remove_files
     from legalsearch.neighbours import RELATED_FILES
     from legalsearch.relatedness import precompute_related
 
+    trained = model.feedback is not None and model.corelevance is not None
+    if feedback and trained:
+        raise InvalidRequestError("this model's co-relevance comes from its training feedback (train --feedback); "
+                                  "fit without --feedback to fuse it")
     rows = model.documents.filter_rows(filters) if filters else np.arange(len(model.documents), dtype=np.int64)
     tune = [s for s in make_seeds(model, queries, rows) if s.split == "tune"]
     if not tune:
         raise InvalidRequestError("no tune seed: no question of the tune half has two answers in the collection")
-    signals = [s for s in SIGNALS if (s != "feedback" or feedback) and (s != "citations" or model.citations)]
+    signals = [s for s in SIGNALS
+               if (s != "feedback" or feedback or trained) and (s != "citations" or model.citations)]
     target, own = model, None
     if feedback:
         target = dataclasses.replace(model, corelevance=feedback_table(model, queries))
-        own = {q.id: [model.index.rows[d] for d in q.relevant if d in model.index.rows]
-               for q in select_split(queries, "tune")}
+        own = _answers(model, select_split(queries, "tune"))
+    elif trained and model.feedback is not None:
+        # tune questions that trained the co-relevance must not vouch for their own answers while fitting
+        own = _answers(model, [q for q in queries if key_digest(q.id) in model.feedback.keys])
     found = seed_candidates(target, tune, rows if filters else None, progress, own)
     fusion = fit_fusion(model, tune, found, signals, {"filters": dict(filters or {}), "queries": len(queries)})
-    # an earlier fit's files go, listed or not (add_files left them read-only); none may outlive the new fusion
-    remove_files(model.path, [FUSION_FILE, *FEEDBACK_FILES.values(), *RELATED_FILES.values()])
+    # an earlier fit's files go, listed or not (add_files left them read-only); none may outlive the new fusion;
+    # the co-relevance of training stays
+    remove_files(model.path, [FUSION_FILE, *([] if trained else FEEDBACK_FILES.values()), *RELATED_FILES.values()])
     written = [fusion.save(model.path)]
     if feedback and target.corelevance is not None:
         written += target.corelevance.save(model.path)

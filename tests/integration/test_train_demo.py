@@ -206,10 +206,13 @@ def test_worker_processes_and_the_side_lane_change_no_model_file(tmp_path: Path)
     runs = {}
     for n_process, batch_size in ((1, 2000), (2, 16)):  # 16 texts per batch: the demo corpus is many batches
         config = replace(cfg, preprocess=replace(cfg.preprocess, n_process=n_process, batch_size=batch_size))
+        # with feedback: its stage reads the side stages' files, so it must wait for them
         runs[n_process] = train([DEMO], config, tmp_path / f"m{n_process}", extra_text=[DEMO / "extra"],
-                                cache_dir=tmp_path / f"c{n_process}", progress=False)
+                                cache_dir=tmp_path / f"c{n_process}", progress=False,
+                                feedback=[ROOT / "corpora" / "demo-feedback.jsonl"])
     one, two = (runs[n].manifest for n in (1, 2))
     assert {k: v["sha256"] for k, v in two["files"].items()} == {k: v["sha256"] for k, v in one["files"].items()}
+    assert "feedback/fusion.json" in one["files"]
     # the side stages' figures come back too, in table order
     assert list(two["timings"]) == list(one["timings"]) == [s.name for s in pipeline.STAGES if s.enabled(cfg)]
     assert (tmp_path / "c2" / "tokens" / two["token_cache_key"] / "docs.tokens").read_bytes() == (
