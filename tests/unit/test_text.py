@@ -196,7 +196,7 @@ def test_pipe_is_lazy(pre: Preprocessor) -> None:
             pulled += 1
             yield f"Kündigung Nummer {i}"
 
-    lazy = Preprocessor(PreprocessConfig(batch_size=10))
+    lazy = Preprocessor(PreprocessConfig(batch_size=10, n_process=1))
     first = list(itertools.islice(lazy.pipe(endless()), 3))
     assert first == [["kündigung"]] * 3
     assert pulled < 100
