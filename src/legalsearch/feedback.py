@@ -35,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 
 from legalsearch.config import CorpusConfig
-from legalsearch.corpus.jsonl import bounded_lines
+from legalsearch.corpus.jsonl import bounded_lines, parse_json_line
 from legalsearch.corpus.report import IngestReport
 from legalsearch.errors import ArtifactError, CorpusError, InvalidRequestError
 from legalsearch.lexical import LexicalIndex, load_lexical_index, save_lexical_index
@@ -117,20 +117,7 @@ class _Merged:
 
 def _parse(raw: bytes | None, number: int) -> dict[str, Any] | str | None:
     """One line as a record, the reason it is refused, or None for a blank line."""
-    if raw is None:
-        return "line too long"
-    try:
-        line = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "invalid UTF-8"
-    line = line.lstrip("\ufeff").strip() if number == 1 else line.strip()
-    if not line:
-        return None
-    try:
-        record = json.loads(line)
-    except (json.JSONDecodeError, RecursionError):
-        return "broken JSON"
-    return record if isinstance(record, dict) else "not an object"
+    return parse_json_line(raw, number)
 
 
 def _documents(record: Mapping[str, Any]) -> dict[str, float] | str:

@@ -114,8 +114,9 @@ def _document(record: dict[str, Any], source: str, line: int, config: CorpusConf
     )
 
 
-def _record(raw: bytes | None, number: int, source: str, config: CorpusConfig) -> Document | str | None:
-    """One line as a Document, the reason it is refused, or None for a blank line."""
+def parse_json_line(raw: bytes | None, number: int) -> dict[str, Any] | str | None:
+    """One JSON Lines line as an object, the reason it is refused, or None for a blank line (a BOM on line 1
+    is allowed); shared by every JSON Lines reader (documents, feedback)."""
     if raw is None:
         return "line too long"
     try:
@@ -129,8 +130,14 @@ def _record(raw: bytes | None, number: int, source: str, config: CorpusConfig) -
         record = json.loads(line)
     except (json.JSONDecodeError, RecursionError):
         return "broken JSON"
+    return record if isinstance(record, dict) else "not an object"
+
+
+def _record(raw: bytes | None, number: int, source: str, config: CorpusConfig) -> Document | str | None:
+    """One line as a Document, the reason it is refused, or None for a blank line."""
+    record = parse_json_line(raw, number)
     if not isinstance(record, dict):
-        return "not an object"
+        return record
     return _document(record, source, number, config)
 
 
