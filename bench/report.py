@@ -163,6 +163,7 @@ def markdown(results: dict[str, Any]) -> str:
         for t in sv.get("targets", []):
             lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |")
         lines.append("")
+        lines += _against_original_lines(sv)
     mem = results.get("memory")
     if mem and "error" not in mem:
         lines += ["## Memory per process after warm-up", "", "| workers | process | RSS MB | PSS MB | private MB |",
@@ -330,3 +331,23 @@ def _code_comparison(cmp: dict[str, Any]) -> list[str]:
     lines += ["", "| stage | original s | new s |", "|---|---:|---:|"]
     lines += [f"| {s['name']} | {_fmt(s['original_s'])} | {_fmt(s['new_s'])} |" for s in cmp["stages"]]
     return lines
+
+
+def _against_original_lines(sv: dict[str, Any]) -> list[str]:
+    """The serving suite's old/new rows and the targets scaled to this machine, when the original was served."""
+    rows = sv.get("against_original")
+    if not rows:
+        return []
+    lines = [f"Original code ({sv['original']['code']}) served with its own model in the same run, 16 connections:",
+             "", "| endpoint | original p99 ms | new p99 ms | new ÷ original | original req/s | new req/s "
+             "| original CPU ms | new CPU ms |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['endpoint']} | {_fmt(r['original_p99_ms'], 1)} | {_fmt(r['new_p99_ms'], 1)} | "
+                     f"{_fmt(r['p99_ratio'], 2)} | {_fmt(r['original_req_s'], 0)} | {_fmt(r['new_req_s'], 0)} | "
+                     f"{_fmt(r['original_cpu_ms'], 2)} | {_fmt(r['new_cpu_ms'], 2)} |")
+    lines += ["", f"Targets scaled to this machine (× {sv['machine_scale']:.2f}: the largest original p99 ÷ its "
+              "target, a lower bound of how much slower this machine is than the issues' one):", "",
+              "| target (16 connections) | measured | met |", "|---|---|---|"]
+    for t in sv.get("scaled_targets", []):
+        lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |")
+    return [*lines, ""]

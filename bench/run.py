@@ -65,6 +65,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--baseline", default=None,
                    help="original code trained beside this one in the training suite: a git ref or a checkout's "
                    "folder, or none (default: 7f662ea, the code issue 19 measured; none with --quick)")
+    p.add_argument("--serving-baseline-code", type=Path, default=None,
+                   help="a checkout of the original code (folder with src/) served beside this one in the serving "
+                   "suite; default: the original code the training suite trained in the same run, if any")
+    p.add_argument("--serving-baseline-model", type=Path, default=None,
+                   help="the original code's model (models or version folder) for --serving-baseline-code")
     p.add_argument("--merge", action="store_true",
                    help="keep the sections of an existing <stem>.json that this run does not redo")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -166,8 +171,22 @@ def _serving(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> d
         model=_serving_model(args, results), work_dir=work / "serving", repeats=args.repeats,
         duration_s=duration, concurrency=conc, client=args.client,
         in_process_calls=args.in_process_calls or (20 if args.quick else 100), workers=args.workers,
-        balance=not args.no_balance,
+        balance=not args.no_balance, **_serving_baseline(args, results),
     ))
+
+
+def _serving_baseline(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Path]:
+    """The original code and model to serve beside this code: given, or the training suite's of this run."""
+    if args.serving_baseline_code is not None:
+        if args.serving_baseline_model is None:
+            raise SystemExit("--serving-baseline-code needs --serving-baseline-model")
+        return {"baseline_code": args.serving_baseline_code, "baseline_model": args.serving_baseline_model}
+    original = results.get("training", {}).get("code_comparison", {}).get("original", {})
+    if not original.get("model"):
+        return {}
+    # bench.trainrun exports the original code beside the models folder it trains into
+    code = Path(original["model"]).parent / f"code-{original.get('commit')}"
+    return {"baseline_code": code, "baseline_model": Path(original["model"])} if code.is_dir() else {}
 
 
 def _memory(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> dict[str, Any]:

@@ -98,3 +98,20 @@ def test_a_version_folder_is_served_through_a_verified_current(demo_models_dir: 
     folder = models_dir_for(version, tmp_path)
     assert current_version(folder) == version.name
     assert Model.load(folder).version == version.name
+
+
+def test_targets_scale_by_the_slowest_original_endpoint(tmp_path: Path) -> None:
+    from bench.serving import LoadResult, ServingOptions, _against_original
+
+    def row(endpoint: str, p99: float) -> LoadResult:
+        return LoadResult(endpoint, 16, p99 / 2, p99, 100.0, 800, 0, "wrk", 2.0)
+
+    original = [row("recommend_id", 30.0), row("recommend_text", 60.0), row("search", 150.0)]
+    new = [row("recommend_id", 40.0), row("search", 140.0), row("search_facets", 160.0), row("suggest", 20.0)]
+    out = _against_original(new, original, ServingOptions(tmp_path, tmp_path))
+    # search is the slowest against its target (150 / 60 = 2.5), so every target is scaled by 2.5
+    assert out["machine_scale"] == 2.5
+    met = {t["target"].split(":")[0]: t["met"] for t in out["scaled_targets"]}
+    assert met == {"recommend_id": True, "search": True, "search_facets": False, "suggest": True}
+    assert [r["endpoint"] for r in out["against_original"]] == ["recommend_id", "search"]
+    assert out["against_original"][1]["p99_ratio"] == round(140 / 150, 3)
