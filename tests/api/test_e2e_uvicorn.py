@@ -2,125 +2,108 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
+import itertools
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from api_helpers import copy_version, damage, point_current
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            pytest.fail(f"uvicorn exited with {proc.returncode}:\n{out[-3000:]}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"uvicorn did not become ready within {timeout} s")
+from servers import uvicorn_server
 
 
 @pytest.fixture
 def server(models_copy: Path) -> Iterator[tuple[str, Path]]:
-    """A uvicorn subprocess serving a private copy of the demo models folder."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "LEGALSEARCH_MODELS_DIR": str(models_copy),
-        "LEGALSEARCH_WATCH_INTERVAL_S": "0.2",
-        "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "legalsearch.api.app:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(base, proc)
+    """A uvicorn subprocess serving a private copy of the demo models folder, watching it every 0.2 s."""
+    with uvicorn_server(models_copy, LEGALSEARCH_WATCH_INTERVAL_S="0.2") as base:
         yield base, models_copy
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One answer on the test's logical clock: ticks taken just before the request went out and just after its
+    answer came back, and the model version the answer names."""
+
+    sent: int
+    answered: int
+    model: str
 
 
 def test_swap_under_load_and_refused_damaged_model(server: tuple[str, Path], demo_model) -> None:  # type: ignore[no-untyped-def]
+    """Under load, ``current`` moves to v2: every answer names one model, and the versions never go back.
+
+    No wall-clock windows: a shared counter orders the events. An answer A happened before a request B when A's
+    ``answered`` tick is below B's ``sent`` tick; then B's version is A's or newer. In particular every request
+    sent after an answer from v2 (or after /readyz reported v2) is answered by v2.
+    """
     base, models = server
     old = demo_model.version
     seed = demo_model.index.ids[0]
     failures: list[str] = []
-    seen: list[tuple[float, str]] = []
+    seen: list[Seen] = []
     stop = threading.Event()
     lock = threading.Lock()
+    clock = itertools.count()
+
+    def tick() -> int:
+        with lock:
+            return next(clock)
 
     def hammer(worker: int) -> None:
         with httpx.Client(base_url=base, timeout=20) as http:
             while not stop.is_set():
+                sent = tick()
                 if worker % 2:
                     r = http.post("/recommend", json={"positive": [seed], "k": 5})
                 else:
                     r = http.get("/search", params={"q": "Kündigung Miete", "k": 5})
-                done = time.monotonic()
+                answered = tick()
                 if r.status_code != 200:
                     failures.append(f"{r.status_code}: {r.text[:200]}")
                     continue
                 model = r.json().get("model")
-                if not isinstance(model, str):
-                    failures.append(f"answer without one model: {r.text[:200]}")
+                if model not in (old, "v2"):
+                    failures.append(f"answer without one known model: {r.text[:200]}")
                     continue
                 with lock:
-                    seen.append((done, model))
+                    seen.append(Seen(sent, answered, model))
+
+    def answered_since(mark: int) -> int:
+        with lock:
+            return sum(1 for s in seen if s.sent > mark)
 
     threads = [threading.Thread(target=hammer, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
     try:
-        time.sleep(1.0)
+        deadline = time.monotonic() + 30
+        while answered_since(-1) < 20:  # load before the swap
+            assert time.monotonic() < deadline and not failures, failures[:3]
+            time.sleep(0.05)
         copy_version(models, "v2")
         point_current(models, "v2")
-        swapped_at = time.monotonic()
-        deadline = swapped_at + 20
         while httpx.get(f"{base}/readyz").json()["model"] != "v2":
-            assert time.monotonic() < deadline, "the watcher did not pick up the new model"
+            assert time.monotonic() < deadline + 20, "the watcher did not pick up the new model"
             time.sleep(0.1)
-        ready_at = time.monotonic()
-        time.sleep(1.0)
+        ready = tick()  # /readyz said v2 before this tick
+        while answered_since(ready) < 20:  # load after the swap
+            assert time.monotonic() < deadline + 40 and not failures, failures[:3]
+            time.sleep(0.05)
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=30)
 
     assert failures == []
-    models_seen = {m for _, m in seen}
-    assert models_seen == {old, "v2"}, models_seen
-    late = [m for t, m in seen if t > ready_at + 0.05]
-    assert late and set(late) == {"v2"}
-    # once a request saw v2, no later request went back to the old model
-    first_new = min(t for t, m in seen if m == "v2")
-    assert all(m == "v2" for t, m in seen if t > first_new + 0.05)
+    assert {s.model for s in seen} == {old, "v2"}
+    after_ready = [s for s in seen if s.sent > ready]
+    assert after_ready and {s.model for s in after_ready} == {"v2"}
+    # versions only move forward along the clock: once an answer came from v2, every request sent later got v2
+    first_new = min(s.answered for s in seen if s.model == "v2")
+    assert all(s.model == "v2" for s in seen if s.sent > first_new)
 
     broken = copy_version(models, "v3-broken")
     damage(broken)

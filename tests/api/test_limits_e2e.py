@@ -18,6 +18,7 @@ from urllib.parse import quote
 import httpx
 import psutil
 import pytest
+from servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BODY_TIMEOUT_S = 2.0
@@ -25,17 +26,11 @@ HEAD_TIMEOUT_S = 2.0
 KEEP_ALIVE_S = 1.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served(demo_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int, psutil.Process,
                                                                                                 Path]]:
     """``legalsearch serve`` (one worker) over the demo model, with short timeouts; its log in a file."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("serve") / "server.log"
     env = {**os.environ, "LEGALSEARCH_WATCH_INTERVAL_S": "0", "LEGALSEARCH_LOG_LEVEL": "info",
            "LEGALSEARCH_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S), "LEGALSEARCH_HEAD_TIMEOUT_S": str(HEAD_TIMEOUT_S),

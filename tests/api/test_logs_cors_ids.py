@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import make_settings
 from fastapi.testclient import TestClient
-from test_e2e_uvicorn import ROOT, _free_port, _wait_ready
+from servers import uvicorn_process
 
 from legalsearch.api.app import create_app
 
@@ -61,23 +58,11 @@ def test_request_log_is_off_by_default(client: TestClient, capsys: pytest.Captur
 
 
 def test_real_server_logs_json_lines_with_the_clients_request_id(models_copy: Path) -> None:
-    port = _free_port()
-    env = {**os.environ, "LEGALSEARCH_MODELS_DIR": str(models_copy), "LEGALSEARCH_WATCH_INTERVAL_S": "0",
-           "LEGALSEARCH_LOG_JSON": "true", "LEGALSEARCH_REQUEST_LOG": "true",
-           "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "legalsearch.api.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--no-access-log"],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(base, proc)
+    with uvicorn_process(models_copy, "--no-access-log", LEGALSEARCH_LOG_JSON="true",
+                         LEGALSEARCH_REQUEST_LOG="true") as (base, proc):
         r = httpx.get(f"{base}/suggest", params={"q": "kündi"}, headers={"X-Request-ID": "from-client"})
         assert r.status_code == 200 and r.headers["x-request-id"] == "from-client"
-    finally:
-        proc.terminate()
-        out = proc.communicate(timeout=30)[0].decode()
+    out = proc.stdout.read().decode() if proc.stdout else ""
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     mine = [line for line in lines if line.get("request_id") == "from-client"]
     assert [(m["method"], m["path"], m["status"]) for m in mine] == [("GET", "/suggest", 200)]

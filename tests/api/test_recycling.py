@@ -15,14 +15,9 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _workers(main: psutil.Process) -> list[psutil.Process]:
@@ -60,7 +55,7 @@ def _wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-
 @pytest.fixture
 def recycled_server(demo_models_dir: Path) -> Iterator[tuple[str, int, psutil.Process]]:
     """``legalsearch serve --workers 2`` whose workers retire after 40 requests each."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "LEGALSEARCH_WATCH_INTERVAL_S": "0", "LEGALSEARCH_LOG_LEVEL": "warning",
            "LEGALSEARCH_WORKER_MAX_REQUESTS": "40",
            "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
-from api_helpers import uvicorn_server
+from servers import uvicorn_server
 
 QUERY = "Kündigung wegen Eigenbedarf"
 WAIT_S = 30

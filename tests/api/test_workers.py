@@ -17,16 +17,11 @@ import httpx
 import psutil
 import pytest
 from api_helpers import copy_version, point_current, writable
+from servers import free_port
 
 from legalsearch.api.workers import Balancer
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _workers(main: psutil.Process) -> list[psutil.Process]:
@@ -70,7 +65,7 @@ def balanced_copy(models_copy: Path) -> Iterator[tuple[str, int, subprocess.Pope
 
 
 def _serve(models_dir: Path) -> Iterator[tuple[str, int, subprocess.Popen[bytes]]]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "LEGALSEARCH_WATCH_INTERVAL_S": "0", "LEGALSEARCH_LOG_LEVEL": "warning",
            "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(
@@ -242,7 +237,7 @@ def test_a_truncated_model_file_leaves_the_service_answering_from_a_good_version
 
 def test_a_replacement_that_dies_at_start_is_retried_with_backoff(tmp_path: Path) -> None:
     flag, log_file = tmp_path / "crash", tmp_path / "server.log"
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "CRASH_APP_FLAG": str(flag),
            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests" / "api"),
                                           os.environ.get("PYTHONPATH", "")])}

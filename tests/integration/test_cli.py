@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from servers import free_port
 
 from legalsearch.model import serving_markers
 
@@ -157,16 +157,10 @@ def test_models_prune_keeps_the_current_version(models_copy: tuple[Path, str, st
     assert [m["version"] for m in _json(run("models", "--json", models=models))] == [old]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def _server(models: Path, watch: float, workers: int) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """``legalsearch serve`` as a user starts it, on a free port of 127.0.0.1; stopped by its PID."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONHASHSEED": "0", "LEGALSEARCH_WATCH_INTERVAL_S": str(watch)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "legalsearch.cli", "serve", "--models-dir", str(models), "--port", str(port),

@@ -95,18 +95,16 @@ def test_embedding_candidates_bound_the_embedding_side(demo_model, monkeypatch) 
 
     monkeypatch.setattr(ranking, "search_index", recording)
     base = demo_model.config
-    try:
-        for wanted, k in ((3, 10), (12, 5), (40, 40)):
-            search = replace(base.search, embedding_candidates=wanted)
-            object.__setattr__(demo_model, "config", replace(base, search=search))
-            rows = ranking.rank(demo_model, query, k=k, mode="embedding").rows.tolist()
-            # at least k candidates are fetched, and the embedding mode ranks exactly those, best first
-            assert asked[-1] == min(max(wanted, k), max(base.search.candidates, k))
-            assert rows == best[:k]
-            ranking.rank(demo_model, query, k=k, mode="hybrid")
-            assert asked[-1] == min(max(wanted, k), max(base.search.candidates, k))
-    finally:
-        object.__setattr__(demo_model, "config", base)
+    for wanted, k in ((3, 10), (12, 5), (40, 40)):
+        # a copy of the shared model with another setting: the session's demo model stays as it is
+        model = replace(demo_model, config=replace(base, search=replace(base.search, embedding_candidates=wanted)))
+        rows = ranking.rank(model, query, k=k, mode="embedding").rows.tolist()
+        # at least k candidates are fetched, and the embedding mode ranks exactly those, best first
+        assert asked[-1] == min(max(wanted, k), max(base.search.candidates, k))
+        assert rows == best[:k]
+        ranking.rank(model, query, k=k, mode="hybrid")
+        assert asked[-1] == min(max(wanted, k), max(base.search.candidates, k))
+    assert demo_model.config is base
 
 
 QUESTIONS = [
