@@ -419,8 +419,9 @@ class ServiceSettings(BaseSettings):
     )
     fast_path: bool = Field(
         True,
-        description="Answer valid POST /recommend, GET /search and GET /suggest requests without FastAPI's "
-        "per-request machinery (same answers, less CPU); any other request, and every error, is FastAPI's as always.",
+        description="POST /recommend, GET /search and GET /suggest read their requests themselves instead of through "
+        "FastAPI's dependency solving (same answers, less CPU; api.direct); false: FastAPI's handler reads every "
+        "request.",
     )
     train_lock_timeout_s: float = Field(
         0.0, ge=0, le=86_400,

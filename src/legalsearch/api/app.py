@@ -15,8 +15,8 @@ from starlette.middleware.cors import CORSMiddleware
 
 from legalsearch.api import metrics, peers
 from legalsearch.api.deps import API_KEY_HEADER, API_KEY_SCHEME, api_key_scheme
+from legalsearch.api.direct import DirectStats
 from legalsearch.api.errors import install_error_handlers
-from legalsearch.api.fastpath import FastPathMiddleware, FastPathStats, FastRoute
 from legalsearch.api.limits import BodyLimitMiddleware
 from legalsearch.api.logs import REQUEST_ID_HEADER, RequestIdMiddleware, configure_logging
 from legalsearch.api.routes import documents, health, models, page, recommend, search, suggest, terms
@@ -109,17 +109,16 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.holder = ModelHolder(settings.models_dir)
     install_error_handlers(app)
     app.include_router(health.router)
-    # these routers' routes are ProtectedRoute: they check X-API-Key themselves
+    # these routers' routes are ProtectedRoute: they check X-API-Key themselves (the hot ones, DirectRoute,
+    # also read their own requests)
     for router in (recommend.router, search.router, suggest.router, terms.router, documents.router,
                    models.router, models.admin_router):
         app.include_router(router)
     page.install_pages(app)
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
-    # outermost last: metrics time everything, including bodies refused for size; the fast path sees only
-    # bodies within the limit
-    app.state.fast_path_stats = FastPathStats()
-    if settings.fast_path:
-        app.add_middleware(FastPathMiddleware, routes=_fast_routes(), stats=app.state.fast_path_stats)
+    # the hot routes (api.direct) count which reader read each request
+    app.state.direct_stats = DirectStats()
+    # outermost last: metrics time everything, including bodies refused for size
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth,
                        body_timeout_s=settings.body_timeout_s, budget_s=settings.request_budget_s)
     app.add_middleware(metrics.MetricsMiddleware)
@@ -130,7 +129,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             allow_headers=["Content-Type", API_KEY_HEADER, REQUEST_ID_HEADER], expose_headers=[REQUEST_ID_HEADER],
             max_age=600,
         )
-    # outermost: every answer (a refused body, a preflight, a fast one) carries and logs its request id
+    # outermost: every answer (a refused body, a preflight) carries and logs its request id
     app.add_middleware(RequestIdMiddleware, request_log=settings.request_log)
     return app
 
@@ -150,22 +149,6 @@ def operation_id(route: APIRoute) -> str:
     """A route's OpenAPI operation id: what it does (``search``, ``get_document``), without FastAPI's default
     path and method suffix (``get_search_search_get``)."""
     return _OPERATION_IDS.get(route.name, route.name)
-
-
-def _fast_routes() -> dict[tuple[str, str], FastRoute]:
-    """The hot routes the fast path answers, each with FastAPI's route of the same method and path."""
-    handlers = {("POST", "/recommend"): recommend.fast_recommend, ("GET", "/search"): search.fast_search,
-                ("GET", "/suggest"): suggest.fast_suggest}
-    routes: dict[tuple[str, str], FastRoute] = {}
-    for route in (*recommend.router.routes, *search.router.routes, *suggest.router.routes):
-        if isinstance(route, APIRoute):
-            for method in route.methods or ():
-                handler = handlers.get((method, route.path))
-                if handler is not None:
-                    routes[(method, route.path)] = FastRoute(route, handler)
-    if routes.keys() != handlers.keys():
-        raise RuntimeError(f"fast path routes without a FastAPI route: {sorted(handlers.keys() - routes.keys())}")
-    return routes
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -117,18 +117,6 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return SafeJSONResponse({"detail": "internal server error"}, status_code=500)
 
 
-async def error_response(request: Request, exc: Exception) -> JSONResponse:
-    """The answer the handlers installed below give to ``exc`` (for the fast path, which answers a failure itself
-    rather than have FastAPI do the same work again)."""
-    if isinstance(exc, LegalSearchError):
-        return await _package_error(request, exc)
-    if isinstance(exc, RequestValidationError):
-        return await _validation_error(request, exc)
-    if isinstance(exc, HTTPException):
-        return await _http_error(request, exc)
-    return await _unexpected(request, exc)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on an app."""
     app.add_exception_handler(LegalSearchError, _package_error)

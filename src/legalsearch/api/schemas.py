@@ -1,19 +1,19 @@
-"""Request and response bodies of the HTTP API; every field carries a description and an example."""
+"""Request and response bodies of the HTTP API; every field carries a description and an example.
+
+The response models describe the answers for OpenAPI; ``api.answers`` builds them (one builder per model).
+"""
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Mapping
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from legalsearch.docstore import FACET_NAMES, DateRange, FilterValue
 from legalsearch.errors import InvalidRequestError
 from legalsearch.suggest import MAX_SUGGESTIONS
-from legalsearch.types import Keyword
 
 #: a metadata value as stored: scalars only
 Scalar = str | int | float | bool | None
@@ -97,11 +97,6 @@ def parse_facets(raw: str | list[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(p.strip() for p in parts if p.strip()))
 
 
-def facets_json(facets: Mapping[str, list[tuple[Scalar, int]]]) -> dict[str, list[dict[str, Any]]]:
-    """Facet counts as the API shows them (``FacetCountOut``)."""
-    return {name: [{"value": v, "count": n} for v, n in counts] for name, counts in facets.items()}
-
-
 class FacetCountOut(BaseModel):
     """One facet value and how many matching documents have it."""
 
@@ -116,23 +111,11 @@ _FACETS_OUT_DESCRIPTION = (
 _FACETS_OUT_EXAMPLE = {"law": [{"value": "BGB", "count": 12}], "year": [{"value": 2021, "count": 3}]}
 
 
-def finite(value: float | None) -> float | None:
-    """JSON has no NaN or infinity: such scores become null."""
-    if value is None or not math.isfinite(value):
-        return None
-    return float(value)
-
-
 class KeywordOut(BaseModel):
     """A weighted term."""
 
     term: str = Field(description="The term; multiword terms join their words with '_'.", examples=["kündigung"])
     weight: float = Field(description="Its weight (TF-IDF, or the shared weight in explanations).", examples=[0.42])
-
-    @classmethod
-    def of(cls, kw: Keyword) -> KeywordOut:
-        """From the core type."""
-        return cls(term=kw.term, weight=finite(kw.weight) or 0.0)
 
 
 class Explanation(BaseModel):
@@ -337,7 +320,7 @@ class SearchResponse(BaseModel):
 
 
 class SearchParams(BaseModel):
-    """The query parameters of GET /search (one declaration for FastAPI and the fast path)."""
+    """The query parameters of GET /search (one declaration for FastAPI and the direct reader)."""
 
     q: str = Field(description="The query (German).", examples=["Kündigung wegen Eigenbedarf"])
     k: int = Field(10, ge=1, le=MAX_K, description="Number of results.")
@@ -371,6 +354,17 @@ class SearchParams(BaseModel):
         None, description="Comma-separated. " + _FACETS_DESCRIPTION, examples=["law,type,court,year"]
     )
     facet_limit: int = Field(DEFAULT_FACET_LIMIT, ge=1, le=MAX_FACET_LIMIT, description=_FACET_LIMIT_DESCRIPTION)
+
+
+def _repeatable(annotation: Any) -> bool:
+    return any(get_origin(arg) is list for arg in (annotation, *get_args(annotation)))
+
+
+#: the parameters of GET /search a client may repeat (``type=statute&type=decision``), each the metadata filter of
+#: its name: the list fields of ``SearchParams``, which declares them
+SEARCH_LIST_PARAMS: tuple[str, ...] = tuple(
+    name for name, field in SearchParams.model_fields.items() if _repeatable(field.annotation)
+)
 
 
 class SimilarTermOut(BaseModel):
@@ -554,7 +548,7 @@ class ErrorResponse(BaseModel):
 
 
 class SuggestParams(BaseModel):
-    """The query parameters of GET /suggest (one declaration for FastAPI and the fast path)."""
+    """The query parameters of GET /suggest (one declaration for FastAPI and the direct reader)."""
 
     q: str = Field(
         min_length=1, max_length=MAX_SUGGEST_CHARS,

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
+from legalsearch.api.answers import citations_json, cited_by_json, document_json, json_response
 from legalsearch.api.deps import ModelDep, ProtectedRoute
 from legalsearch.api.routes import errors
-from legalsearch.api.schemas import (
-    CitationCountsOut,
-    CitationLinkOut,
-    CitationsResponse,
-    CitedByResponse,
-    DocumentResponse,
-    KeywordOut,
-    UnresolvedCitationOut,
-)
+from legalsearch.api.schemas import CitationsResponse, CitedByResponse, DocumentResponse
 from legalsearch.citegraph import counts_of, incoming, outgoing
 
 router = APIRouter(tags=["documents"], route_class=ProtectedRoute)
@@ -35,20 +27,14 @@ DocId = Annotated[
     summary="What a document cites: resolved citations with titles, and the unresolved ones as written",
     responses=errors(401, 404, 422, 503),
 )
-async def get_citations(model: ModelDep, doc_id: DocId) -> CitationsResponse:
+async def get_citations(model: ModelDep, doc_id: DocId) -> Response:
     """The documents this one cites, one entry per cited document (with how often and its first citing span),
     and its citations that resolve to no document, each with the reason. 404 for an unknown id; 422 when the
     served model was trained without a citation graph.
 
     Example: `GET /documents/DEMO-BGH-VIII-ZR-12-21/citations` lists `DMietG § 13` and `DMietG § 14`;
     `GET /documents/DMietG%20%C2%A7%2013/citations` the sections § 13 refers to."""
-    out = outgoing(model, doc_id)
-    return CitationsResponse(
-        id=out.doc_id,
-        citations=[CitationLinkOut(**asdict(link)) for link in out.links],
-        unresolved=[UnresolvedCitationOut(**item) for item in out.unresolved],
-        model=model.version,
-    )
+    return json_response(citations_json(outgoing(model, doc_id), model.version))
 
 
 @router.get(
@@ -67,17 +53,14 @@ async def get_cited_by(
     ] = None,
     offset: Annotated[int, Query(ge=0, le=100_000, description="Citing documents to skip.")] = 0,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
-) -> CitedByResponse:
+) -> Response:
     """The documents whose citations resolve to this one, most citations first, then in corpus order, each
     with its first citing span (offsets into the citing document's text). 404 for an unknown id; 422 when
     the served model was trained without a citation graph.
 
     Example: `GET /documents/DMietG%20%C2%A7%2014/cited-by?type=decision&limit=5`."""
     page = incoming(model, doc_id, type or (), offset, limit)
-    return CitedByResponse(
-        id=page.doc_id, total=page.total, offset=offset, limit=limit,
-        cited_by=[CitationLinkOut(**asdict(link)) for link in page.links], model=model.version,
-    )
+    return json_response(cited_by_json(page, offset, limit, model.version))
 
 
 @router.get(
@@ -90,17 +73,8 @@ async def get_document(
     model: ModelDep,
     doc_id: DocId,
     keywords: Annotated[int, Query(ge=0, le=100, description="How many top keywords to include.")] = 10,
-) -> DocumentResponse:
+) -> Response:
     """The document with this id; 404 when the model does not know it."""
     doc = model.document(doc_id)
     counts = counts_of(model, model.row_of(doc_id))
-    return DocumentResponse(
-        id=doc.id,
-        title=doc.title,
-        type=doc.type,
-        metadata=dict(doc.metadata),
-        text=doc.text,
-        keywords=[KeywordOut.of(kw) for kw in model.keywords(doc_id, keywords)],
-        citations=CitationCountsOut(**counts) if counts is not None else None,
-        model=model.version,
-    )
+    return json_response(document_json(doc, model.keywords(doc_id, keywords), counts, model.version))

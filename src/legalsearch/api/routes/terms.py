@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
+from legalsearch.api.answers import json_response, similar_terms_json
 from legalsearch.api.deps import ModelDep, ProtectedRoute, SettingsDep, check_text_length
-from legalsearch.api.routes import errors, json_response
-from legalsearch.api.schemas import MAX_K, SimilarTermsResponse, finite
+from legalsearch.api.routes import errors
+from legalsearch.api.schemas import MAX_K, SimilarTermsResponse
 from legalsearch.ranking import similar_terms
 
 router = APIRouter(tags=["terms"], route_class=ProtectedRoute)
@@ -37,9 +38,5 @@ async def get_similar_terms(
 ) -> Response:
     """Related terms with cosine similarities; 404 when the term is not in the vocabulary."""
     check_text_length(settings, "term", term)
-    found = similar_terms(model, term, k, intersection=intersection)
-    return json_response({
-        "term": term,
-        "similar": [{"term": s.term, "score": finite(s.score) or 0.0} for s in found],
-        "model": model.version,
-    })
+    return json_response(similar_terms_json(term, similar_terms(model, term, k, intersection=intersection),
+                                            model.version))
