@@ -121,6 +121,6 @@ for text in TEXTS:
     result = search(model, text, k=3, mode="hybrid")
     added = ", ".join(f"{e.term}←{e.source}" for e in result.expanded_terms[:6]) or "(none)"
     print(f"\n### {text}\nexpanded with: {added}")
-    for h in result.hits:
+    for h in result.results:
         print(f"  {h.score:+.2f} (lexical {h.lexical_score:.2f}, embedding {h.embedding_score:.2f})  "
               f"{h.doc_id}: {h.title}")

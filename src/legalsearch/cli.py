@@ -462,7 +462,7 @@ def search(
         return
     if result.expanded_terms:
         typer.echo("expanded: " + ", ".join(f"{e.term} ({e.similarity:.2f})" for e in result.expanded_terms))
-    for h in result.hits:
+    for h in result.results:
         typer.echo(f"{h.score:7.3f}  {h.doc_id:<24} {h.title[:60]}")
 
 

@@ -158,7 +158,7 @@ class Model:
             "lexical index": int(self.lexical.n_docs),
             "keywords": len(self.doc_keywords.indptr) - 1,
         }
-        # explanations and query weights are written to JSON as they are (api.routes.json_response): a
+        # explanations and query weights are written to JSON as they are (api.answers.json_response): a
         # corrupt weight must stop the model here rather than reach an answer as NaN
         if not (np.isfinite(self.doc_keywords.weights).all() and np.isfinite(self.keyword_model.idf).all()):
             raise ArtifactError(f"model {self.path}: keyword weights or idf values are not all finite")

@@ -55,9 +55,9 @@ class RecommendResult:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """Hybrid search hits with the query's own and expanded terms."""
+    """Hybrid search results with the query's own and expanded terms."""
 
-    hits: tuple[SearchHit, ...]
+    results: tuple[SearchHit, ...]
     query_terms: tuple[str, ...]
     expanded_terms: tuple[ExpandedTerm, ...]
     model: str

@@ -49,12 +49,12 @@ def _samples(model) -> dict[str, tuple[Callable[[], Any], type[BaseModel]]]:  # 
     assert counts is not None
     cites = outgoing(model, "DEMO-LG-BERLIN-67-S-22-20")
     cited = incoming(model, "DMietG § 14")
-    assert found.hits and found.expanded_terms and found.facets and recommended.results and suggested and similar
+    assert found.results and found.expanded_terms and found.facets and recommended.results and suggested and similar
     assert cites.links and cites.unresolved and cited.links
     return {
-        "keyword": (lambda: answers.keyword_json(found.hits[0].keywords[0]), schemas.KeywordOut),
+        "keyword": (lambda: answers.keyword_json(found.results[0].keywords[0]), schemas.KeywordOut),
         "facet count": (lambda: answers.facet_count_json(*found.facets["law"][0]), schemas.FacetCountOut),
-        "search result": (lambda: answers.search_hit_json(found.hits[0]), schemas.SearchHitOut),
+        "search result": (lambda: answers.search_hit_json(found.results[0]), schemas.SearchHitOut),
         "expanded term": (lambda: answers.expanded_term_json(found.expanded_terms[0]), schemas.ExpandedTermOut),
         "search answer": (lambda: answers.search_json(found), schemas.SearchResponse),
         "recommendation": (lambda: answers.recommendation_json(recommended.results[0]), schemas.Recommendation),

@@ -81,14 +81,14 @@ def test_bad_paging_is_422(client: TestClient) -> None:
 def test_a_query_naming_a_section_puts_it_first_and_says_why(client: TestClient) -> None:
     r = client.get("/search", params={"q": "§ 12 DMietG Eigenbedarf", "k": 5})
     assert r.status_code == 200, r.text
-    hits = SearchResponse.model_validate(r.json()).hits
+    hits = SearchResponse.model_validate(r.json()).results
     assert hits[0].id == "DMietG § 12" and hits[0].explanation.cited_in_query == "§ 12 DMietG"
     assert all(h.explanation.cited_in_query is None for h in hits[1:])
-    plain = client.get("/search", params={"q": "Eigenbedarf", "k": 5}).json()["hits"]
+    plain = client.get("/search", params={"q": "Eigenbedarf", "k": 5}).json()["results"]
     assert plain[0]["id"] != "DMietG § 12"  # else the test above would prove nothing
-    several = client.get("/search", params={"q": "Kündigung §§ 14, 13 DMietG", "k": 5}).json()["hits"]
+    several = client.get("/search", params={"q": "Kündigung §§ 14, 13 DMietG", "k": 5}).json()["results"]
     assert [h["id"] for h in several[:2]] == ["DMietG § 14", "DMietG § 13"]
-    filtered = client.get("/search", params={"q": "§ 12 DMietG Eigenbedarf", "type": "decision"}).json()["hits"]
+    filtered = client.get("/search", params={"q": "§ 12 DMietG Eigenbedarf", "type": "decision"}).json()["results"]
     assert all(h["type"] == "decision" and h["explanation"]["cited_in_query"] is None for h in filtered)
 
 

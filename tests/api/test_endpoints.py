@@ -160,8 +160,8 @@ def test_recommend_by_text_answers_what_search_answers(client: TestClient) -> No
     hits = client.get("/search", params={"q": question, "k": 5, "type": "statute"})
     assert rec.status_code == 200 and hits.status_code == 200, (rec.text, hits.text)
     results = rec.json()["results"]
-    assert [r["id"] for r in results] == [h["id"] for h in hits.json()["hits"]]
-    for r, h in zip(results, hits.json()["hits"], strict=True):
+    assert [r["id"] for r in results] == [h["id"] for h in hits.json()["results"]]
+    for r, h in zip(results, hits.json()["results"], strict=True):
         assert r["score"] == pytest.approx(h["score"], abs=1e-6)
         assert r["explanation"]["keywords"] == h["explanation"]["keywords"]
         assert set(r["explanation"]["signals"]) == {"lexical", "word2vec"}
@@ -249,11 +249,11 @@ def test_search_hybrid_with_marks_and_expansion(client: TestClient, demo_model) 
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["model"] == demo_model.version and body["query_terms"]
-    assert body["hits"] and len(body["hits"]) <= 5
-    hit = body["hits"][0]
+    assert body["results"] and len(body["results"]) <= 5
+    hit = body["results"][0]
     for key in ("id", "score", "lexical_score", "embedding_score", "snippet", "matched_terms", "explanation"):
         assert key in hit
-    assert any("<mark>" in h["snippet"] and h["matched_terms"] for h in body["hits"])
+    assert any("<mark>" in h["snippet"] and h["matched_terms"] for h in body["results"])
     for e in body["expanded_terms"]:
         assert set(e) == {"term", "source", "similarity", "weight"}
 
@@ -263,13 +263,13 @@ def test_search_filters_as_params_and_json(client: TestClient, demo_model) -> No
     q = decision.title or decision.text[:80]
     r = client.get("/search", params={"q": q, "type": "statute", "k": 20})
     assert r.status_code == 200, r.text
-    assert r.json()["hits"] and all(h["type"] == "statute" for h in r.json()["hits"])
+    assert r.json()["results"] and all(h["type"] == "statute" for h in r.json()["results"])
     r = client.get("/search", params={"q": q, "filters": '{"type": ["decision"]}', "k": 20})
     assert r.status_code == 200
-    assert r.json()["hits"] and all(h["type"] == "decision" for h in r.json()["hits"])
+    assert r.json()["results"] and all(h["type"] == "decision" for h in r.json()["results"])
     r = client.get("/search", params={"q": q, "date_from": "1900-01-01", "k": 20})
     assert r.status_code == 200
-    assert all(h["metadata"].get("date") for h in r.json()["hits"])
+    assert all(h["metadata"].get("date") for h in r.json()["results"])
 
 
 def test_search_list_params_are_declared_once_and_repeatable(client: TestClient, demo_model) -> None:  # type: ignore[no-untyped-def]
@@ -288,7 +288,7 @@ def test_search_list_params_are_declared_once_and_repeatable(client: TestClient,
                          if (v := d.type if name == "type" else d.metadata.get(name))})[:2]
         r = client.get("/search", params=[("q", "Kündigung"), ("k", "50"), *((name, v) for v in values)])
         assert r.status_code == 200, r.text
-        found = r.json()["hits"]
+        found = r.json()["results"]
         assert found and {h["type"] if name == "type" else h["metadata"][name] for h in found} <= set(values)
 
 
@@ -527,7 +527,7 @@ def test_answers_validate_against_their_response_models(
     parsed = model.model_validate_json(r.content, strict=False)
     # nothing extra, nothing missing: the dumped model equals the answer field for field
     assert parsed.model_dump(mode="json") == r.json()
-    items = next(v for key in ("results", "hits", "similar", "suggestions", "keywords", "citations", "cited_by")
+    items = next(v for key in ("results", "similar", "suggestions", "keywords", "citations", "cited_by")
                  if (v := r.json().get(key)) is not None)
     assert items, f"{path} gave no results to check"
 
@@ -550,7 +550,7 @@ def test_search_answer_shows_expansions_as_the_api_declares(client: TestClient) 
     for e in expanded:
         assert list(e) == ["term", "source", "similarity", "weight"]
         assert isinstance(e["similarity"], float) and isinstance(e["weight"], float)
-    for hit in r.json()["hits"]:
+    for hit in r.json()["results"]:
         for kw in hit["explanation"]["keywords"]:
             assert list(kw) == ["term", "weight"] and isinstance(kw["weight"], float)
 

@@ -36,13 +36,13 @@ def test_search_facets_count_every_matching_document(client: TestClient, demo_mo
     assert r.status_code == 200, r.text
     body = r.json()
     SearchResponse.model_validate(body)
-    assert len(body["hits"]) == 3
+    assert len(body["results"]) == 3
     # asking rank for every row returns exactly the matched set: all rows with a positive lexical score and
     # the embedding candidates
     everything = rank(demo_model, QUESTION, k=len(demo_model.documents), mode=mode).rows.tolist()
     assert body["facets"] == _expected(demo_model, everything)
     total = sum(v["count"] for v in body["facets"]["type"])
-    assert total == len(everything) > len(body["hits"])
+    assert total == len(everything) > len(body["results"])
 
 
 def test_search_facets_respect_filters_limits_and_order(client: TestClient, demo_model: Any) -> None:

@@ -196,8 +196,8 @@ def _check_results(server: str, browser: Browser) -> list[str]:
     browser.wait_visible("#results .hit")
     assert browser.state()["q"] == [QUERY]
     answer = httpx.get(f"{server}/search", params={"q": QUERY, "k": 10, "facets": "type"}).json()
-    assert _page_ids(browser) == [h["id"] for h in answer["hits"]]
-    assert [a.text for a in browser.visible("#results .hit h2 a")] == [h["title"] for h in answer["hits"]]
+    assert _page_ids(browser) == [h["id"] for h in answer["results"]]
+    assert [a.text for a in browser.visible("#results .hit h2 a")] == [h["title"] for h in answer["results"]]
     marks = browser.css("#results .snippet mark")
     assert marks and all(m.text for m in marks), "snippets mark the matched terms"
     assert any("eigenbedarf" in m.text.lower() for m in marks)
@@ -216,7 +216,7 @@ def _next_page(server: str, browser: Browser) -> None:
     browser.visible("#pager button")[-1].click()
     browser.wait(lambda d: browser.state().get("page") == ["2"], "page 2 in the URL")
     answer = httpx.get(f"{server}/search", params={"q": QUERY, "k": 10, "offset": 10}).json()
-    browser.wait(lambda d: _page_ids(browser) == [h["id"] for h in answer["hits"]], "the hits of page 2")
+    browser.wait(lambda d: _page_ids(browser) == [h["id"] for h in answer["results"]], "the hits of page 2")
 
 
 def _check_citations(server: str, browser: Browser, doc_id: str) -> None:
@@ -244,7 +244,7 @@ def _narrow_by_facet(server: str, browser: Browser) -> str:
     browser.wait(lambda d: all(i.is_selected() for i in browser.visible("#facets input[data-facet='law']")),
                  "the chosen facet checked")
     answer = httpx.get(f"{server}/search", params={"q": QUERY, "law": law, "k": 10}).json()
-    browser.wait(lambda d: _page_ids(browser) == [h["id"] for h in answer["hits"]], "the hits narrowed to the law")
+    browser.wait(lambda d: _page_ids(browser) == [h["id"] for h in answer["results"]], "the hits narrowed to the law")
     return str(browser.driver.current_url)
 
 

@@ -97,9 +97,9 @@ def test_version_and_json_output(demo_models_dir: Path, demo_model) -> None:  # 
     assert len(rec) == 3 and doc_id not in {r["doc_id"] for r in rec}
     found = _json(run("search", "Kündigung der Wohnung durch den Vermieter", "-k", "3", "--json",
                       models=demo_models_dir))
-    assert found["model"] == demo_model.version and len(found["hits"]) == 3
-    assert found["hits"][0]["score"] >= found["hits"][1]["score"] >= found["hits"][2]["score"]
-    assert {"doc_id", "title", "snippet", "matched_terms"} <= set(found["hits"][0])
+    assert found["model"] == demo_model.version and len(found["results"]) == 3
+    assert found["results"][0]["score"] >= found["results"][1]["score"] >= found["results"][2]["score"]
+    assert {"doc_id", "title", "snippet", "matched_terms"} <= set(found["results"][0])
 
 
 def test_usage_errors_are_one_line(demo_models_dir: Path) -> None:

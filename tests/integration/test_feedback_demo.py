@@ -80,7 +80,7 @@ def test_votes_bring_the_answers_of_similar_questions(feedback_model: Model) -> 
     votes = rank(feedback_model, question, 5, mode="votes")
     assert feedback_model.index.ids[int(votes.rows[0])] in {"DMietG § 14", "DEMO-BGH-VIII-ZR-12-21"}
     hits = search(feedback_model, question, k=5)
-    assert "DMietG § 14" in [h.doc_id for h in hits.hits]
+    assert "DMietG § 14" in [h.doc_id for h in hits.results]
     filtered = rank(feedback_model, question, 10, filters={"type": "decision"})
     assert all(feedback_model.documents.record(int(r))["type"] == "decision" for r in filtered.rows)
 

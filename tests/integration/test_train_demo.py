@@ -48,7 +48,7 @@ def test_demo_model_answers(demo_model: Model) -> None:
     assert result.results and statute not in {r.doc_id for r in result.results}
     assert result.model == demo_model.version
     hits = search(demo_model, "Kündigung des Mietvertrags durch den Vermieter wegen Eigenbedarf", k=5)
-    assert hits.hits
+    assert hits.results
     kws = demo_model.keywords(statute, 5)
     assert kws and all(k.weight > 0 for k in kws)
 
@@ -175,10 +175,10 @@ def test_a_model_from_before_the_expansion_table_snippet_index_and_neighbour_tab
     new_hits, old_hits = search(demo_model, query, k=5), search(legacy, query, k=5)
     # the table holds exactly what the per-query computation finds; snippets differ only in how they are made
     assert new_hits.expanded_terms == old_hits.expanded_terms
-    assert [h.doc_id for h in new_hits.hits] == [h.doc_id for h in old_hits.hits]
-    assert [h.score for h in new_hits.hits] == [h.score for h in old_hits.hits]
-    assert all("<mark>" in h.snippet for h in new_hits.hits if h.matched_terms)
-    assert sum(bool(h.matched_terms) for h in new_hits.hits) >= 3
+    assert [h.doc_id for h in new_hits.results] == [h.doc_id for h in old_hits.results]
+    assert [h.score for h in new_hits.results] == [h.score for h in old_hits.results]
+    assert all("<mark>" in h.snippet for h in new_hits.results if h.matched_terms)
+    assert sum(bool(h.matched_terms) for h in new_hits.results) >= 3
     # one-seed recommendations read the neighbour table; without it they search the index: same answers
     for seed in demo_model.index.ids[::7]:
         for options in ({"k": 5}, {"k": 10, "offset": 10}, {"k": 3, "exclude": list(demo_model.index.ids[:4])}):

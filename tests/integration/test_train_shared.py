@@ -87,5 +87,5 @@ def test_citation_routes_and_search_with_real_ids(slice_model: Path) -> None:
         doc = client.get(f"/documents/{quote('BGB § 573', safe='')}").json()
         assert doc["citations"]["cited_by"] == cited["total"]
         for q, first in (("§ 573 BGB Eigenbedarf", "BGB § 573"), ("Art. 1 GG", "GG Art 1")):
-            hit = client.get("/search", params={"q": q}).json()["hits"][0]
+            hit = client.get("/search", params={"q": q}).json()["results"][0]
             assert hit["id"] == first and hit["explanation"]["cited_in_query"], (q, hit["id"])

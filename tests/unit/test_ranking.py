@@ -121,9 +121,9 @@ def test_recommend_by_text_is_the_search_ranking(demo_model) -> None:  # type: i
         for filters in (None, {"type": "statute"}, {"type": "decision"}):
             found = search(demo_model, question, k=12, filters=filters, facets=["law", "type"])
             got = recommend(demo_model, text=question, k=12, filters=filters, collapse=False, facets=["law", "type"])
-            assert [r.doc_id for r in got.results] == [h.doc_id for h in found.hits]
+            assert [r.doc_id for r in got.results] == [h.doc_id for h in found.results]
             assert got.results, question
-            for r, h in zip(got.results, found.hits, strict=True):
+            for r, h in zip(got.results, found.results, strict=True):
                 assert r.score == pytest.approx(h.score, abs=1e-6)
                 assert r.keywords == h.keywords and r.snippet == h.snippet
                 # each signal's part of the fused score, summing to it
@@ -139,7 +139,7 @@ def test_recommend_by_keywords_is_the_search_of_the_keywords(demo_model) -> None
     terms = [kw.term for kw in demo_model.keywords(seed, 4)]
     got = recommend(demo_model, keywords=terms, k=8, collapse=False)
     found = search(demo_model, " ".join(t.replace("_", " ") for t in terms), k=8)
-    assert [r.doc_id for r in got.results] == [h.doc_id for h in found.hits]
+    assert [r.doc_id for r in got.results] == [h.doc_id for h in found.results]
     assert got.results and got.keywords
 
 
@@ -148,7 +148,7 @@ def test_recommend_by_text_keeps_exclude_pages_collapse_and_names(demo_model) ->
     from legalsearch.ranking import recommend, search
 
     question = QUESTIONS[0]
-    ranked = [h.doc_id for h in search(demo_model, question, k=30).hits]
+    ranked = [h.doc_id for h in search(demo_model, question, k=30).results]
     full = [r.doc_id for r in recommend(demo_model, text=question, k=10, collapse=False).results]
     excluded = recommend(demo_model, text=question, k=8, exclude=full[:2], collapse=False, facets=["type"])
     assert [r.doc_id for r in excluded.results] == [d for d in ranked if d not in full[:2]][:8]

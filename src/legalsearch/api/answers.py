@@ -87,7 +87,7 @@ def expanded_term_json(e: ExpandedTerm) -> JSON:
 def search_json(result: SearchResult) -> JSON:
     """A search answer (``SearchResponse``)."""
     return {
-        "hits": [search_hit_json(h) for h in result.hits],
+        "results": [search_hit_json(h) for h in result.results],
         "query_terms": list(result.query_terms),
         "expanded_terms": [expanded_term_json(e) for e in result.expanded_terms],
         "model": result.model,

@@ -309,7 +309,7 @@ class SearchHitOut(BaseModel):
 class SearchResponse(BaseModel):
     """Hybrid search results from one model version."""
 
-    hits: list[SearchHitOut] = Field(description="Results, best first.")
+    results: list[SearchHitOut] = Field(description="Results, best first.")
     query_terms: list[str] = Field(description="The query's terms after preprocessing.",
                                    examples=[["kündigung", "mietvertrag"]])
     expanded_terms: list[ExpandedTermOut] = Field(description="Related terms added to the query.")

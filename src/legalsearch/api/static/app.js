@@ -221,8 +221,8 @@ async function renderSearch(st, token) {
   renderFacets(st, answer.facets);
   const total = matching(answer.facets);
   renderInfo(st, answer, total);
-  renderHits(answer.hits || []);
-  renderPager(st, (answer.hits || []).length, total);
+  renderHits(answer.results || []);
+  renderPager(st, (answer.results || []).length, total);
   renderRelated(st, answer, token);
 }
 
@@ -235,7 +235,7 @@ function matching(facets) {
 function renderInfo(st, answer, total) {
   const info = $("result-info");
   info.textContent = "";
-  const n = (answer.hits || []).length;
+  const n = (answer.results || []).length;
   const first = (st.page - 1) * PAGE_SIZE;
   const of = total === null ? "" : ` von ${total.toLocaleString("de-DE")}`;
   info.append(n ? `Treffer ${first + 1}–${first + n}${of}` : "Keine Treffer");
