@@ -97,7 +97,8 @@ def _at_least_top(scores: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray
         line, col = np.nonzero(np.ones_like(scores, dtype=bool))
     else:
         threshold = -np.partition(-sample, want - 1, axis=1)[:, want - 1]
-        line, col = np.nonzero(scores >= threshold[:, None])
+        # flat positions, then (line, column): a 2-D nonzero cost about three times as much
+        line, col = np.divmod(np.flatnonzero(scores >= threshold[:, None]), columns)
     return line, col
 
 

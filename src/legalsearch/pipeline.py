@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from legalsearch.manifest import TrainingFacts, corpus_hash, counts, training_ma
 from legalsearch.model import TRAIN_LOCK, ModelWriter, compare_and_set_current, current_version, remove_leftovers
 from legalsearch.neighbours import precompute_neighbours
 from legalsearch.sidelane import SideLane
-from legalsearch.snippets import index_snippets
+from legalsearch.snippets import head_chars, index_snippets, index_span_lines
 from legalsearch.stages import StageStats, StageTimer, io_failure, iter_stage_rows, peak_rss_mb
 from legalsearch.suggest import SUGGEST_DIR, build_suggestions
 from legalsearch.text import Preprocessor
@@ -168,7 +168,7 @@ def _preprocess(run: Run) -> int:
     run.lock_entry(run.cache_key)
     run.token_dir = run.cache_dir / "tokens" / run.cache_key
     return tokencache.fill(run.token_dir, run.documents, run.extra_paths, run.preprocessor, run.config.corpus,
-                           run.progress)
+                           run.progress, head_chars(run.config.search.snippet_chars))
 
 
 def _phrases(run: Run) -> int:
@@ -270,7 +270,12 @@ def _citations(run: Run) -> int:
 
 def _snippets(run: Run) -> int:
     texts = run.bar((d.text for d in run.documents), len(run.documents), "snippets")
-    snippets = index_snippets(texts, run.preprocessor, run.lexical.vocab, run.config.search.snippet_chars)
+    chars = run.config.search.snippet_chars
+    spans = tokencache.snippet_spans(run.token_dir, head_chars(chars))
+    if spans is None:  # a cache entry written without them
+        snippets = index_snippets(texts, run.preprocessor, run.lexical.vocab, chars)
+    else:
+        snippets = index_span_lines(spans, texts, run.preprocessor, run.lexical.vocab, chars)
     snippets.save(run.out)
     return len(snippets)
 
@@ -331,6 +336,8 @@ class Stage:
     needs: tuple[str, ...] = ()
     #: whether the run's inputs ask for the stage (known once the stages before it ran)
     wanted: Callable[[Run], bool] = _always_run
+    #: keeps every core busy itself: the side process is paused while it runs (``SideLane.paused``)
+    alone: bool = False
 
 
 def _citations_enabled(config: TrainConfig) -> bool:
@@ -349,8 +356,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("phrases", "phrases", _phrases),
     Stage("training_text", "words", _training_text),
     Stage("keywords", "documents", _keywords),
-    Stage("word2vec", "words", _word2vec),
-    Stage("thesaurus", "words", _thesaurus, lambda c: c.word2vec.intersection_models > 0),
+    Stage("word2vec", "words", _word2vec, alone=True),
+    Stage("thesaurus", "words", _thesaurus, lambda c: c.word2vec.intersection_models > 0, alone=True),
     Stage("expansion", "words", _expansion),
     Stage("docvectors", "documents", _docvectors),
     Stage("index", "documents", _index),
@@ -455,7 +462,7 @@ def _train_locked(inputs: _Inputs, config: TrainConfig, models_dir: Path, cache_
                     side.submit(run, stage.name)
                     continue
                 side.wait_for(stage.needs, run)
-                with timer.stage(stage.name, stage.unit) as count:
+                with side.paused() if stage.alone else nullcontext(), timer.stage(stage.name, stage.unit) as count:
                     count[0] = stage.run(run)
             side.wait_for(tuple(side.pending), run)
         facts = _facts(run)

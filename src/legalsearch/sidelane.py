@@ -5,15 +5,22 @@ On two cores this pairs one-core Python stages (the BM25 index, the document sto
 snippet index: they need only the documents and the token cache) with the main lane's phrases, keywords and
 vector stages; each side stage's timing is measured in the helper process and recorded when the main lane
 collects it. Nothing is shared but files in the model folder and the stages' small results (citation statistics).
+
+Stages that keep both cores busy themselves (word2vec's two worker threads) run with the helper process paused
+(``SideLane.paused``: SIGSTOP, then SIGCONT): beside a side stage word2vec trained at half its words per second,
+and the side stage gained no more than that.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
-from collections.abc import Sequence
+import os
+import signal
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -59,6 +66,8 @@ class SideLane:
         self._pool: ProcessPoolExecutor | None = None
         #: submitted, not yet collected, in submission order
         self.pending: dict[str, Future[_Done]] = {}
+        #: the helper process's id, answered by its first task
+        self._pid: Future[int] | None = None
 
     def __enter__(self) -> SideLane:
         return self
@@ -78,8 +87,31 @@ class SideLane:
             snapshot = _Snapshot(run.config, run.corpus, run.extra_paths, run.out, run.cache_dir, run.token_dir,
                                  run.documents, list(run.report.withheld))
             self._pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_side, initargs=(snapshot,))
+            self._pid = self._pool.submit(os.getpid)
         log.info("stage %s: queued in the side process", name)
         self.pending[name] = self._pool.submit(_run_side_stage, name)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """A block during which the helper process is stopped (and its running stage with it), continued at the
+        block's end whatever happens; nothing to do without a helper process or without job-control signals."""
+        stop, cont = getattr(signal, "SIGSTOP", None), getattr(signal, "SIGCONT", None)
+        if self._pid is None or stop is None or cont is None or not self.pending:
+            yield
+            return
+        pid = self._pid.result()
+        try:
+            os.kill(pid, stop)
+        except ProcessLookupError:  # the helper died: wait_for reports it
+            yield
+            return
+        log.info("side process paused")
+        try:
+            yield
+        finally:
+            with suppress(ProcessLookupError):
+                os.kill(pid, cont)
+            log.info("side process continued")
 
     def wait_for(self, names: Sequence[str], run: Run) -> None:
         """Wait until the named side stages (and those submitted before them) are done; record their figures."""

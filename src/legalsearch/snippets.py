@@ -1,7 +1,9 @@
 """Stage: the snippet index, where each document's opening words are and which lexical terms they produced.
 
 Entry point: ``index_snippets`` runs the preprocessor over every document's opening text once, at training
-time, and keeps each produced term's character span as arrays. At query time ``make_snippet`` finds the
+time, and keeps each produced term's character span as arrays; in a training run the preprocessing stage has
+already found the spans (``span_line``, written to the token cache while the tokenizer's caches were warm) and
+``index_span_lines`` only turns them into term ids. At query time ``make_snippet`` finds the
 passage with most query terms and marks them with array lookups: tokenizing ten result texts per request was
 most of a recommendation's time before.
 """
@@ -28,7 +30,7 @@ from legalsearch.errors import ArtifactError
 from legalsearch.keywords import csr_rows
 from legalsearch.model import load_array
 from legalsearch.parallel import ordered_map
-from legalsearch.text import Preprocessor
+from legalsearch.text import Preprocessor, TokenSpan
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,61 @@ def index_snippets(
         parts = [_index_batch(preprocessor, vocab, batch) for batch in batches]
     index = _concatenate(parts)
     log.info("snippet index: %d term positions in %d documents", index.terms.size, len(index))
+    return index
+
+
+#: between the tokens of one span in a ``span_line`` (spaCy tokens never hold it, nor whitespace: checked)
+SPAN_TOKEN_SEP = "\x1f"
+#: a ``span_line`` whose spans could not be written exactly: the document is indexed from its text instead
+UNWRITTEN = "!"
+
+
+def span_line(spans: Sequence[TokenSpan]) -> str:
+    """One document's spans as a line of text: ``start end tokens`` per span, separated by spaces, the tokens
+    joined by ``SPAN_TOKEN_SEP``; ``UNWRITTEN`` when a token holds whitespace or the separator."""
+    line = " ".join(f"{span.start} {span.end} {SPAN_TOKEN_SEP.join(span.tokens)}" for span in spans)
+    if line.count(" ") != max(0, 3 * len(spans) - 1) or "\n" in line or "\r" in line \
+            or line.count(SPAN_TOKEN_SEP) != sum(len(span.tokens) - 1 for span in spans) \
+            or any(not token or token != token.strip() for span in spans for token in span.tokens):
+        return UNWRITTEN
+    return line
+
+
+def index_span_lines(
+    lines: Iterable[str], texts: Iterable[str], preprocessor: Preprocessor, vocab: Mapping[str, int],
+    snippet_chars: int,
+) -> SnippetIndex:
+    """``index_snippets`` from one ``span_line`` per text (the same arrays); a text whose line is ``UNWRITTEN``
+    is preprocessed here."""
+    head = head_chars(snippet_chars)
+    indptr = array("q", [0])
+    starts = array("i")
+    ends = array("i")
+    terms = array("i")
+    get = vocab.get
+    for line, text in zip(lines, texts, strict=True):
+        if line == UNWRITTEN:
+            part = _index_batch(preprocessor, vocab, [text[:head]])
+            starts.extend(part.starts.tolist())
+            ends.extend(part.ends.tolist())
+            terms.extend(part.terms.tolist())
+            indptr.append(len(terms))
+            continue
+        fields = line.split(" ") if line else []
+        for k in range(0, len(fields), 3):
+            joined = fields[k + 2]
+            tokens = dict.fromkeys(joined.split(SPAN_TOKEN_SEP)) if SPAN_TOKEN_SEP in joined else (joined,)
+            for token in tokens:
+                term = get(token)
+                if term is not None:
+                    starts.append(int(fields[k]))
+                    ends.append(int(fields[k + 1]))
+                    terms.append(term)
+        indptr.append(len(terms))
+    index = SnippetIndex(*(np.frombuffer(a, dtype=t) for a, t in
+                           ((indptr, np.int64), (starts, np.int32), (ends, np.int32), (terms, np.int32))))
+    log.info("snippet index: %d term positions in %d documents (spans from the token cache)", index.terms.size,
+             len(index))
     return index
 
 

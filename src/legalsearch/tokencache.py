@@ -16,6 +16,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from pathlib import Path
@@ -29,6 +30,7 @@ from legalsearch.keywords import PhraseModel
 from legalsearch.locks import FileLock
 from legalsearch.model import list_models, read_manifest
 from legalsearch.parallel import ordered_map
+from legalsearch.snippets import span_line
 from legalsearch.text import GROUP_SEP, Preprocessor, split_groups
 from legalsearch.types import Document
 
@@ -194,6 +196,12 @@ def lexical_fields(doc: Document) -> tuple[str, str, str]:
     return cite + doc.title, strip_heading_labels(heading) if isinstance(heading, str) else "", doc.text
 
 
+def spans_file(entry: Path, head: int) -> Path:
+    """The entry's snippet spans of each document's first ``head`` characters (``snippets.span_line``), one
+    line per document; written beside the tokens when ``fill`` is asked for them."""
+    return entry / f"snippets-{head}.spans"
+
+
 def fill(
     entry: Path,
     documents: Sequence[Document],
@@ -201,9 +209,14 @@ def fill(
     preprocessor: Preprocessor,
     corpus_config: CorpusConfig,
     progress: bool = False,
+    snippet_head: int = 0,
 ) -> int:
     """Make sure ``entry`` holds the corpus's tokens (preprocessing it unless a complete entry is there); returns
-    the token count. Written into a folder of this run's own and renamed into place when complete."""
+    the token count. Written into a folder of this run's own and renamed into place when complete.
+
+    ``snippet_head`` > 0: the snippet spans of each document's first that many characters go to ``spans_file``
+    too, found while the text's words are fresh in the tokenizer's caches (a complete entry without them is
+    used as it is: the snippet stage then tokenizes the texts itself)."""
     if (entry / DONE).exists():
         log.info("preprocessing: using cached tokens in %s", entry)
         mark_used(entry)
@@ -213,7 +226,7 @@ def fill(
     tmp.mkdir(parents=True)
     try:
         tokens = _write_tokens(tmp, _batches(documents, extra_paths, corpus_config, preprocessor.config.batch_size),
-                               preprocessor, len(documents), progress)
+                               preprocessor, len(documents), progress, snippet_head)
         (tmp / DONE).write_text(str(tokens))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -236,6 +249,8 @@ class _Lines:
     #: words (a word with its compound parts counts once)
     tokens: int
     documents: int
+    #: the documents' snippet spans, one ``snippets.span_line`` per document (empty when not asked for)
+    spans: str = ""
 
 
 def _batches(documents: Sequence[Document], extra_paths: Sequence[Path], corpus_config: CorpusConfig,
@@ -248,26 +263,31 @@ def _batches(documents: Sequence[Document], extra_paths: Sequence[Path], corpus_
         yield "extra", chunk
 
 
-def _lines(preprocessor: Preprocessor, batch: _Batch) -> _Lines:
+def _lines(preprocessor: Preprocessor, batch: _Batch, snippet_head: int = 0) -> _Lines:
     kind, texts = batch
     groups = preprocessor.batch(texts, grouped=True)
     if kind == "docs":
         lines = [FIELD_SEP.join(" ".join(part) for part in groups[i:i + 3]) + "\n" for i in range(0, len(groups), 3)]
-        return _Lines(kind, "".join(lines), sum(map(len, groups)), len(lines))
+        spans = ""
+        if snippet_head > 0:
+            # the bodies were just tokenized: spaCy's chunk cache answers their openings again at little cost
+            heads = (texts[i][:snippet_head] for i in range(2, len(texts), 3))
+            spans = "".join(span_line(found) + "\n" for found in preprocessor.pipe_spans(heads))
+        return _Lines(kind, "".join(lines), sum(map(len, groups)), len(lines), spans)
     return _Lines(kind, "".join(" ".join(g) + "\n" for g in groups if g), sum(map(len, groups)), 0)
 
 
-_worker: Preprocessor | None = None
+_worker: tuple[Preprocessor, int] | None = None
 
 
-def _init_worker(config: PreprocessConfig) -> None:
+def _init_worker(config: PreprocessConfig, snippet_head: int = 0) -> None:
     global _worker
-    _worker = Preprocessor(replace(config, n_process=1))
+    _worker = (Preprocessor(replace(config, n_process=1)), snippet_head)
 
 
 def _lines_remote(batch: _Batch) -> _Lines:
     assert _worker is not None  # set by the pool initializer
-    return _lines(_worker, batch)
+    return _lines(_worker[0], batch, _worker[1])
 
 
 def _same(lines: _Lines) -> _Lines:
@@ -275,21 +295,28 @@ def _same(lines: _Lines) -> _Lines:
 
 
 def _write_tokens(folder: Path, batches: Iterator[_Batch], preprocessor: Preprocessor, n_docs: int,
-                  progress: bool) -> int:
+                  progress: bool, snippet_head: int = 0) -> int:
     """Preprocess the batches (with ``n_process`` > 1: in worker processes beside this one, which send back the
-    finished lines, so that this process only writes them) into the entry's two files, in order."""
+    finished lines, so that this process only writes them) into the entry's files, in order."""
     config = preprocessor.config
     if config.n_process > 1:
-        done: Iterator[_Lines] = ordered_map(batches, functools.partial(_lines, preprocessor), _lines_remote, _same,
-                                             config.n_process, _init_worker, (config,))
+        done: Iterator[_Lines] = ordered_map(batches, functools.partial(_lines, preprocessor,
+                                                                        snippet_head=snippet_head),
+                                             _lines_remote, _same, config.n_process, _init_worker,
+                                             (config, snippet_head))
     else:
-        done = (_lines(preprocessor, batch) for batch in batches)
+        done = (_lines(preprocessor, batch, snippet_head) for batch in batches)
     tokens = 0
     bar = tqdm(total=n_docs, desc="preprocess", unit="doc", disable=not progress)
-    with (folder / TOKENS_DOCS).open("w", encoding="utf-8") as docs, \
-            (folder / TOKENS_EXTRA).open("w", encoding="utf-8") as extra:
+    with ExitStack() as files:
+        docs = files.enter_context((folder / TOKENS_DOCS).open("w", encoding="utf-8"))
+        extra = files.enter_context((folder / TOKENS_EXTRA).open("w", encoding="utf-8"))
+        spans = (files.enter_context(spans_file(folder, snippet_head).open("w", encoding="utf-8"))
+                 if snippet_head > 0 else None)
         for lines in done:
             (docs if lines.kind == "docs" else extra).write(lines.text)
+            if spans is not None and lines.kind == "docs":
+                spans.write(lines.spans)
             tokens += lines.tokens
             bar.update(lines.documents)
     bar.close()
@@ -380,6 +407,20 @@ def _write_phrased(entry: Path, phrases: PhraseModel, out_path: Path) -> int:
             words += len(phrased)
             out.write(" ".join(phrased) + "\n")
     return words
+
+
+def snippet_spans(entry: Path, head: int) -> Iterator[str] | None:
+    """The lines of the entry's ``spans_file`` for ``head``, without line ends; None when it has none."""
+    path = spans_file(entry, head)
+    if not path.is_file():
+        return None
+    return _span_lines(path)
+
+
+def _span_lines(path: Path) -> Iterator[str]:
+    with path.open(encoding="utf-8", newline="\n") as fh:
+        for line in fh:
+            yield line[:-1]
 
 
 def first_lines(path: Path, n: int) -> Iterator[list[str]]:

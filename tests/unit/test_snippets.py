@@ -131,3 +131,18 @@ def test_worker_processes_build_the_same_index(built: tuple[SnippetIndex, dict[s
         assert getattr(again, name).dtype == getattr(index, name).dtype
         np.testing.assert_array_equal(getattr(again, name), getattr(once, name))
     np.testing.assert_array_equal(once.indptr[: len(TEXTS) + 1], index.indptr)
+
+
+def test_spans_written_at_preprocessing_give_the_same_index(
+    pre: Preprocessor, built: tuple[SnippetIndex, dict[str, int]]
+) -> None:
+    from legalsearch.snippets import UNWRITTEN, index_span_lines, span_line
+
+    index, vocab = built
+    head = head_chars(80)
+    lines = [span_line(list(spans)) for spans in pre.pipe_spans(t[:head] for t in TEXTS)]
+    lines[2] = UNWRITTEN  # a document whose spans could not be written: indexed from its text
+    again = index_span_lines(lines, TEXTS, pre, vocab, snippet_chars=80)
+    for name in ("indptr", "starts", "ends", "terms"):
+        assert np.array_equal(getattr(again, name), getattr(index, name))
+        assert getattr(again, name).dtype == getattr(index, name).dtype
