@@ -22,7 +22,7 @@ from legalsearch.errors import ArtifactError, EmptyQueryError, InvalidRequestErr
 from legalsearch.evaluate import EvalReport, Query
 from legalsearch.keywords import PHRASE_JOINER
 from legalsearch.lexical import ReferenceBM25
-from legalsearch.model import CURRENT_NAME
+from legalsearch.model import CURRENT_NAME, MANIFEST_NAME
 from legalsearch.types import Keyword, SimilarTerm
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def open_model(model_dir: str | Path, repo_root: str | Path, train_if_missing: b
     corpus under ``repo_root``, its extra text, the demo settings.
     """
     folder, root = Path(model_dir), Path(repo_root)
-    if not (folder / "manifest.json").exists() and not (folder / CURRENT_NAME).exists():
+    if not (folder / MANIFEST_NAME).exists() and not (folder / CURRENT_NAME).exists():
         if not train_if_missing:
             raise NoModelError(f"no model in {folder}")
         from legalsearch.pipeline import train

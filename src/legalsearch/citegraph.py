@@ -41,6 +41,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CITATIONS_DIR = "citations"
+#: the files of ``CITATIONS_DIR`` beside the edge arrays (``Edges.save``)
+_GRAPH_FILE = "graph.json"  # kinds and statistics
+_UNRESOLVED_FILE = "unresolved.jsonl"  # one JSON list a row with unresolved citations
+_UNRESOLVED_INDPTR_FILE = "unresolved.indptr.npy"  # byte offsets of each row's line in _UNRESOLVED_FILE
+_LAWS_FILE = "laws.json"  # the law directory: titles and sections
+_SHORT_TITLES_FILE = "short_titles.json"  # short titles read from the corpus's text
+_ALIASES_FILE = "aliases.json"  # law names the corpus defines
 _FIELDS = ("indptr", "indices", "counts", "offsets", "lengths", "kinds")
 _DTYPES = {"indptr": np.int64, "indices": np.int32, "counts": np.int32, "offsets": np.int32,
            "lengths": np.int32, "kinds": np.uint8}
@@ -125,15 +132,15 @@ class CitationGraph:
         if not folder.is_dir():
             return None
         try:
-            meta = json.loads((folder / "graph.json").read_text(encoding="utf-8"))
-            unresolved = load_array(folder / "unresolved.indptr.npy", mmap)
+            meta = json.loads((folder / _GRAPH_FILE).read_text(encoding="utf-8"))
+            unresolved = load_array(folder / _UNRESOLVED_INDPTR_FILE, mmap)
         except (OSError, ValueError) as exc:
             raise ArtifactError(f"citation graph in {folder} is unreadable: {exc}") from exc
         kinds = tuple(meta.get("kinds", ()))
         graph = cls(folder, Edges.load(folder, "cites", n_docs, len(kinds), mmap),
                     Edges.load(folder, "cited_by", n_docs, len(kinds), mmap), kinds, dict(meta.get("stats", {})),
                     unresolved)
-        size = (folder / "unresolved.jsonl").stat().st_size
+        size = (folder / _UNRESOLVED_FILE).stat().st_size
         if unresolved.shape != (n_docs + 1,) or int(unresolved[-1]) != size or np.any(np.diff(unresolved) < 0):
             raise ArtifactError(f"citation graph {folder}: unresolved.indptr does not index unresolved.jsonl")
         if graph.cites.indices.shape != graph.cited_by.indices.shape:
@@ -145,7 +152,7 @@ class CitationGraph:
         start, end = int(self.unresolved_indptr[row]), int(self.unresolved_indptr[row + 1])
         if start == end:
             return []
-        with open(self.folder / "unresolved.jsonl", "rb") as fh:
+        with open(self.folder / _UNRESOLVED_FILE, "rb") as fh:
             fh.seek(start)
             items: list[dict[str, Any]] = json.loads(fh.read(end - start))
         return items
@@ -153,17 +160,17 @@ class CitationGraph:
     @cached_property
     def directory(self) -> LawDirectory:
         """The laws and their sections, for resolving citations in queries (read on first use)."""
-        data = json.loads((self.folder / "laws.json").read_text(encoding="utf-8"))
+        data = json.loads((self.folder / _LAWS_FILE).read_text(encoding="utf-8"))
         rows = [(doc_id, law, entry["title"], f"{unit} {number}")
                 for law, entry in data.items() for unit, number, doc_id in entry["sections"]]
         directory = LawDirectory.from_sections(rows)
         for law, entry in data.items():  # laws without a numbered section still have a title
             directory.sections.setdefault(law, [])
             directory.titles.setdefault(law, entry["title"])
-        short = self.folder / "short_titles.json"
+        short = self.folder / _SHORT_TITLES_FILE
         if directory.short_titles is not None and short.is_file():  # absent in graphs of the first version
             directory.short_titles.found.update(json.loads(short.read_text(encoding="utf-8")))
-        aliases = self.folder / "aliases.json"
+        aliases = self.folder / _ALIASES_FILE
         if aliases.is_file():  # absent in graphs written before the corpus's definitions were read
             learned = json.loads(aliases.read_text(encoding="utf-8"))
             directory.add_aliases(learned.get("aliases", {}), learned.get("names", {}))
@@ -203,7 +210,7 @@ def build_graph(documents: Sequence[Document], config: CitationsConfig, out: Pat
     folder = out / CITATIONS_DIR
     folder.mkdir()
     unresolved_indptr = np.zeros(len(documents) + 1, dtype=np.int64)
-    with open(folder / "unresolved.jsonl", "wb") as unresolved_out:
+    with open(folder / _UNRESOLVED_FILE, "wb") as unresolved_out:
         for row, doc in enumerate(documents):
             found = [resolve(c, directory, _context_law(doc), config.max_range_targets)
                      for c in extractor.extract(doc.text)]
@@ -211,22 +218,22 @@ def build_graph(documents: Sequence[Document], config: CitationsConfig, out: Pat
             if missing:
                 unresolved_out.write(json.dumps(missing, ensure_ascii=False).encode("utf-8") + b"\n")
             unresolved_indptr[row + 1] = unresolved_out.tell()
-    np.save(folder / "unresolved.indptr.npy", unresolved_indptr)
+    np.save(folder / _UNRESOLVED_INDPTR_FILE, unresolved_indptr)
     cites, cited_by = _csr(edges, len(documents))
     cites.save(folder, "cites")
     cited_by.save(folder, "cited_by")
     stats = _statistics(build, cites, cited_by, documents)
     kinds = sorted(build.kinds, key=build.kinds.__getitem__)
-    _write_json(folder / "graph.json", {"kinds": kinds, "stats": stats})
-    _write_json(folder / "laws.json", {
+    _write_json(folder / _GRAPH_FILE, {"kinds": kinds, "stats": stats})
+    _write_json(folder / _LAWS_FILE, {
         law: {"title": directory.titles.get(law, ""), "sections": [list(s) for s in sections]}
         for law, sections in directory.sections.items()
     })
     # the short titles read from the corpus's text, so that queries resolve them without the vocabulary
     short = directory.short_titles.found if directory.short_titles is not None else {}
-    _write_json(folder / "short_titles.json", {k: v for k, v in short.items() if v is not None})
+    _write_json(folder / _SHORT_TITLES_FILE, {k: v for k, v in short.items() if v is not None})
     # the law names the corpus defines ("Kreditwesengesetzes (KWG)"), so that queries read them too
-    _write_json(folder / "aliases.json", directory.learned)
+    _write_json(folder / _ALIASES_FILE, directory.learned)
     log.info("citations: %d found, %d resolved, %d edges", stats["citations"], stats["resolved"], stats["edges"])
     return stats
 

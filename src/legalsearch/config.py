@@ -214,6 +214,12 @@ class SearchConfig:
     )
     snippet_chars: int = setting(240, "Length of result snippets.", low=20, high=10_000)
 
+    @property
+    def expansion_width(self) -> int:
+        """Neighbours per word in the expansion table: ``expansion_terms`` and one more for the word itself,
+        which is its own nearest neighbour (the expansion skips it)."""
+        return self.expansion_terms + 1
+
 
 @dataclass(frozen=True, config=_STAGE)
 class CitationsConfig:

@@ -8,14 +8,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 from gensim.models import KeyedVectors
 
 from legalsearch.config import DocVectorsConfig
+from legalsearch.errors import ArtifactError
+from legalsearch.model import load_array
 
 log = logging.getLogger(__name__)
+
+#: one unit vector per document row
+DOCVECTORS_FILE = "docvectors.npy"
+
+
+def save_docvectors(vectors: np.ndarray, folder: Path) -> None:
+    """Write the document vectors into ``folder`` (``DOCVECTORS_FILE``)."""
+    np.save(folder / DOCVECTORS_FILE, vectors)
+
+
+def load_docvectors(folder: Path, mmap: bool = True) -> np.ndarray:
+    """The document vectors ``save_docvectors`` wrote, memory-mapped unless ``mmap`` is false."""
+    try:
+        return load_array(folder / DOCVECTORS_FILE, mmap)
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"document vectors in {folder} are unreadable: {exc}") from exc
 
 
 def term_matrix(vocabulary: Sequence[str], kv: KeyedVectors) -> np.ndarray:

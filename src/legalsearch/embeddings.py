@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 from gensim.models import KeyedVectors, Word2Vec
@@ -27,6 +28,24 @@ log = logging.getLogger(__name__)
 VECTORS_FILE = "vectors.npy"
 #: the vectors' keys, one per line
 KEYS_FILE = "vectors_keys.txt"
+#: the folder of the extra seed models (``thesaurus/seed-N``, each with VECTORS_FILE and KEYS_FILE)
+THESAURUS_DIR = "thesaurus"
+
+
+def thesaurus_folder(variant: int) -> str:
+    """The folder of the ``variant``-th extra seed model inside a model folder (from 1)."""
+    return f"{THESAURUS_DIR}/seed-{variant}"
+
+
+def thesaurus_folders(manifest: Mapping[str, Any]) -> list[str]:
+    """The seed models' folders the manifest lists (``thesaurus/seed-N``), in the order they are combined."""
+    found = set()
+    for rel in manifest.get("files", {}):
+        parts = PurePosixPath(rel).parts
+        if len(parts) == 3 and parts[0] == THESAURUS_DIR and parts[1].startswith("seed-"):
+            found.add(f"{THESAURUS_DIR}/{parts[1]}")
+    # string order, as the folders were always combined: float sums repeat exactly
+    return sorted(found)
 
 
 def stable_hash(text: str) -> int:

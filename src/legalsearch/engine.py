@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,42 +13,30 @@ from gensim.models import KeyedVectors
 
 from legalsearch.citegraph import CitationGraph
 from legalsearch.config import TrainConfig, config_from_dict
-from legalsearch.docstore import DocumentStore
-from legalsearch.embeddings import load_vectors
+from legalsearch.docstore import DOCS_FILE, DocumentStore
+from legalsearch.docvectors import DOCVECTORS_FILE, load_docvectors
+from legalsearch.embeddings import load_vectors, thesaurus_folders
 from legalsearch.errors import ArtifactError, UnknownDocumentError
 from legalsearch.expansion import ExpansionTable
 from legalsearch.feedback import FeedbackIndex
-from legalsearch.index import LoadedIndex, load_index
+from legalsearch.index import IDS_FILE, LoadedIndex, load_index
 from legalsearch.keywords import DocumentKeywords, KeywordModel, PhraseModel
-from legalsearch.lexical import LexicalIndex, load_lexical_index
+from legalsearch.lexical import LEXICAL_DIR, LexicalIndex, load_lexical_index
 from legalsearch.model import (
     MANIFEST_NAME,
     current_version,
-    load_array,
     read_current_record,
     resolve_model_dir,
     verify_model,
 )
 from legalsearch.neighbours import RELATED_FILES, NeighbourTable
-from legalsearch.pipeline import DOCVECTORS_FILE, LEXICAL_DIR, PHRASES_FILE, THESAURUS_DIR, VOCABULARY_FILE
 from legalsearch.relatedness import CoRelevance, Fusion
 from legalsearch.snippets import SnippetIndex
-from legalsearch.suggest import SUGGEST_DIR, SuggestionIndex, build_suggestions
+from legalsearch.suggest import SuggestionIndex, build_suggestions
 from legalsearch.text import Preprocessor
 from legalsearch.types import Document, Keyword
 
 log = logging.getLogger(__name__)
-
-
-def thesaurus_folders(manifest: dict[str, Any]) -> list[str]:
-    """The seed models' folders the manifest lists (``thesaurus/seed-N``), in the order they are combined."""
-    found = set()
-    for rel in manifest.get("files", {}):
-        parts = PurePosixPath(rel).parts
-        if len(parts) == 3 and parts[0] == THESAURUS_DIR and parts[1].startswith("seed-"):
-            found.add(f"{THESAURUS_DIR}/{parts[1]}")
-    # string order, as the folders were always combined: float sums repeat exactly
-    return sorted(found)
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,12 +102,9 @@ class Model:
         """Load the artifacts of a folder as ``manifest`` describes it, without verifying any file: ``load``
         after verification, and training's later stages over the folder they are writing."""
         config = config_from_dict(manifest["config"])
-        try:
-            docvectors = load_array(folder / DOCVECTORS_FILE, mmap)
-        except (OSError, ValueError) as exc:
-            raise ArtifactError(f"document vectors in {folder} are unreadable: {exc}") from exc
+        docvectors = load_docvectors(folder, mmap)
         vectors = load_vectors(folder, mmap=mmap)
-        keyword_model = KeywordModel.load(folder / VOCABULARY_FILE)
+        keyword_model = KeywordModel.load(folder)
         model = cls(
             path=folder,
             manifest=manifest,
@@ -130,16 +115,16 @@ class Model:
             vectors=vectors,
             keyword_model=keyword_model,
             doc_keywords=DocumentKeywords.load(folder, mmap=mmap),
-            phrases=PhraseModel.load(folder / PHRASES_FILE),
+            phrases=PhraseModel.load(folder),
             docvectors=docvectors,
             preprocessor=Preprocessor(config.preprocess),
-            expansions=ExpansionTable.load(folder, vectors, keyword_model, config.search.expansion_terms + 1,
+            expansions=ExpansionTable.load(folder, vectors, keyword_model, config.search.expansion_width,
                                            mmap=mmap),
             snippets=SnippetIndex.load(folder, mmap=mmap),
             thesaurus=tuple(load_vectors(folder / sub, mmap=mmap) for sub in thesaurus_folders(manifest)),
             neighbours=NeighbourTable.load(folder, int(docvectors.shape[0]), mmap=mmap),
             citations=CitationGraph.load(folder, int(docvectors.shape[0]), mmap=mmap),
-            suggestion_index=SuggestionIndex.load(folder / SUGGEST_DIR, mmap=mmap),
+            suggestion_index=SuggestionIndex.load(folder, mmap=mmap),
             fusion=Fusion.load(folder),
             corelevance=CoRelevance.load(folder, int(docvectors.shape[0]), mmap=mmap),
             related=NeighbourTable.load(folder, int(docvectors.shape[0]), mmap=mmap, files=RELATED_FILES),
@@ -152,9 +137,9 @@ class Model:
     def _check_counts(self) -> None:
         expected = int(self.manifest.get("counts", {}).get("documents", -1))
         found = {
-            "ids.txt": len(self.index.ids),
-            "documents.jsonl": len(self.documents),
-            "docvectors.npy": int(self.docvectors.shape[0]),
+            IDS_FILE: len(self.index.ids),
+            DOCS_FILE: len(self.documents),
+            DOCVECTORS_FILE: int(self.docvectors.shape[0]),
             "lexical index": int(self.lexical.n_docs),
             "keywords": len(self.doc_keywords.indptr) - 1,
         }
@@ -168,7 +153,7 @@ class Model:
             raise ArtifactError(f"model {self.path} is inconsistent: manifest says {expected} documents, {detail}")
         for row in {0, expected // 2, expected - 1}:
             if expected and self.documents.record(row)["id"] != self.index.ids[row]:
-                raise ArtifactError(f"model {self.path}: row {row} of documents.jsonl and ids.txt disagree")
+                raise ArtifactError(f"model {self.path}: row {row} of {DOCS_FILE} and {IDS_FILE} disagree")
 
     @cached_property
     def keyword_terms(self) -> frozenset[str]:

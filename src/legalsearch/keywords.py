@@ -29,6 +29,14 @@ log = logging.getLogger(__name__)
 
 PHRASE_JOINER = "_"
 
+#: the learned phrases (``PhraseModel``)
+PHRASES_FILE = "phrases.tsv"
+#: the keyword vocabulary with document frequencies and idf (``KeywordModel``)
+VOCABULARY_FILE = "vocabulary.tsv"
+#: each document's keywords as CSR arrays (``DocumentKeywords``)
+DOCUMENT_KEYWORDS_FILES = {"indptr": "keywords_indptr.npy", "terms": "keywords_terms.npy",
+                           "weights": "keywords_weights.npy"}
+
 
 @dataclass(frozen=True)
 class PhraseModel:
@@ -59,16 +67,18 @@ class PhraseModel:
     def __len__(self) -> int:
         return len(self.scores)
 
-    def save(self, path: Path) -> None:
-        """Write as TSV (first, second, score), best first: readable and diffable."""
-        with path.open("w", encoding="utf-8", newline="") as fh:
+    def save(self, folder: Path) -> None:
+        """Write ``PHRASES_FILE`` into ``folder`` as TSV (first, second, score), best first: readable and
+        diffable."""
+        with (folder / PHRASES_FILE).open("w", encoding="utf-8", newline="") as fh:
             writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
             for (a, b), score in sorted(self.scores.items(), key=lambda kv: (-kv[1], kv[0])):
                 writer.writerow([a, b, f"{score:.6f}"])
 
     @classmethod
-    def load(cls, path: Path) -> PhraseModel:
-        """Read a TSV written by ``save``."""
+    def load(cls, folder: Path) -> PhraseModel:
+        """Read the TSV ``save`` wrote into ``folder``."""
+        path = folder / PHRASES_FILE
         scores: dict[tuple[str, str], float] = {}
         try:
             with path.open(encoding="utf-8", newline="") as fh:
@@ -160,16 +170,17 @@ class KeywordModel:
             ranked = ranked[:top_k]
         return [Keyword(term, w / norm) for term, w in ranked]
 
-    def save(self, path: Path) -> None:
-        """Write the vocabulary as TSV: term, document frequency, idf."""
-        with path.open("w", encoding="utf-8", newline="") as fh:
+    def save(self, folder: Path) -> None:
+        """Write the vocabulary into ``folder`` as TSV (``VOCABULARY_FILE``): term, document frequency, idf."""
+        with (folder / VOCABULARY_FILE).open("w", encoding="utf-8", newline="") as fh:
             fh.write(f"#n_docs={self.n_docs}\tsublinear_tf={int(self.sublinear_tf)}\n")
             for term, df, idf in zip(self.vocabulary, self.df.tolist(), self.idf.tolist(), strict=True):
                 fh.write(f"{term}\t{df}\t{idf:.8f}\n")
 
     @classmethod
-    def load(cls, path: Path) -> KeywordModel:
-        """Read a vocabulary written by ``save``."""
+    def load(cls, folder: Path) -> KeywordModel:
+        """Read the vocabulary ``save`` wrote into ``folder``."""
+        path = folder / VOCABULARY_FILE
         try:
             with path.open(encoding="utf-8") as fh:
                 header = fh.readline().rstrip("\n").lstrip("#").split("\t")
@@ -244,19 +255,14 @@ class DocumentKeywords:
         return RowSlices(self.terms[at.positions].tolist(), self.weights[at.positions].tolist(), at.bounds)
 
     def save(self, folder: Path) -> None:
-        """Write the three arrays as .npy files."""
-        np.save(folder / "keywords_indptr.npy", self.indptr)
-        np.save(folder / "keywords_terms.npy", self.terms)
-        np.save(folder / "keywords_weights.npy", self.weights)
+        """Write the three arrays as .npy files (``DOCUMENT_KEYWORDS_FILES``)."""
+        for name, file in DOCUMENT_KEYWORDS_FILES.items():
+            np.save(folder / file, getattr(self, name))
 
     @classmethod
     def load(cls, folder: Path, mmap: bool = True) -> DocumentKeywords:
         """Load the arrays, memory-mapped so that server workers share them."""
-        return cls(
-            load_array(folder / "keywords_indptr.npy", mmap),
-            load_array(folder / "keywords_terms.npy", mmap),
-            load_array(folder / "keywords_weights.npy", mmap),
-        )
+        return cls(**{name: load_array(folder / file, mmap) for name, file in DOCUMENT_KEYWORDS_FILES.items()})
 
 
 @dataclass(frozen=True)

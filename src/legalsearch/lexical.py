@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 # bm25s logs each index build at DEBUG through its own handler; that is noise in our progress output
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
+#: the BM25 index's folder inside a model folder
+LEXICAL_DIR = "lexical"
+
 #: the fixed reference: changing any of these breaks comparisons with earlier evaluation runs
 REFERENCE_K1 = 1.5
 REFERENCE_B = 0.75

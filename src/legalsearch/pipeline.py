@@ -27,22 +27,35 @@ from legalsearch import docstore, tokencache
 from legalsearch.citegraph import build_graph
 from legalsearch.config import CorpusConfig, TrainConfig
 from legalsearch.corpus import IngestReport, read_documents, read_extra_text
-from legalsearch.docvectors import document_vectors
-from legalsearch.embeddings import save_vectors, thesaurus_seeds, train_seed_variants, train_word2vec
+from legalsearch.docvectors import document_vectors, save_docvectors
+from legalsearch.embeddings import (
+    save_vectors,
+    thesaurus_folder,
+    thesaurus_seeds,
+    train_seed_variants,
+    train_word2vec,
+)
 from legalsearch.errors import CorpusError
 from legalsearch.expansion import build_expansions, save_expansions
 from legalsearch.feedback import FeedbackRead, FeedbackSplit, read_feedback
 from legalsearch.index import build_index, choose_index_type, load_index, write_index
 from legalsearch.keywords import KeywordResult, PhraseModel, extract_keywords, learn_phrases
-from legalsearch.lexical import LexicalIndex, build_lexical_index, save_lexical_index
+from legalsearch.lexical import LEXICAL_DIR, LexicalIndex, build_lexical_index, save_lexical_index
 from legalsearch.locks import FileLock
 from legalsearch.manifest import TrainingFacts, corpus_hash, counts, training_manifest
-from legalsearch.model import TRAIN_LOCK, ModelWriter, compare_and_set_current, current_version, remove_leftovers
+from legalsearch.model import (
+    MANIFEST_NAME,
+    TRAIN_LOCK,
+    ModelWriter,
+    compare_and_set_current,
+    current_version,
+    remove_leftovers,
+)
 from legalsearch.neighbours import precompute_neighbours
 from legalsearch.sidelane import SideLane
 from legalsearch.snippets import head_chars, index_snippets, index_span_lines
 from legalsearch.stages import StageStats, StageTimer, io_failure, iter_stage_rows, peak_rss_mb
-from legalsearch.suggest import SUGGEST_DIR, build_suggestions
+from legalsearch.suggest import build_suggestions
 from legalsearch.text import Preprocessor
 from legalsearch.tokencache import CACHE_FORMAT as CACHE_FORMAT  # re-exported: older bench code reads it here
 from legalsearch.tokencache import cache_key, clean_leftovers, entry_lock
@@ -51,12 +64,6 @@ from legalsearch.types import Document
 __all__ = ["STAGES", "STAGE_NAMES", "Stage", "StageStats", "TrainResult", "iter_stage_rows", "peak_rss_mb", "train"]
 
 log = logging.getLogger(__name__)
-
-PHRASES_FILE = "phrases.tsv"
-VOCABULARY_FILE = "vocabulary.tsv"
-DOCVECTORS_FILE = "docvectors.npy"
-LEXICAL_DIR = "lexical"
-THESAURUS_DIR = "thesaurus"
 
 
 @dataclass(frozen=True)
@@ -173,7 +180,7 @@ def _preprocess(run: Run) -> int:
 
 def _phrases(run: Run) -> int:
     run.phrases = learn_phrases(tokencache.phrase_sentences(run.token_dir), run.config.phrases)
-    run.phrases.save(run.out / PHRASES_FILE)
+    run.phrases.save(run.out)
     return len(run.phrases)
 
 
@@ -187,7 +194,7 @@ def _keywords(run: Run) -> int:
     n = len(run.documents)
     run.keywords = extract_keywords(run.bar(tokencache.first_lines(run.train_file, n), n, "keywords"),
                                     run.config.keywords)
-    run.keywords.model.save(run.out / VOCABULARY_FILE)
+    run.keywords.model.save(run.out)
     run.keywords.documents.save(run.out)
     return n
 
@@ -204,7 +211,7 @@ def _word2vec(run: Run) -> int:
 def _thesaurus(run: Run) -> int:
     w2v = run.config.word2vec
     for variant, seed_kv in enumerate(train_seed_variants(run.train_file, w2v, thesaurus_seeds(w2v)), 1):
-        folder = run.out / THESAURUS_DIR / f"seed-{variant}"
+        folder = run.out / thesaurus_folder(variant)
         folder.mkdir(parents=True)
         save_vectors(seed_kv, folder)
     return run.train_words * w2v.epochs * w2v.intersection_models
@@ -213,7 +220,7 @@ def _thesaurus(run: Run) -> int:
 def _expansion(run: Run) -> int:
     search = run.config.search
     rows, sims = build_expansions(run.vectors, run.keywords.model, search.expansion_precomputed,
-                                  search.expansion_terms + 1)
+                                  search.expansion_width)
     save_expansions(rows, sims, run.out)
     return int(rows.shape[0])
 
@@ -222,7 +229,7 @@ def _docvectors(run: Run) -> int:
     kw = run.keywords
     run.docvectors = document_vectors(kw.tfidf, kw.model.vocabulary, run.vectors, run.config.docvectors,
                                       run.config.keywords.top_k)
-    np.save(run.out / DOCVECTORS_FILE, run.docvectors)
+    save_docvectors(run.docvectors, run.out)
     return int(run.docvectors.shape[0])
 
 
@@ -259,7 +266,7 @@ def _suggestions(run: Run) -> int:
         suggestions = build_suggestions(run.keywords.model, store, [d.id for d in run.documents])
     finally:
         store.close()
-    suggestions.save(run.out / SUGGEST_DIR)
+    suggestions.save(run.out)
     return len(suggestions)
 
 
@@ -470,7 +477,7 @@ def _train_locked(inputs: _Inputs, config: TrainConfig, models_dir: Path, cache_
         stages = sorted(timer.stages, key=lambda s: list(STAGE_NAMES).index(s.name))
         manifest = training_manifest(facts, stages, time.perf_counter() - started)
         path = writer.commit(manifest, counts(facts), make_current=False)
-    final = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    final = json.loads((path / MANIFEST_NAME).read_text(encoding="utf-8"))
     return TrainResult(path.name, path, final, tuple(stages), run.report, feedback=run.feedback)
 
 

@@ -551,8 +551,8 @@ def _candidates(model: Model, term: str, found: Neighbours) -> tuple[_Candidate,
     out: list[_Candidate] = []
     taken = 0
     # one spare neighbour per term, since a term is its own nearest neighbour
-    for row, sim in zip(found.rows[: cfg.expansion_terms + 1].tolist(),
-                        found.similarities[: cfg.expansion_terms + 1].tolist(), strict=True):
+    for row, sim in zip(found.rows[: cfg.expansion_width].tolist(),
+                        found.similarities[: cfg.expansion_width].tolist(), strict=True):
         if row < 0:
             break
         word = words[row]

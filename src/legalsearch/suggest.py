@@ -136,8 +136,9 @@ class SuggestionIndex:
     def __len__(self) -> int:
         return len(self._entries.text)
 
-    def save(self, folder: Path) -> None:
-        """Write the index as a model artifact (``folder`` is created): arrays as .npy, strings as JSON."""
+    def save(self, model_dir: Path) -> None:
+        """Write the index into ``model_dir / SUGGEST_DIR`` (created): arrays as .npy, strings as JSON."""
+        folder = model_dir / SUGGEST_DIR
         folder.mkdir(parents=True, exist_ok=True)
         es = self._entries
         strings = {"keys": self.keys, "text": es.text, "kind": es.kind, "doc_id": es.doc_id, "law": es.law,
@@ -154,8 +155,10 @@ class SuggestionIndex:
             np.save(folder / f"{name}.npy", array)
 
     @classmethod
-    def load(cls, folder: Path, mmap: bool = True) -> SuggestionIndex | None:
-        """The index ``save`` wrote, arrays memory-mapped; None for a model trained before it existed."""
+    def load(cls, model_dir: Path, mmap: bool = True) -> SuggestionIndex | None:
+        """The index ``save`` wrote into a model folder, arrays memory-mapped; None for a model trained before it
+        existed."""
+        folder = model_dir / SUGGEST_DIR
         if not folder.is_dir():
             return None
         try:

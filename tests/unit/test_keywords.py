@@ -33,8 +33,8 @@ def test_learn_phrases_finds_recurring_bigram_and_applies_greedily() -> None:
 def test_phrases_disabled_and_round_trip(tmp_path: Path) -> None:
     assert len(learn_phrases(DOCS, PhrasesConfig(enabled=False))) == 0
     model = PhraseModel({("a", "b"): 0.9, ("c", "d"): 0.5})
-    model.save(tmp_path / "p.tsv")
-    assert PhraseModel.load(tmp_path / "p.tsv") == model
+    model.save(tmp_path)
+    assert PhraseModel.load(tmp_path) == model
 
 
 def test_extract_keywords_weights_rare_terms_above_common_ones() -> None:
@@ -68,8 +68,8 @@ def test_weigh_matches_document_weights_and_round_trips(tmp_path: Path) -> None:
     assert weighed.keys() == stored.keys()
     for term, w in stored.items():
         assert weighed[term] == pytest.approx(w, rel=1e-5)
-    result.model.save(tmp_path / "vocab.tsv")
-    loaded = KeywordModel.load(tmp_path / "vocab.tsv")
+    result.model.save(tmp_path)
+    loaded = KeywordModel.load(tmp_path)
     assert loaded.vocabulary == result.model.vocabulary
     np.testing.assert_allclose(loaded.idf, result.model.idf, rtol=1e-6)
     result.documents.save(tmp_path)
