@@ -174,6 +174,23 @@ class LexicalConfig:
     method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = setting("lucene", "BM25 variant.")
     title_weight: int = setting(2, "How many times the section title is repeated in the indexed text.", low=0, high=10)
     heading_path: bool = setting(True, "Index the heading path (Buch / Abschnitt / Titel) with the section.")
+    profiles: bool = setting(
+        True, "Lexical profile per document type: statutes and annexes keep k1 and b above and [search] "
+        "query_term_weighting (chosen on lay questions against statutes); every other type (decisions, articles) "
+        "gets the other_* parameters, or what training tuned for it on feedback questions."
+    )
+    other_k1: float = setting(1.5, "BM25 k1 of documents other than statutes and annexes (plain BM25).",
+                              low=0.0, high=10.0)
+    other_b: float = setting(0.75, "BM25 b of documents other than statutes and annexes (plain BM25).",
+                             low=0.0, high=1.0)
+    other_query_term_weighting: Literal["count", "once", "sqrt"] = setting(
+        "count", "Query term weighting of documents other than statutes and annexes (plain BM25: count)."
+    )
+    profile_min_questions: int = setting(
+        20, "Feedback questions about one document type (most of their relevant documents of that type) needed "
+        "to tune its profile (k1, b, query term weighting) on them; with fewer it keeps its defaults.",
+        low=1, high=1_000_000,
+    )
 
 
 @dataclass(frozen=True, config=_STAGE)

@@ -64,6 +64,8 @@ class TrainingFacts:
     citations: dict[str, Any]
     #: what the feedback stage read and learned (empty without feedback)
     feedback: dict[str, Any] = field(default_factory=dict)
+    #: the lexical profile of each document type (``lexical.LexicalProfile``; empty with profiles off)
+    lexical_profiles: list[dict[str, Any]] = field(default_factory=list)
 
 
 def counts(facts: TrainingFacts) -> dict[str, int]:
@@ -97,6 +99,7 @@ def training_manifest(facts: TrainingFacts, stages: Sequence[StageStats], total_
         "timings": timings(stages),
         "citations": facts.citations,
         "feedback": facts.feedback,
+        "lexical_profiles": facts.lexical_profiles,
         "total_seconds": round(total_seconds, 3),
         "evaluation": {},
     }

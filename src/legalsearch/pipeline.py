@@ -40,7 +40,15 @@ from legalsearch.expansion import build_expansions, save_expansions
 from legalsearch.feedback import FeedbackRead, FeedbackSplit, read_feedback
 from legalsearch.index import build_index, choose_index_type, load_index, write_index
 from legalsearch.keywords import KeywordResult, PhraseModel, extract_keywords, learn_phrases
-from legalsearch.lexical import LEXICAL_DIR, LexicalIndex, build_lexical_index, save_lexical_index
+from legalsearch.lexical import (
+    LEXICAL_DIR,
+    LexicalIndex,
+    build_lexical_index,
+    default_profiles,
+    profiles_of,
+    retune_folder,
+    save_lexical_index,
+)
 from legalsearch.locks import FileLock
 from legalsearch.manifest import TrainingFacts, corpus_hash, counts, training_manifest
 from legalsearch.model import (
@@ -56,7 +64,7 @@ from legalsearch.sidelane import SideLane
 from legalsearch.snippets import head_chars, index_snippets, index_span_lines
 from legalsearch.stages import StageStats, StageTimer, io_failure, iter_stage_rows, peak_rss_mb
 from legalsearch.suggest import build_suggestions
-from legalsearch.text import Preprocessor
+from legalsearch.text import Preprocessor, split_groups
 from legalsearch.tokencache import CACHE_FORMAT as CACHE_FORMAT  # re-exported: older bench code reads it here
 from legalsearch.tokencache import cache_key, clean_leftovers, entry_lock
 from legalsearch.types import Document
@@ -249,11 +257,31 @@ def _neighbours(run: Run) -> int:
 
 def _lexical(run: Run) -> int:
     lex = run.config.lexical
+    # one profile per document type: statutes keep the statute-tuned parameters, the others plain BM25's
+    types = [d.type for d in run.documents]
+    weighting = run.config.search.query_term_weighting
     run.lexical = build_lexical_index(tokencache.lexical_tokens(run.token_dir, lex.title_weight, lex.heading_path),
-                                      lex)
+                                      lex, default_profiles(types, lex, weighting), types, weighting)
     (run.out / LEXICAL_DIR).mkdir()
     save_lexical_index(run.lexical, run.out / LEXICAL_DIR)
     return len(run.documents)
+
+
+def _lexical_profiles(run: Run) -> int:
+    """Tune the lexical profiles of document types with enough feedback questions on them (the lexical stage's
+    index, rewritten in place: ``lexical.retune_folder``)."""
+    read = run.feedback
+    assert read is not None  # the stage is wanted only then
+    rows = {d.id: i for i, d in enumerate(run.documents)}
+    questions = []
+    with run.preprocessor.transient():
+        for q in read.questions:
+            _, tokens = split_groups(next(run.preprocessor.pipe_grouped([q.query])))
+            questions.append((tokens, frozenset(rows[d] for d, _ in q.docs if d in rows)))
+    lex = run.config.lexical
+    retune_folder(run.out / LEXICAL_DIR, tokencache.lexical_tokens(run.token_dir, lex.title_weight, lex.heading_path),
+                  [d.type for d in run.documents], questions, lex)
+    return len(questions)
 
 
 def _documents(run: Run) -> int:
@@ -370,6 +398,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("index", "documents", _index),
     Stage("neighbours", "documents", _neighbours, lambda c: c.index.precomputed_neighbours > 0),
     Stage("suggestions", "entries", _suggestions, needs=("documents",)),
+    # tunes the lexical profiles on the feedback before the feedback stage ranks its questions with them
+    Stage("lexical_profiles", "questions", _lexical_profiles, lambda c: c.lexical.profiles, needs=("lexical",),
+          wanted=_has_feedback),
     # reads the model as written so far (ranks the feedback questions with it): after every other stage
     Stage("feedback", "questions", _feedback, needs=("lexical", "documents", "citations", "snippets"),
           wanted=_has_feedback),
@@ -489,4 +520,5 @@ def _facts(run: Run) -> TrainingFacts:
         vector_size=run.vectors.vector_size, phrases=len(run.phrases), training_words=run.train_words,
         empty_document_vectors=int((np.abs(run.docvectors).sum(axis=1) == 0).sum()), index_type=run.index_type,
         citations=run.citation_stats, feedback=run.feedback_stats,
+        lexical_profiles=profiles_of(run.out / LEXICAL_DIR),
     )

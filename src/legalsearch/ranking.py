@@ -826,7 +826,8 @@ def score_candidates(
         return None
     pool = min(n, max(cfg.candidates, k))
 
-    lex_scores = model.lexical.scores_of_ids(lex_terms) if lexical_side else np.zeros(n, np.float32)
+    lex_scores = (model.lexical.scores_of_ids(lex_terms, _token_counts(model, analysis)) if lexical_side
+                  else np.zeros(n, np.float32))
     if allowed is not None:
         masked = np.full(n, -np.inf, dtype=np.float32)
         masked[allowed] = lex_scores[allowed]
@@ -869,6 +870,18 @@ def score_candidates(
     fb = model.feedback
     prior = np.asarray(fb.prior[rows], dtype=np.float64) if fb is not None and "prior" in signals else None
     return Scored(rows, lex, emb, parts, voted, prior, first, lex_scores_ranked, named)
+
+
+def _token_counts(model: Model, analysis: QueryAnalysis) -> dict[int, int] | None:
+    """The query tokens' counts by lexical id, for an index whose profiles weigh them otherwise (else None)."""
+    if not model.lexical.reweights:
+        return None
+    vocab = model.lexical.vocab
+    counts: dict[int, int] = {}
+    for t in analysis.tokens:
+        if (i := vocab.get(t)) is not None:
+            counts[i] = counts.get(i, 0) + 1
+    return counts
 
 
 def _feedback_votes(model: Model, analysis: QueryAnalysis, qvec: np.ndarray, allowed: np.ndarray | None,
