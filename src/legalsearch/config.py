@@ -269,6 +269,21 @@ class FeedbackConfig:
         50, "Most often relevant or clicked documents (within the filters) added to every query's candidates.",
         low=0, high=10000,
     )
+    association_terms: int = setting(
+        5, "Legal keywords kept per lay word of the feedback questions (NPMI between a question's words and the "
+        "keywords of its relevant documents); query expansion adds them before the word2vec neighbours and "
+        "similar-terms lists them first. 0: none.", low=0, high=100,
+    )
+    association_min_count: int = setting(
+        3, "Feedback questions a lay word and a keyword must share to be associated.", low=1, high=1_000_000,
+    )
+    association_min_npmi: float = setting(
+        0.3, "Smallest NPMI of an association (0: independent, 1: always together).", low=-1.0, high=1.0,
+    )
+    association_weight: float = setting(
+        0.3, "Lexical weight of an associated keyword per unit of NPMI, relative to a query term.",
+        low=0.0, high=10.0,
+    )
     fit_questions: int = setting(
         2000, "Most feedback questions the fusion weights are fitted on (each ranked with the votes of all the "
         "others: leave-one-out); a larger feedback set is sampled by sha1 of the question key.", low=1,

@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from legalsearch.associations import Associations
 from legalsearch.config import CorpusConfig
 from legalsearch.corpus.jsonl import bounded_lines, parse_json_line
 from legalsearch.corpus.report import IngestReport
@@ -287,6 +288,8 @@ class FeedbackIndex:
     popular: np.ndarray
     keys: frozenset[str]
     fusion: SearchFusion
+    #: lay -> legal term associations (``associations.py``); None for a model trained before them
+    associations: Associations | None = None
 
     @property
     def questions(self) -> int:
@@ -342,6 +345,8 @@ class FeedbackIndex:
         (out / FILES["keys"]).write_text("".join(f"{k}\n" for k in sorted(self.keys)), encoding="utf-8")
         (out / FILES["fusion"]).write_text(json.dumps(self.fusion.to_dict(), ensure_ascii=False) + "\n",
                                            encoding="utf-8")
+        if self.associations is not None:
+            self.associations.save(out)
         return sorted(p for p in out.rglob("*") if p.is_file())
 
     @classmethod
@@ -357,7 +362,8 @@ class FeedbackIndex:
             fusion = SearchFusion.from_dict(json.loads((src / FILES["fusion"]).read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ArtifactError(f"feedback in {src} is unreadable: {exc}") from exc
-        index = cls(load_lexical_index(src / QUESTIONS_LEXICAL, mmap=mmap), keys=keys, fusion=fusion, **arrays)
+        index = cls(load_lexical_index(src / QUESTIONS_LEXICAL, mmap=mmap), keys=keys, fusion=fusion,
+                    associations=Associations.load(src), **arrays)
         index.check(n_docs, vector_size, src)
         return index
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from legalsearch.associations import Associations, learn_associations
 from legalsearch.config import FeedbackConfig, LexicalConfig
 from legalsearch.corpus.report import IngestReport
 from legalsearch.docstore import FilterValue
@@ -201,6 +202,26 @@ def fit_weights(model: Model, analysed: Sequence[_Analysed], config: FeedbackCon
     return SearchFusion({v: w for v, (w, _) in found.items()}, info)
 
 
+def question_keywords(model: Model, rows: Sequence[int]) -> list[str]:
+    """The TF-IDF keywords of a question's relevant rows (each document's top keywords, as trained)."""
+    vocabulary = model.keyword_model.vocabulary
+    return [vocabulary[t] for t in model.doc_keywords.rows(sorted(rows)).terms]
+
+
+def learn_model_associations(model: Model, analysed: Sequence[_Analysed], config: FeedbackConfig) -> (
+    Associations | None
+):
+    """Lay -> legal associations between the questions' words (phrased, as query expansion sees them) and their
+    relevant documents' keywords (``associations.learn_associations``); None with ``association_terms`` 0."""
+    if config.association_terms <= 0:
+        return None
+    pairs = [(a.analysis.phrased, question_keywords(model, list(a.rows))) for a in analysed]
+    found = learn_associations(pairs, config.association_min_count, config.association_min_npmi,
+                               config.association_terms)
+    log.info("feedback: %d lay words associated with %d keywords", len(found), found.params.get("pairs", 0))
+    return found
+
+
 def build_feedback(model: Model, questions: Sequence[FeedbackQuestion], config: FeedbackConfig,
                    report: IngestReport) -> FeedbackBuild | None:
     """The feedback index of a model (fusion weights fitted) and the co-relevance; None when no question has a
@@ -210,12 +231,16 @@ def build_feedback(model: Model, questions: Sequence[FeedbackQuestion], config: 
         return None
     index = _index(model, analysed, config)
     fusion = fit_weights(dataclasses.replace(model, feedback=index), analysed, config)
-    index = dataclasses.replace(index, fusion=fusion)
+    # the weights are fitted without the associations: learned from every question, they would let a question
+    # expand itself towards its own answers' keywords
+    associations = learn_model_associations(model, analysed, config)
+    index = dataclasses.replace(index, fusion=fusion, associations=associations)
     corelevance = CoRelevance.from_groups([list(a.rows) for a in analysed], len(model.documents))
     stats = {"questions": len(analysed), "answers": int(index.rows.shape[0]),
              "documents": int(np.count_nonzero(index.prior)),
              "corelevance_pairs": int(corelevance.indices.shape[0]),
-             "fusion": {v: w.to_dict() for v, w in fusion.variants.items()}, "fit": dict(fusion.info)}
+             "fusion": {v: w.to_dict() for v, w in fusion.variants.items()}, "fit": dict(fusion.info),
+             "associations": dict(associations.params) if associations is not None else {}}
     return FeedbackBuild(index, corelevance, stats)
 
 

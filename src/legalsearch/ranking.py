@@ -571,6 +571,23 @@ def _candidates(model: Model, term: str, found: Neighbours) -> tuple[_Candidate,
     return tuple(out)
 
 
+def _associated(model: Model, term: str) -> tuple[_Candidate, ...]:
+    """A query term's associated keywords of a feedback model (``associations.py``; similarity: their NPMI,
+    weight: ``[feedback] association_weight`` x NPMI); none without associations."""
+    fb = model.feedback
+    if fb is None or fb.associations is None:
+        return ()
+    weight = model.config.feedback.association_weight
+    max_df = model.config.search.expansion_max_df * model.lexical.n_docs
+    vocab = model.lexical.vocab
+    out = []
+    for a in fb.associations.of(term):
+        marks = tuple((i, p) for p in a.term.split(PHRASE_JOINER) if (i := vocab.get(p)) is not None)
+        parts = tuple((i, p) for i, p in marks if 0 < model.lexical.document_frequency(p) <= max_df)
+        out.append(_Candidate(ExpandedTerm(a.term, term, a.npmi, round(weight * a.npmi, 4)), parts, marks))
+    return tuple(out)
+
+
 def _expand(model: Model, terms: Sequence[str]) -> list[_Candidate]:
     """Related terms for query terms, weighted by similarity, restricted to the keyword vocabulary, with each
     expansion's lexical parts. Neighbours come from the model's expansion table (computed at training time for
@@ -578,7 +595,8 @@ def _expand(model: Model, terms: Sequence[str]) -> list[_Candidate]:
     if model.config.search.expansion_terms <= 0:
         return []
     kv = model.vectors
-    sources = [t for t in dict.fromkeys(terms) if t in kv.key_to_index]
+    assoc = model.feedback.associations if model.feedback is not None else None
+    sources = [t for t in dict.fromkeys(terms) if t in kv.key_to_index or (assoc is not None and t in assoc)]
     if not sources:
         return []
     memo = _EXPANSIONS.get(model)
@@ -587,10 +605,14 @@ def _expand(model: Model, terms: Sequence[str]) -> list[_Candidate]:
         _EXPANSIONS[model] = memo
     if any(t not in memo for t in sources):
         # all sources in one call, as before the memo: rarer words' neighbours are computed per batch
-        for term, found in zip(sources, model.expansions.neighbours([kv.key_to_index[t] for t in sources]),
-                               strict=True):
+        embedded = [t for t in sources if t in kv.key_to_index]
+        found = dict(zip(embedded, model.expansions.neighbours([kv.key_to_index[t] for t in embedded]),
+                         strict=True))
+        for term in sources:
             if term not in memo:
-                memo[term] = _candidates(model, term, found)
+                # a feedback model's lay -> legal associations come first, then the word2vec neighbours
+                memo[term] = _associated(model, term) + (_candidates(model, term, found[term]) if term in found
+                                                         else ())
     seen = set(terms)
     out: list[_Candidate] = []
     for term in sources:
@@ -981,5 +1003,24 @@ def similar_terms(model: Model, term: str, k: int = 10, intersection: bool = Fal
                 "this model has no seed variants for the intersection method: train it with "
                 "[word2vec] intersection_models > 0"
             )
-        return _similar_terms([model.vectors, *model.thesaurus], key, k, allowed=model.keyword_terms)
-    return _similar_terms(model.vectors, key, k, allowed=model.keyword_terms)
+        found = _similar_terms([model.vectors, *model.thesaurus], key, k, allowed=model.keyword_terms)
+    else:
+        first = _associated_first(model, key, k)
+        if first is not None:
+            return first
+        found = _similar_terms(model.vectors, key, k, allowed=model.keyword_terms)
+    return found
+
+
+def _associated_first(model: Model, key: str, k: int) -> list[SimilarTerm] | None:
+    """A feedback model's associated keywords of ``key`` (score: NPMI), then its word2vec neighbours; None when
+    the model has no association for it (the neighbours alone, as before)."""
+    fb = model.feedback
+    found = fb.associations.of(key) if fb is not None and fb.associations is not None else ()
+    if not found:
+        return None
+    first = [SimilarTerm(a.term, a.npmi) for a in found]
+    taken = {s.term for s in first} | {key}
+    rest = ([s for s in _similar_terms(model.vectors, key, k + len(first), allowed=model.keyword_terms)
+             if s.term not in taken] if key in model.vectors.key_to_index else [])
+    return (first + rest)[:k]
