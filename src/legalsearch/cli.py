@@ -41,6 +41,52 @@ ModelOpt = Annotated[
     Path | None, typer.Option("--model", help="A model version folder (default: the current model).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the results as JSON.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+_CorpusOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--corpus", help="Corpus to index: law Markdown (.tar.gz or folder), JSON Lines. Repeatable."),
+]
+_ExtraTextOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--extra-text", help="Plain text (.txt, .txt.gz, folder) for embeddings only. Repeatable."),
+]
+_ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config (default: built-in).")]
+_CacheDirOpt = Annotated[
+    Path | None, typer.Option("--cache-dir", help="Token cache (default: <models-dir>/../cache).")
+]
+_NoCurrentOpt = Annotated[bool, typer.Option("--no-current", help="Do not point models/current at the new model.")]
+_LockTimeoutOpt = Annotated[
+    float | None,
+    typer.Option("--lock-timeout", min=0, max=86_400,
+                 help="Seconds to wait when another run holds the models folder or the token-cache entry "
+                 "(default: LEGALSEARCH_TRAIN_LOCK_TIMEOUT_S, 0 = exit at once with code 7)."),
+]
+_FeedbackFilesOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--feedback", help="JSON Lines of labelled questions {query, relevant: [ids]} or clicks "
+                 "{query, clicked: id, count}: /search and /recommend learn from them. Repeatable."),
+]
+_ModeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--mode", help="reference-bm25, lexical, embedding, hybrid; with a feedback model also votes, "
+                 "prior, hybrid-without-votes, hybrid-without-prior, hybrid-without-feedback (repeatable; "
+                 "default: all)."),
+]
+_RunFileOpt = Annotated[
+    Path | None,
+    typer.Option("--run-file", help="Write TREC run files here, one per mode (runs/x.run -> runs/x.<mode>.run), "
+                 "each with its per-query scores beside it (runs/x.<mode>.tsv), and the qrels (runs/x.qrels)."),
+]
+_SplitOpt = Annotated[
+    str, typer.Option("--split", help="Queries to report on: test (default), tune (for fitting) or all.")
+]
+_NoManifestOpt = Annotated[
+    bool, typer.Option("--no-manifest", help="Do not record the scores in the model's manifest.")
+]
+_FeedbackSplitOpt = Annotated[
+    str, typer.Option("--feedback-split", help="Feedback questions used: tune or test (the halves of "
+                      "`legalsearch eval`, by sha1 of the question id) or all.")
+]
 
 
 def _version_callback(value: bool) -> None:
@@ -120,39 +166,17 @@ def _logging(verbose: bool) -> None:
 @app.command()
 @_fail_cleanly
 def train(
-    corpus: Annotated[
-        list[Path] | None,
-        typer.Option("--corpus", help="Corpus to index: law Markdown (.tar.gz or folder), JSON Lines. Repeatable."),
-    ] = None,
-    extra_text: Annotated[
-        list[Path] | None,
-        typer.Option("--extra-text", help="Plain text (.txt, .txt.gz, folder) for embeddings only. Repeatable."),
-    ] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="TOML config (default: built-in).")] = None,
+    corpus: _CorpusOpt = None,
+    extra_text: _ExtraTextOpt = None,
+    config: _ConfigOpt = None,
     models_dir: ModelsOpt = None,
-    cache_dir: Annotated[
-        Path | None, typer.Option("--cache-dir", help="Token cache (default: <models-dir>/../cache).")
-    ] = None,
-    no_current: Annotated[
-        bool, typer.Option("--no-current", help="Do not point models/current at the new model.")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    cache_dir: _CacheDirOpt = None,
+    no_current: _NoCurrentOpt = False,
+    quiet: QuietOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each stage.")] = False,
-    lock_timeout: Annotated[
-        float | None,
-        typer.Option("--lock-timeout", min=0, max=86_400,
-                     help="Seconds to wait when another run holds the models folder or the token-cache entry "
-                     "(default: LEGALSEARCH_TRAIN_LOCK_TIMEOUT_S, 0 = exit at once with code 7)."),
-    ] = None,
-    feedback: Annotated[
-        list[Path] | None,
-        typer.Option("--feedback", help="JSON Lines of labelled questions {query, relevant: [ids]} or clicks "
-                     "{query, clicked: id, count}: /search and /recommend learn from them. Repeatable."),
-    ] = None,
-    feedback_split: Annotated[
-        str, typer.Option("--feedback-split", help="Feedback questions used: tune or test (the halves of "
-                          "`legalsearch eval`, by sha1 of the question id) or all.")
-    ] = "all",
+    lock_timeout: _LockTimeoutOpt = None,
+    feedback: _FeedbackFilesOpt = None,
+    feedback_split: _FeedbackSplitOpt = "all",
     as_json: JsonOpt = False,
 ) -> None:
     """Train a model and write it as a new version under the models folder.
@@ -180,12 +204,19 @@ def train(
         make_current=not no_current, progress=not quiet and not as_json, lock_timeout_s=timeout,
         feedback=list(feedback or []), feedback_split=feedback_split,  # type: ignore[arg-type]
     )
+    _print_training(result, as_json, iter_stage_rows, current=not no_current and not result.current_note)
+    if result.current_note:
+        raise CurrentMovedError(result.current_note)
+
+
+def _print_training(result: Any, as_json: bool, stage_rows: Callable[[Any], Any], current: bool) -> None:
+    """A training run's summary: ingest, feedback, the stage table and the model (or all of it as JSON)."""
     read = result.feedback
     counts = result.manifest["counts"]
     size = sum(f["bytes"] for f in result.manifest["files"].values())
     if as_json:
         _print_json({"version": result.version, "path": str(result.path),
-                     "current": not no_current and not result.current_note, "counts": counts, "bytes": size,
+                     "current": current, "counts": counts, "bytes": size,
                      "total_seconds": result.manifest["total_seconds"], "ingest": result.report.summary(),
                      "feedback": read.summary() if read else None, "stages": list(result.stages)})
     else:
@@ -193,15 +224,13 @@ def train(
         if read is not None:
             typer.echo(f"feedback: {read.summary()}")
         typer.echo(f"{'stage':<12} {'seconds':>8}  {'throughput':>24}  {'peak memory':>12}")
-        for name, secs, rate, mem in iter_stage_rows(result.stages):
+        for name, secs, rate, mem in stage_rows(result.stages):
             typer.echo(f"{name:<12} {secs:>8}  {rate:>24}  {mem:>12}")
         typer.echo(
             f"model {result.version}: {counts['documents']:,} documents, {counts['vocabulary']:,} keywords, "
             f"{counts['word_vectors']:,} word vectors, {counts['phrases']:,} phrases, "
             f"{size / 2**20:,.1f} MiB, {result.manifest['total_seconds']:.1f} s -> {result.path}"
         )
-    if result.current_note:
-        raise CurrentMovedError(result.current_note)
 
 
 @app.command()
@@ -525,25 +554,12 @@ def eval_(
     filters: Annotated[
         list[str] | None, typer.Option("--filter", help="Restrict the collection, FIELD=VALUE (e.g. law=BGB).")
     ] = None,
-    mode: Annotated[
-        list[str] | None,
-        typer.Option("--mode", help="reference-bm25, lexical, embedding, hybrid; with a feedback model also votes, "
-                     "prior, hybrid-without-votes, hybrid-without-prior, hybrid-without-feedback (repeatable; "
-                     "default: all)."),
-    ] = None,
+    mode: _ModeOpt = None,
     output: Annotated[Path | None, typer.Option("--output", help="Write the scores as JSON here.")] = None,
-    run_file: Annotated[
-        Path | None,
-        typer.Option("--run-file", help="Write TREC run files here, one per mode (runs/x.run -> runs/x.<mode>.run), "
-                     "each with its per-query scores beside it (runs/x.<mode>.tsv), and the qrels (runs/x.qrels)."),
-    ] = None,
-    split: Annotated[
-        str, typer.Option("--split", help="Queries to report on: test (default), tune (for fitting) or all.")
-    ] = "test",
-    no_manifest: Annotated[
-        bool, typer.Option("--no-manifest", help="Do not record the scores in the model's manifest.")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    run_file: _RunFileOpt = None,
+    split: _SplitOpt = "test",
+    no_manifest: _NoManifestOpt = False,
+    quiet: QuietOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each mode.")] = False,
     as_json: JsonOpt = False,
     task: Annotated[
@@ -561,7 +577,7 @@ def eval_(
 
     With --task recommend: recommendations by seed document against More-Like-This and the neighbouring
     sections (docs/evaluation.md)."""
-    from legalsearch.evaluate import evaluate, load_queries, parse_filters, write_run_files
+    from legalsearch.evaluate import evaluate, load_queries, parse_filters
     from legalsearch.model import read_manifest, update_manifest
 
     _logging(verbose)
@@ -578,13 +594,7 @@ def eval_(
         split=split, progress=not quiet and not as_json,  # type: ignore[arg-type]
     )
     data = report.to_dict()
-    written: list[Path] = []
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        written.append(output)
-    if run_file is not None:
-        written += write_run_files(report, run_file)
+    written = _write_eval_files(report, data, output, run_file)
     if as_json:
         _print_json({**data, "written": [str(w) for w in written]})
     else:
@@ -596,6 +606,20 @@ def eval_(
         evaluation = dict(read_manifest(m.path).get("evaluation") or {})
         evaluation[f"{queries.name}:{key}:{split}"] = data
         update_manifest(m.path, evaluation=evaluation)
+
+
+def _write_eval_files(report: Any, data: dict[str, Any], output: Path | None, run_file: Path | None) -> list[Path]:
+    """The scores as JSON (``--output``) and the TREC run files (``--run-file``); the files written."""
+    from legalsearch.evaluate import write_run_files
+
+    written: list[Path] = []
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        written.append(output)
+    if run_file is not None:
+        written += write_run_files(report, run_file)
+    return written
 
 
 def _eval_recommend(m: Any, queries: Path, filters: list[str], split: str, output: Path | None,
@@ -638,7 +662,7 @@ def fit_recommend(
     width: Annotated[
         int, typer.Option("--width", min=0, help="Related documents precomputed per document (0: none).")
     ] = 64,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Fit /recommend's fusion of relatedness signals on the tune half of labelled questions and store it in
     the model (recommend_fusion.json, the related table for one-seed requests; listed in the manifest)."""

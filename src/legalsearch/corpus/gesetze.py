@@ -196,62 +196,59 @@ def parse_law(text: str, source: str, config: CorpusConfig, report: IngestReport
         # treaties and ordinances published as metadata only
         report.skip(source, 1, "law without sections", routine=True)
         return
-    law_title = header.title or re.sub(rf"\s*\({re.escape(header.jurabk)}\)$", "", h1)
-    seen: Counter[str] = Counter()
-    path: list[tuple[int, str]] = []
-
-    def make(label: str, title: str, doc_type: str, block: _Block, paragraphs: list[str]) -> Document:
-        # every occurrence counts, kept or skipped, so that ids do not shift with the config
-        base = f"{header.jurabk} {label}".strip()
-        seen[base] += 1
-        return Document(
-            id=base if seen[base] == 1 else f"{base} ({seen[base]})",
-            text="\n".join(paragraphs),
-            title=title,
-            type=doc_type,
-            metadata={
-                "law": header.jurabk,
-                "law_title": law_title,
-                "section": label,
-                "heading_path": " > ".join(h for _, h in path),
-            },
-            source=f"{source}:{block.line}",
-        )
-
-    def skip(block: _Block, reason: str) -> None:
-        report.skip(source, block.line, reason, routine=True)
-
+    law = _LawReader(header, header.title or re.sub(rf"\s*\({re.escape(header.jurabk)}\)$", "", h1), source,
+                     config, report)
     for block in blocks:
-        while path and path[-1][0] >= block.depth:
-            path.pop()
+        doc = law.read(block)
+        if doc is not None:
+            yield doc
+
+
+class _LawReader:
+    """Turns one law's blocks into Documents, in order: ids counted per label, the path of enclosing headings."""
+
+    def __init__(self, header: LawHeader, law_title: str, source: str, config: CorpusConfig,
+                 report: IngestReport) -> None:
+        self.header = header
+        self.law_title = law_title
+        self.source = source
+        self.config = config
+        self.report = report
+        self.seen: Counter[str] = Counter()
+        self.path: list[tuple[int, str]] = []
+
+    def read(self, block: _Block) -> Document | None:
+        """The Document of one block, or None for a block that is skipped (reported) or only a heading."""
+        while self.path and self.path[-1][0] >= block.depth:
+            self.path.pop()
         paragraphs = _paragraphs(block.text)
-        body = "\n".join(paragraphs)
         placeholder = _PLACEHOLDER.match(block.heading) is not None
         heading = _PLACEHOLDER.sub("", block.heading)
         section = None if placeholder else _SECTION.match(heading)
-
         if section:
-            label, title = section.group("label"), section.group("title")
-            doc = make(label, title, "statute", block, paragraphs)
-            if _REPEALED_HEADING.search(title) or _REPEALED_TEXT.match(body):
-                skip(block, "repealed")
-            elif len(body) < config.min_text_chars:
-                skip(block, "empty text")
-            else:
-                yield doc
-                continue
-            report.withheld.append((doc.id, header.jurabk, law_title, label))
-            continue
+            return self._section(block, section, paragraphs)
+        return self._other(block, heading, paragraphs)
 
-        if _REPEALED_HEADING.search(heading) or (body and _REPEALED_TEXT.match(body)):
-            skip(block, "repealed")
-            continue
-        if _PREAMBLE.match(heading):
-            skip(block, "preamble")
-            continue
-        if _CONTENTS.match(heading):
-            skip(block, "table of contents")
-            continue
+    def _section(self, block: _Block, section: re.Match[str], paragraphs: list[str]) -> Document | None:
+        body = "\n".join(paragraphs)
+        label, title = section.group("label"), section.group("title")
+        doc = self._make(label, title, "statute", block, paragraphs)
+        if _REPEALED_HEADING.search(title) or _REPEALED_TEXT.match(body):
+            self._skip(block, "repealed")
+        elif len(body) < self.config.min_text_chars:
+            self._skip(block, "empty text")
+        else:
+            return doc
+        self.report.withheld.append((doc.id, self.header.jurabk, self.law_title, label))
+        return None
+
+    def _other(self, block: _Block, heading: str, paragraphs: list[str]) -> Document | None:
+        """A block without a section label: skipped, an annex, or a heading of the path."""
+        body = "\n".join(paragraphs)
+        reason = _skip_reason(heading, body)
+        if reason is not None:
+            self._skip(block, reason)
+            return None
         if (
             _STRUCTURAL.match(heading)
             and len(paragraphs) == 1
@@ -261,15 +258,50 @@ def parse_law(text: str, source: str, config: CorpusConfig, report: IngestReport
             # "Abschnitt 2" / "Bodenbezogene Verwertung": the title was set on the line below the heading
             heading = f"{heading} - {body}"
             paragraphs, body = [], ""
+        doc = None
         if body:
-            doc = make(heading[:ANNEX_ID_CHARS].rstrip(), heading, "annex", block, paragraphs)
-            if not config.index_annexes:
-                skip(block, "annex not indexed")
-            elif len(body) < config.min_text_chars:
-                skip(block, "empty text")
+            annex = self._make(heading[:ANNEX_ID_CHARS].rstrip(), heading, "annex", block, paragraphs)
+            if not self.config.index_annexes:
+                self._skip(block, "annex not indexed")
+            elif len(body) < self.config.min_text_chars:
+                self._skip(block, "empty text")
             else:
-                yield doc
-        path.append((block.depth, heading))
+                doc = annex
+        self.path.append((block.depth, heading))
+        return doc
+
+    def _make(self, label: str, title: str, doc_type: str, block: _Block, paragraphs: list[str]) -> Document:
+        # every occurrence counts, kept or skipped, so that ids do not shift with the config
+        header = self.header
+        base = f"{header.jurabk} {label}".strip()
+        self.seen[base] += 1
+        return Document(
+            id=base if self.seen[base] == 1 else f"{base} ({self.seen[base]})",
+            text="\n".join(paragraphs),
+            title=title,
+            type=doc_type,
+            metadata={
+                "law": header.jurabk,
+                "law_title": self.law_title,
+                "section": label,
+                "heading_path": " > ".join(h for _, h in self.path),
+            },
+            source=f"{self.source}:{block.line}",
+        )
+
+    def _skip(self, block: _Block, reason: str) -> None:
+        self.report.skip(self.source, block.line, reason, routine=True)
+
+
+def _skip_reason(heading: str, body: str) -> str | None:
+    """Why a block without a section label is left out (repealed, preamble, table of contents), or None."""
+    if _REPEALED_HEADING.search(heading) or (body and _REPEALED_TEXT.match(body)):
+        return "repealed"
+    if _PREAMBLE.match(heading):
+        return "preamble"
+    if _CONTENTS.match(heading):
+        return "table of contents"
+    return None
 
 
 def iter_archive_laws(
