@@ -15,7 +15,7 @@ PORT ?= 8000
 WORKERS ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help install browser run train serve test test-notebooks lint eval bench notebooks clean
+.PHONY: help install install-scale browser run train serve test test-notebooks lint eval bench notebooks clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -26,6 +26,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks]'
+	touch $@
+
+install-scale: install $(VENV)/.installed-scale ## add the scale extra (Ray Data and Ray Serve: train|serve --ray, docs/scale.md)
+
+$(VENV)/.installed-scale: pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[scale]'
 	touch $@
 
 browser: ## install Debian's chromium and chromium-driver for the search page test (apt-get, as root); nothing if present
