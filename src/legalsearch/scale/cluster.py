@@ -123,7 +123,8 @@ def _announce_ports(session_dir: str, args: dict[str, Any]) -> None:
     os.makedirs(session_dir, exist_ok=True)
     node_id = args["env_vars"]["RAY_OVERRIDE_NODE_ID_FOR_TESTING"]
     for arg, name in _AGENT_PORTS.items():
-        raylet.persist_port(session_dir, node_id, getattr(raylet, name), int(args[arg]))
+        # a function of the compiled module that its type stub does not list
+        raylet.persist_port(session_dir, node_id, getattr(raylet, name), int(args[arg]))  # type: ignore[attr-defined]
 
 
 @dataclass
