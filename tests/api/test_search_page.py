@@ -163,7 +163,10 @@ def test_search_facet_document_and_back(browser: Browser, server: str) -> None:
 
     results_url = _narrow_by_facet(server, browser)
 
-    first = browser.visible("#results .hit h2 a")[0]
+    # the document view is checked with citations both ways: the first narrowed hit that has them
+    links = browser.visible("#results .hit h2 a")
+    first = next((a for a in links if _cites_both_ways(server, a.get_attribute("data-doc") or "")), None)
+    assert first is not None, "one of the narrowed hits cites and is cited"
     title = first.text
     doc_id = first.get_attribute("data-doc")
     first.click()
@@ -217,6 +220,13 @@ def _next_page(server: str, browser: Browser) -> None:
     browser.wait(lambda d: browser.state().get("page") == ["2"], "page 2 in the URL")
     answer = httpx.get(f"{server}/search", params={"q": QUERY, "k": 10, "offset": 10}).json()
     browser.wait(lambda d: _page_ids(browser) == [h["id"] for h in answer["results"]], "the hits of page 2")
+
+
+def _cites_both_ways(server: str, doc_id: str) -> bool:
+    path = quote(doc_id)
+    cites = httpx.get(f"{server}/documents/{path}/citations").json()
+    cited_by = httpx.get(f"{server}/documents/{path}/cited-by", params={"limit": 1}).json()
+    return bool(cites.get("citations") and cited_by.get("cited_by"))
 
 
 def _check_citations(server: str, browser: Browser, doc_id: str) -> None:
