@@ -275,6 +275,10 @@ def test_pipe_spans_equals_token_spans_text_by_text() -> None:
 # ---------------------------------------------------------------- bounded cost on hostile input
 
 
+ORDINARY_SENTENCE = ("Der Vermieter kann das Mietverhältnis nach § 573 Abs. 2 BGB ordentlich kündigen, wenn er ein "
+                     "berechtigtes Interesse an der Beendigung hat. ")
+
+
 def _cpu_seconds(fn, *args):  # type: ignore[no-untyped-def]
     start = time.process_time()
     fn(*args)
@@ -295,10 +299,14 @@ def _cpu_seconds(fn, *args):  # type: ignore[no-untyped-def]
     ids=["vertrag", "Vertrag", "paragraphs", "dashes", "spaced-paragraphs", "parens", "compounds"],
 )
 def test_hostile_text_costs_well_under_a_second(text: str) -> None:
+    # relative to ordinary legal text of the same length on this machine (~25x here on a slow one, where the
+    # quadratic rescans this guards against cost ~600x): a second, or 60x that, whichever is more
+    ordinary = (ORDINARY_SENTENCE * (len(text) // len(ORDINARY_SENTENCE) + 1))[: len(text)]
+    budget = max(1.0, 60 * _cpu_seconds(Preprocessor(PreprocessConfig()).tokens, ordinary))
     pre = Preprocessor(PreprocessConfig())  # fresh: no memo or tokenizer cache from other tests
-    assert _cpu_seconds(pre.tokens, text) < 1.0
-    assert _cpu_seconds(lambda t: token_spans(pre, t), text) < 1.0
-    assert _cpu_seconds(lambda t: list(pre.pipe_spans([t])), text) < 1.0
+    assert _cpu_seconds(pre.tokens, text) < budget
+    assert _cpu_seconds(lambda t: token_spans(pre, t), text) < budget
+    assert _cpu_seconds(lambda t: list(pre.pipe_spans([t])), text) < budget
 
 
 def test_compound_splitting_never_recurses_over_the_input() -> None:
