@@ -67,7 +67,8 @@ def existing_checkout(root: Path) -> Checkout:
     try:
         commit = _git(root, "rev-parse", "--short", "HEAD")
     except (subprocess.CalledProcessError, OSError):
-        commit = "unknown"
+        # a folder ``checkout_at`` made earlier is named after its commit and is no git checkout
+        commit = root.name.removeprefix("code-") if root.name.startswith("code-") else "unknown"
     return Checkout("original", root, commit)
 
 
