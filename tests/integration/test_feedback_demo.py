@@ -12,13 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
+from legalsearch.api.app import create_app
+from legalsearch.config import ServiceSettings
 from legalsearch.engine import Model
 from legalsearch.errors import InvalidRequestError
 from legalsearch.evaluate import evaluate, load_queries
 from legalsearch.feedback import FEEDBACK_DIR, FILES
 from legalsearch.model import verify_model
-from legalsearch.ranking import FEEDBACK_MODES, rank, search
+from legalsearch.ranking import FEEDBACK_MODES, rank, search, similar_terms
 from legalsearch.recommend_eval import fit_model_fusion
 from legalsearch.relatedness import FEEDBACK_FILES
 
@@ -83,6 +86,37 @@ def test_votes_bring_the_answers_of_similar_questions(feedback_model: Model) -> 
     assert "DMietG § 14" in [h.doc_id for h in hits.results]
     filtered = rank(feedback_model, question, 10, filters={"type": "decision"})
     assert all(feedback_model.documents.record(int(r))["type"] == "decision" for r in filtered.rows)
+
+
+def test_the_demo_feedback_associates_lay_words_with_legal_terms(trained: tuple[Path, dict[str, object]],
+                                                                   feedback_model: Model, demo_model: Model) -> None:
+    # the Eigenbedarf questions (demo-fb-01 to -03, the clicks on "vermieter braucht wohnung für sohn") say
+    # "Wohnung" and "Vermieter" and are answered by DMietG § 14, whose keywords say "eigenbedarf"; the rent
+    # questions say "zahlen" where the statute says "Entrichtung"
+    associations = feedback_model.feedback.associations if feedback_model.feedback is not None else None
+    assert associations is not None
+    assert "eigenbedarf" in [a.term for a in associations.of("wohnung")]
+    assert associations.of("zahl")[0].term == "entrichtung"
+    assert demo_model.feedback is None  # a model trained without feedback has no associations
+
+    # /terms/{t}/similar (and similar-terms): the associated keywords first, scored by their NPMI
+    first = similar_terms(feedback_model, "zahlen", k=5)[0]
+    assert (first.term, first.score) == ("entrichtung", associations.of("zahl")[0].npmi)
+    assert "entrichtung" not in [s.term for s in similar_terms(demo_model, "zahlen", k=5)]
+    with TestClient(create_app(ServiceSettings(models_dir=trained[0].parent, watch_interval_s=0))) as client:
+        r = client.get("/terms/Wohnung/similar", params={"k": 5})
+    assert r.status_code == 200, r.text
+    wohnung = {a.term: a.npmi for a in associations.of("wohnung")}
+    assert {s["term"]: s["score"] for s in r.json()["similar"]} == wohnung
+
+    # query expansion: the associated keyword with weight association_weight x NPMI; none without feedback
+    question = "Der Vermieter will meine Wohnung"
+    expanded = {e.term: e for e in search(feedback_model, question, k=3).expanded_terms}
+    eigenbedarf = expanded["eigenbedarf"]
+    assert eigenbedarf.source in {"vermieter", "wohnung"}
+    weight = feedback_model.config.feedback.association_weight
+    assert eigenbedarf.weight == pytest.approx(weight * eigenbedarf.similarity, abs=1e-4)
+    assert "eigenbedarf" not in {e.term for e in search(demo_model, question, k=3).expanded_terms}
 
 
 def test_eval_measures_each_signal_and_refuses_questions_it_trained_on(feedback_model: Model,
