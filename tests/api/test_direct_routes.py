@@ -255,3 +255,19 @@ def test_direct_routes_answer_fused_recommendations_as_fastapi(models_copy: Path
         assert set(first) == {"keywords", "reasons", "signals"} and first["reasons"]
         assert set(first["signals"]) >= {"word2vec", "lexical", "structure", "feedback"}
         assert _send(f, _post({"positive": ["no such id"]}))[0] == 404
+
+
+def test_query_values_reads_scalars_once_and_lists_whole() -> None:
+    from starlette.requests import Request
+
+    from legalsearch.api.direct import ReadByFastAPI, query_values
+
+    def request(query: str) -> Request:
+        return Request({"type": "http", "method": "GET", "path": "/", "headers": [],
+                        "query_string": query.encode("latin-1")})
+
+    assert query_values(request("q=k%C3%BCndi&k=3&other=1&law=BGB&law=&x"), {"q", "k"}, {"law"}) == {
+        "q": "kündi", "k": "3", "law": ["BGB", ""]}
+    assert query_values(request("q="), {"q"}) == {"q": ""}
+    with pytest.raises(ReadByFastAPI, match="repeated query parameter 'q'"):
+        query_values(request("q=a&q=b"), {"q"})

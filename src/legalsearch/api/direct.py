@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import Request, Response
@@ -49,6 +50,21 @@ class ReadByFastAPI(Exception):
 
 #: what a reader raises for a request it leaves to FastAPI's handler
 NOT_TAKEN: tuple[type[Exception], ...] = (ValidationError, orjson.JSONDecodeError, ReadByFastAPI)
+
+
+def query_values(request: Request, scalars: Collection[str], lists: Collection[str] = ()) -> dict[str, Any]:
+    """The query string read as Starlette reads it: each of ``scalars`` once, each of ``lists`` as the list of its
+    values, other parameters ignored. A repeated scalar raises ``ReadByFastAPI``: which of its values counts is
+    FastAPI's business."""
+    values: dict[str, Any] = {}
+    for key, value in parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True):
+        if key in lists:
+            values.setdefault(key, []).append(value)
+        elif key in scalars:
+            if key in values:
+                raise ReadByFastAPI(f"repeated query parameter {key!r}")
+            values[key] = value
+    return values
 
 
 def read_directly(reader: Reader) -> Callable[[Endpoint], Endpoint]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
 from legalsearch.api.answers import json_response, search_json
 from legalsearch.api.deps import app_settings, check_text_length, served_model
-from legalsearch.api.direct import DirectRoute, ReadByFastAPI, read_directly
+from legalsearch.api.direct import DirectRoute, query_values, read_directly
 from legalsearch.api.limits import json_depth
 from legalsearch.api.routes import errors
 from legalsearch.api.schemas import (
@@ -61,14 +60,7 @@ async def read_search(request: Request) -> dict[str, Any]:
 
     A repeated scalar parameter is left to FastAPI's handler: which of its values counts is FastAPI's business.
     """
-    values: dict[str, Any] = {}
-    for key, value in parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True):
-        if key in _LIST_PARAMS:
-            values.setdefault(key, []).append(value)
-        elif key in _SCALAR_PARAMS:
-            if key in values:
-                raise ReadByFastAPI(f"repeated query parameter {key!r}")
-            values[key] = value
+    values = query_values(request, _SCALAR_PARAMS, _LIST_PARAMS)
     return {"request": request, "params": SearchParams.model_validate(values)}
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request, Response
 
 from legalsearch.api.answers import json_response, suggest_json
 from legalsearch.api.deps import served_model
-from legalsearch.api.direct import DirectRoute, ReadByFastAPI, read_directly
+from legalsearch.api.direct import DirectRoute, query_values, read_directly
 from legalsearch.api.routes import errors
 from legalsearch.api.schemas import SuggestParams, SuggestResponse
 
@@ -20,13 +19,7 @@ _PARAMS = frozenset(SuggestParams.model_fields)
 
 async def read_suggest(request: Request) -> dict[str, Any]:
     """``get_suggest``'s arguments: the query string read as Starlette reads it, validated by the same model."""
-    values: dict[str, Any] = {}
-    for key, value in parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True):
-        if key in _PARAMS:
-            if key in values:
-                raise ReadByFastAPI(f"repeated query parameter {key!r}")
-            values[key] = value
-    return {"request": request, "params": SuggestParams.model_validate(values)}
+    return {"request": request, "params": SuggestParams.model_validate(query_values(request, _PARAMS))}
 
 
 @router.get(
