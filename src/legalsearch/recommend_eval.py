@@ -24,14 +24,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import ir_measures
 import numpy as np
 from tqdm import tqdm
 
 from legalsearch.docstore import FilterValue
 from legalsearch.engine import Model
 from legalsearch.errors import InvalidRequestError
-from legalsearch.evaluate import DEPTH, MEASURES, Query, Split, select_split, split_of
+from legalsearch.evaluate import (
+    DEPTH,
+    MEASURES,
+    Query,
+    Split,
+    mean_measures,
+    per_query_measures,
+    select_split,
+    split_of,
+)
 from legalsearch.lexical import ReferenceBM25
 from legalsearch.relatedness import (
     FEATURE_NAMES,
@@ -79,24 +87,6 @@ def make_seeds(model: Model, queries: Sequence[Query], rows: np.ndarray) -> list
             seeds.append(Seed(f"{q.id}|{doc}", q.id, doc, model.index.rows[doc],
                               tuple(d for d in answer if d != doc), split_of(q.id)))
     return seeds
-
-
-def measure_each(qrels: Mapping[str, Sequence[str]], run: Mapping[str, Sequence[str]]) -> (
-    dict[str, dict[str, float]]
-):
-    """Per query of ``qrels``, the measures of ``run`` (0 where nothing was retrieved); the run's order as is."""
-    qrel_list = [ir_measures.Qrel(q, d, 1) for q, docs in qrels.items() for d in dict.fromkeys(docs)]
-    run_list = [ir_measures.ScoredDoc(q, d, float(len(docs) - i))
-                for q, docs in run.items() if q in qrels for i, d in enumerate(docs)]
-    out = {q: dict.fromkeys(MEASURES, 0.0) for q in qrels}
-    by_measure = {m: name for name, m in MEASURES.items()}
-    for metric in ir_measures.iter_calc(list(MEASURES.values()), qrel_list, run_list):
-        out[metric.query_id][by_measure[metric.measure]] = float(metric.value)
-    return out
-
-
-def _mean(each: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
-    return {m: sum(v[m] for v in each.values()) / len(each) for m in MEASURES}
 
 
 def mlt_reference_run(model: Model, rows: np.ndarray, seeds: Sequence[Seed], progress: bool) -> (
@@ -347,8 +337,8 @@ def evaluate_recommend(
             _timed(seconds, name, started)
     fusions, fused_runs = _fit_and_rank(model, queries, seeds, chosen, tune, allowed, feedback, progress, seconds)
     runs.update(fused_runs)
-    each = {name: measure_each(qrels, run) for name, run in runs.items()}
-    systems = {name: _mean(e) for name, e in each.items()}
+    each = {name: per_query_measures(qrels, run) for name, run in runs.items()}
+    systems = {name: mean_measures(e) for name, e in each.items()}
     per_seed = [
         {"seed": s.id, "question": s.question, "doc": s.doc, "split": s.split, "targets": list(s.targets),
          "runs": {name: {"nDCG@10": round(each[name][s.id]["nDCG@10"], 4), "top10": runs[name][s.id][:10]}
