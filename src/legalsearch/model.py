@@ -32,7 +32,7 @@ import shutil
 import socket
 import stat
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -628,6 +628,15 @@ def load_array(path: Path, mmap: bool = True) -> np.ndarray:
     which the query path does thousands of times per request.
     """
     return np.asarray(np.load(path, mmap_mode="r" if mmap else None))
+
+
+def load_arrays(folder: Path, files: Mapping[str, str], what: str, mmap: bool = True) -> dict[str, np.ndarray]:
+    """Each of ``files`` (name -> file name in ``folder``) read by :func:`load_array`; a file that cannot be read
+    raises ArtifactError naming ``what`` ("snippet index in <folder> is unreadable: ...")."""
+    try:
+        return {name: load_array(folder / file, mmap) for name, file in files.items()}
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{what} in {folder} is unreadable: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)

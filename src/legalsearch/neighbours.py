@@ -17,7 +17,7 @@ import numpy as np
 
 from legalsearch.errors import ArtifactError
 from legalsearch.index import IndexHits, LoadedIndex, search_index
-from legalsearch.model import load_array
+from legalsearch.model import load_arrays
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +77,8 @@ class NeighbourTable:
         """The table of a model folder, memory-mapped; None for a model trained before it existed."""
         if not (folder / files["rows"]).exists():
             return None
-        try:
-            rows = load_array(folder / files["rows"], mmap)
-            scores = load_array(folder / files["scores"], mmap)
-        except (OSError, ValueError) as exc:
-            raise ArtifactError(f"neighbour table in {folder} is unreadable: {exc}") from exc
+        arrays = load_arrays(folder, files, "neighbour table", mmap)
+        rows, scores = arrays["rows"], arrays["scores"]
         if rows.ndim != 2 or rows.shape != scores.shape or rows.shape[0] != n_docs:
             raise ArtifactError(
                 f"neighbour table in {folder} has shape {rows.shape} / {scores.shape}, expected ({n_docs}, k)"

@@ -32,7 +32,7 @@ import numpy as np
 from legalsearch.errors import ArtifactError
 from legalsearch.index import search_index
 from legalsearch.keywords import PHRASE_JOINER
-from legalsearch.model import load_array
+from legalsearch.model import load_arrays
 from legalsearch.neighbours import NeighbourTable, seed_query
 
 if TYPE_CHECKING:
@@ -230,10 +230,7 @@ class CoRelevance:
         """The co-relevance of a model folder; None without feedback."""
         if not (folder / FEEDBACK_FILES["indptr"]).exists():
             return None
-        try:
-            arrays = {name: load_array(folder / file, mmap) for name, file in FEEDBACK_FILES.items()}
-        except (OSError, ValueError) as exc:
-            raise ArtifactError(f"co-relevance in {folder} is unreadable: {exc}") from exc
+        arrays = load_arrays(folder, FEEDBACK_FILES, "co-relevance", mmap)
         table = cls(**arrays)
         m = int(table.indices.shape[0])
         if (table.indptr.shape != (n_docs + 1,) or int(table.indptr[-1]) != m or table.counts.shape != (m,)

@@ -28,7 +28,7 @@ import numpy as np
 from legalsearch.config import PreprocessConfig
 from legalsearch.errors import ArtifactError
 from legalsearch.keywords import csr_rows
-from legalsearch.model import load_array
+from legalsearch.model import load_arrays
 from legalsearch.parallel import ordered_map
 from legalsearch.text import Preprocessor, TokenSpan
 
@@ -74,10 +74,7 @@ class SnippetIndex:
         """The index of a model folder, memory-mapped; None for a model trained before it existed."""
         if not (folder / FILES["indptr"]).exists():
             return None
-        try:
-            arrays = {name: load_array(folder / file, mmap) for name, file in FILES.items()}
-        except (OSError, ValueError) as exc:
-            raise ArtifactError(f"snippet index in {folder} is unreadable: {exc}") from exc
+        arrays = load_arrays(folder, FILES, "snippet index", mmap)
         n = int(arrays["indptr"][-1]) if arrays["indptr"].size else -1
         if any(arrays[k].shape != (n,) for k in ("starts", "ends", "terms")):
             raise ArtifactError(f"snippet index in {folder} is inconsistent: arrays of different lengths")
