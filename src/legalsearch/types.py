@@ -40,8 +40,8 @@ class SimilarTerm:
 
 
 @dataclass(frozen=True, slots=True)
-class Recommendation:
-    """One recommended document with an explanation: the keywords it shares with the request."""
+class DocumentHit:
+    """What every result of a list says about its document: id, score, title, type, metadata and snippet."""
 
     doc_id: str
     score: float
@@ -49,6 +49,12 @@ class Recommendation:
     type: str
     metadata: Mapping[str, Scalar]
     snippet: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation(DocumentHit):
+    """One recommended document with an explanation: the keywords it shares with the request."""
+
     keywords: tuple[Keyword, ...]
     #: why, in words, per relatedness signal that holds ("cites the seed", "same Titel: ...")
     reasons: tuple[str, ...] = ()
@@ -57,15 +63,9 @@ class Recommendation:
 
 
 @dataclass(frozen=True, slots=True)
-class SearchHit:
+class SearchHit(DocumentHit):
     """One search result: the fused score, its parts, and the query terms it matched."""
 
-    doc_id: str
-    score: float
-    title: str
-    type: str
-    metadata: Mapping[str, Scalar]
-    snippet: str
     matched_terms: tuple[str, ...]
     lexical_score: float | None = None
     embedding_score: float | None = None
