@@ -1,7 +1,7 @@
 """Typed configuration: one frozen dataclass per pipeline stage, loaded from TOML.
 
-Every setting is declared once here, with its default and its help text (``setting(...)``); the README's
-configuration table is generated from and tested against these declarations.
+Every setting is declared once here, with its default and its help text (``setting(...)``); the tables of
+docs/configuration.md are generated from and tested against these declarations.
 """
 
 from __future__ import annotations
@@ -529,7 +529,7 @@ class ServiceSettings(BaseSettings):
 
 
 def settings_markdown() -> str:
-    """The README's configuration tables, generated from the declarations above (tested against the README)."""
+    """The configuration tables of docs/configuration.md, generated from the declarations above (tested against it)."""
     lines = ["| section | key | default | meaning |", "|---|---|---|---|"]
     for section, name, default, help_text in describe_settings():
         shown = str(default).lower() if isinstance(default, bool) else repr(default).replace("'", '"')
