@@ -126,6 +126,9 @@ class DocumentStore:
                                for name in FACET_NAMES if name in self._codes}
         if YEAR_SOURCE in self._codes:
             self._facet_columns["year"] = _year_column(self._codes[YEAR_SOURCE], self._values[YEAR_SOURCE])
+        #: per facet, its codes in runs of consecutive rows (``_CodeRuns``), where there are few runs
+        self._facet_runs = {name: runs for name, (codes, _) in self._facet_columns.items()
+                            if (runs := _code_runs(codes)) is not None}
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -192,23 +195,34 @@ class DocumentStore:
         return np.flatnonzero(mask).astype(np.int64)
 
     def facets(self, names: Sequence[str], rows: np.ndarray, limit: int) -> dict[str, list[tuple[Scalar, int]]]:
-        """Per facet name, the ``limit`` most frequent values among ``rows`` with their counts (count desc, then
-        value); rows without a value are not counted. A facet the corpus has no field for counts nothing."""
+        """Per facet name, the ``limit`` most frequent values among ``rows`` (row numbers, or a boolean mask over
+        all rows) with their counts (count desc, then value); rows without a value are not counted. A facet the
+        corpus has no field for counts nothing."""
         check_facets(names)
         if limit < 1:
             raise InvalidRequestError(f"facet_limit must be at least 1, got {limit}")
+        mask = rows if rows.dtype == np.bool_ else None
+        if mask is not None and mask.shape != (len(self),):
+            raise ValueError(f"a row mask needs one entry per row ({len(self)}), got shape {mask.shape}")
+        empty = not mask.any() if mask is not None else rows.size == 0
         out: dict[str, list[tuple[Scalar, int]]] = {}
+        # a mask (a query's matched rows: half the corpus, often) is counted by run of equal codes where the
+        # column has few runs: from the running count of the mask, instead of gathering every matched row's code
+        prefix: np.ndarray | None = None
         for name in names:
             column = self._facet_columns.get(name)
-            if column is None or rows.size == 0:
+            if column is None or empty:
                 out[name] = []
                 continue
             codes, values = column
-            # code 0 collects the rows without a value; codes follow the sorted values, so ties go to the smaller
-            counts = np.bincount(codes[rows] + 1, minlength=len(values) + 1)[1:]
-            found = np.flatnonzero(counts)
-            top = found[np.lexsort((found, -counts[found]))][:limit]
-            out[name] = [(values[c], int(n)) for c, n in zip(top.tolist(), counts[top].tolist(), strict=True)]
+            runs = self._facet_runs.get(name) if mask is not None else None
+            if runs is not None and mask is not None:
+                prefix = _running_count(mask) if prefix is None else prefix
+                counts = runs.counts(prefix, len(values))
+            else:
+                # code 0 collects the rows without a value
+                counts = np.bincount(codes[rows] + 1, minlength=len(values) + 1)[1:]
+            out[name] = [(values[c], n) for c, n in _top_counts(counts, limit)]
         return out
 
     def close(self) -> None:
@@ -216,6 +230,61 @@ class DocumentStore:
         if isinstance(self._buf, mmap.mmap):
             self._buf.close()
         self._fh.close()
+
+
+#: a facet column is kept in runs when it has at most one run per this many rows
+_RUNS_SHARE = 8
+
+
+@dataclass(frozen=True)
+class _CodeRuns:
+    """A facet column as runs of consecutive rows with the same code: where each run starts and ends (the row
+    after it), and its code."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    codes: np.ndarray
+
+    def counts(self, prefix: np.ndarray, n_values: int) -> np.ndarray:
+        """Rows per code (``np.bincount(codes[mask] + 1)[1:]``) from a mask's running count (``_running_count``)."""
+        per_run = prefix[self.ends] - prefix[self.starts]
+        # float64 sums of whole numbers below 2**53 are exact
+        counts = np.bincount(self.codes + 1, weights=per_run, minlength=n_values + 1)[1:]
+        return counts.astype(np.int64)
+
+
+def _code_runs(codes: np.ndarray) -> _CodeRuns | None:
+    """``codes`` in runs (``_CodeRuns``) when there are few (statutes come law by law); None otherwise."""
+    if codes.size == 0:
+        return None
+    changes = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+    if (changes.size + 1) * _RUNS_SHARE > codes.size:
+        return None
+    starts = np.concatenate(([0], changes)).astype(np.intp)
+    ends = np.concatenate((changes, [codes.size])).astype(np.intp)
+    return _CodeRuns(starts, ends, np.asarray(codes[starts], dtype=np.intp))
+
+
+def _running_count(mask: np.ndarray) -> np.ndarray:
+    """``out[i]``: how many of the first ``i`` rows the mask holds (``out[0]`` is 0)."""
+    # int32 where it holds every count: half the memory to write (and to fault in) of an int64 sum
+    out = np.empty(mask.size + 1, dtype=np.int32 if mask.size < np.iinfo(np.int32).max else np.int64)
+    out[0] = 0
+    np.cumsum(mask, out=out[1:])
+    return out
+
+
+def _top_counts(counts: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """The ``limit`` (code, count) pairs with most rows (count desc, then code: codes follow the sorted values, so
+    ties go to the smaller value); codes without rows are left out."""
+    found = np.flatnonzero(counts)
+    if found.size > limit:
+        # only the codes with at least the limit-th largest count can be among the first: sort those alone
+        values = counts[found]
+        kth = np.partition(values, found.size - limit)[found.size - limit]
+        found = found[values >= kth]
+    top = found[np.lexsort((found, -counts[found]))][:limit]
+    return list(zip(top.tolist(), counts[top].tolist(), strict=True))
 
 
 def check_facets(names: Sequence[str]) -> None:

@@ -57,3 +57,49 @@ def test_facets_count_rows_by_value_and_year_of_date(tmp_path: Path) -> None:
             store.facets(["law"], every, limit=0)
     finally:
         store.close()
+
+
+def test_facets_of_a_row_mask_count_as_its_rows_in_runs_or_not(tmp_path: Path) -> None:
+    """A boolean mask (a query's matched rows) is counted by runs of equal codes where a column has few runs
+    (laws come statute by statute), row by row otherwise: both count what the mask's rows count."""
+    import numpy as np
+    import pytest
+
+    rng = np.random.default_rng(3)
+    laws = [f"L{i:02d}" for i in range(12)]
+    docs = []
+    for i in range(600):
+        law = laws[i // 50] if i % 97 else None  # runs of 50 rows, a few rows without a law
+        meta: dict[str, object] = {"court": str(rng.choice(["AG", "BGH", "LG"])), "date": f"{2000 + i % 7}-01-02"}
+        if law is not None:
+            meta["law"] = law
+        docs.append(Document(id=str(i), text="t", type="statute" if i < 400 else "decision", metadata=meta))
+    write_documents(docs, tmp_path)
+    store = DocumentStore(tmp_path)
+    try:
+        assert set(store._facet_runs) == {"law", "type"}  # court and year change from row to row
+        names = ["law", "type", "court", "year"]
+        for share in (0.0, 0.01, 0.3, 0.9, 1.0):
+            mask = rng.random(len(docs)) < share
+            for limit in (1, 3, 20):
+                rows = np.flatnonzero(mask)
+                assert store.facets(names, mask, limit) == store.facets(names, rows, limit)
+                assert store.facets(names, mask, limit) == store.facets(names, rows[::-1].copy(), limit)
+        with pytest.raises(ValueError, match="one entry per row"):
+            store.facets(names, np.ones(3, dtype=bool), 5)
+    finally:
+        store.close()
+
+
+def test_top_counts_keep_the_most_frequent_codes_ties_to_the_smaller() -> None:
+    import numpy as np
+
+    from legalsearch.docstore import _top_counts
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        counts = rng.integers(0, 6, size=int(rng.integers(1, 60)))
+        for limit in (1, 2, 5, 100):
+            found = np.flatnonzero(counts)
+            expected = found[np.lexsort((found, -counts[found]))][:limit]
+            assert _top_counts(counts, limit) == [(int(c), int(counts[c])) for c in expected]
