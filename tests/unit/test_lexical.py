@@ -155,3 +155,34 @@ def test_reference_bm25_stems_and_drops_stopwords() -> None:
     # deterministic, including ties
     again = ref.search(["Kündigungen", "die Mieten"], 3)
     np.testing.assert_array_equal(again.rows, hits.rows[:2])
+
+
+def test_column_sum_is_bit_for_bit_scipys_column_product(tmp_path: Path) -> None:
+    """``_column_sum`` calls scipy's private routines directly: it must give exactly what the public
+    ``matrix[:, ids] @ weights`` gives (the same float32 additions in the same order), refuse ids out of range
+    and leave other dtypes to scipy."""
+    from scipy import sparse
+
+    from legalsearch.lexical import _column_sum, _weighted_scores
+
+    rng = np.random.default_rng(1)
+    vocab = [f"t{i}" for i in range(3000)]
+    draws = np.minimum(rng.zipf(1.3, size=(4000, 25)), 3000) - 1
+    save_lexical_index(build_lexical_index(([vocab[j] for j in row] for row in draws), LexicalConfig()), tmp_path)
+    matrix = load_lexical_index(tmp_path, mmap=True)._matrix
+    assert matrix.indptr.dtype == matrix.indices.dtype == np.int32 and matrix.data.dtype == np.float32
+    for size in (0, 1, 7, 120):
+        ids = rng.permutation(matrix.shape[1])[:size].astype(np.int64)
+        weights = rng.random(size) * 3
+        public = np.asarray(matrix[:, ids] @ weights.astype(np.float32), dtype=np.float32)
+        fast = _column_sum(matrix, ids, weights.astype(np.float32))
+        assert fast is not None and fast.dtype == np.float32
+        assert np.array_equal(fast, public)
+        assert np.array_equal(_weighted_scores(matrix, None, ids, weights), public) or size == 0
+    with pytest.raises(IndexError):
+        _column_sum(matrix, np.asarray([matrix.shape[1]]), np.ones(1, dtype=np.float32))
+    with pytest.raises(IndexError):
+        _column_sum(matrix, np.asarray([-1]), np.ones(1, dtype=np.float32))
+    wide = sparse.csc_array((matrix.data, matrix.indices.astype(np.int64), matrix.indptr.astype(np.int64)),
+                            shape=matrix.shape)
+    assert _column_sum(wide, np.asarray([0, 1]), np.ones(2, dtype=np.float32)) is None
