@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import socket
 import string
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +15,8 @@ from urllib.parse import quote
 import httpx
 import psutil
 import pytest
-from servers import free_port
+from servers import serve_process
 
-ROOT = Path(__file__).resolve().parents[2]
 BODY_TIMEOUT_S = 2.0
 HEAD_TIMEOUT_S = 2.0
 KEEP_ALIVE_S = 1.0
@@ -30,38 +26,11 @@ KEEP_ALIVE_S = 1.0
 def served(demo_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int, psutil.Process,
                                                                                                 Path]]:
     """``legalsearch serve`` (one worker) over the demo model, with short timeouts; its log in a file."""
-    port = free_port()
     log = tmp_path_factory.mktemp("serve") / "server.log"
-    env = {**os.environ, "LEGALSEARCH_WATCH_INTERVAL_S": "0", "LEGALSEARCH_LOG_LEVEL": "info",
-           "LEGALSEARCH_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S), "LEGALSEARCH_HEAD_TIMEOUT_S": str(HEAD_TIMEOUT_S),
-           "LEGALSEARCH_KEEP_ALIVE_S": str(KEEP_ALIVE_S), "LEGALSEARCH_MEMO_MB": "16",
-           "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "legalsearch.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--models-dir", str(demo_models_dir), "--no-access-log"],
-            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
-            assert time.monotonic() < deadline, "the server did not become ready"
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+    with serve_process(demo_models_dir, log=log, stop_s=20, LEGALSEARCH_LOG_LEVEL="info",
+                       LEGALSEARCH_BODY_TIMEOUT_S=str(BODY_TIMEOUT_S), LEGALSEARCH_HEAD_TIMEOUT_S=str(HEAD_TIMEOUT_S),
+                       LEGALSEARCH_KEEP_ALIVE_S=str(KEEP_ALIVE_S), LEGALSEARCH_MEMO_MB="16") as (base, port, proc):
         yield base, port, psutil.Process(proc.pid), log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def _cpu(process: psutil.Process) -> float:

@@ -17,86 +17,22 @@ import httpx
 import psutil
 import pytest
 from api_helpers import copy_version, point_current, writable
-from servers import free_port
+from servers import connections_per_worker, free_port, serve_process, wait_for, workers
 
 from legalsearch.api.workers import Balancer
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _workers(main: psutil.Process) -> list[psutil.Process]:
-    # multiprocessing also starts a resource tracker beside the workers
-    out = []
-    for child in main.children():
-        try:
-            if any("spawn_main" in part for part in child.cmdline()):
-                out.append(child)
-        except psutil.NoSuchProcess:
-            continue
-    return out
-
-
-def _connections_per_worker(main: psutil.Process, port: int) -> dict[int, int]:
-    counts = {}
-    for child in _workers(main):
-        try:
-            conns = child.net_connections(kind="tcp")
-        except psutil.NoSuchProcess:
-            continue
-        counts[child.pid] = sum(
-            1 for c in conns if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port
-        )
-    return counts
-
-
-def _wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
-
-
 @pytest.fixture
 def balanced_copy(models_copy: Path) -> Iterator[tuple[str, int, subprocess.Popen[bytes]]]:
     """``legalsearch serve --workers 2`` serving a private copy of the demo models folder."""
-    yield from _serve(models_copy)
+    with _serve(models_copy) as served:
+        yield served
 
 
-def _serve(models_dir: Path) -> Iterator[tuple[str, int, subprocess.Popen[bytes]]]:
-    port = free_port()
-    env = {**os.environ, "LEGALSEARCH_WATCH_INTERVAL_S": "0", "LEGALSEARCH_LOG_LEVEL": "warning",
-           "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "legalsearch.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "2", "--models-dir", str(models_dir), "--no-access-log"],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            pytest.fail(f"legalsearch serve exited with {proc.returncode}:\n{out[-3000:]}")
-        try:
-            return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        _wait_for(ready, 90, "the server to be ready")
-        yield base, port, proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                for child in psutil.Process(proc.pid).children(recursive=True):
-                    child.kill()
-                proc.kill()
-                proc.wait(timeout=10)
+def _serve(models_dir: Path) -> contextlib.AbstractContextManager[tuple[str, int, subprocess.Popen[bytes]]]:
+    return serve_process(models_dir, "--workers", "2", LEGALSEARCH_LOG_LEVEL="warning")
 
 
 def test_connections_spread_evenly_and_a_dead_worker_is_replaced(  # type: ignore[no-untyped-def]
@@ -112,8 +48,8 @@ def test_connections_spread_evenly_and_a_dead_worker_is_replaced(  # type: ignor
     try:
         for c in clients:
             assert c.get("/livez").status_code == 200
-        _wait_for(lambda: sorted(_connections_per_worker(main, port).values()) == [4, 4], 10,
-                  f"4 + 4 connections, saw {_connections_per_worker(main, port)}")
+        wait_for(lambda: sorted(connections_per_worker(main, port).values()) == [4, 4], 10,
+                  f"4 + 4 connections, saw {connections_per_worker(main, port)}")
         # every connection is served: the model answers on each of them
         seed = demo_model.index.ids[0]
         for c in clients:
@@ -124,11 +60,11 @@ def test_connections_spread_evenly_and_a_dead_worker_is_replaced(  # type: ignor
         for c in clients:
             c.close()
     # closed connections are counted back: the next ones spread again
-    _wait_for(lambda: sum(_connections_per_worker(main, port).values()) == 0, 10, "the connections to close")
+    wait_for(lambda: sum(connections_per_worker(main, port).values()) == 0, 10, "the connections to close")
 
-    victim = _workers(main)[0].pid
+    victim = workers(main)[0].pid
     os.kill(victim, signal.SIGKILL)
-    _wait_for(lambda: victim not in [p.pid for p in _workers(main)] and len(_workers(main)) == 2, 30,
+    wait_for(lambda: victim not in [p.pid for p in workers(main)] and len(workers(main)) == 2, 30,
               "a replacement worker")
 
     def answers() -> bool:
@@ -172,9 +108,9 @@ def test_one_reload_swaps_every_worker(  # type: ignore[no-untyped-def]
     balanced_copy: tuple[str, int, subprocess.Popen[bytes]], models_copy: Path, demo_model
 ) -> None:
     base, _, proc = balanced_copy
-    pids = sorted(p.pid for p in _workers(psutil.Process(proc.pid)))
+    pids = sorted(p.pid for p in workers(psutil.Process(proc.pid)))
     # each worker reports itself to the main process once it has loaded its model; /readyz shows them all
-    _wait_for(lambda: sorted(w["pid"] for w in _ready(base)["workers"]) == pids, 30, "both workers in /readyz")
+    wait_for(lambda: sorted(w["pid"] for w in _ready(base)["workers"]) == pids, 30, "both workers in /readyz")
     copy_version(models_copy, "v2")
     point_current(models_copy, "v2")
     r = httpx.post(f"{base}/admin/reload", timeout=120)
@@ -203,7 +139,7 @@ def test_a_truncated_model_file_leaves_the_service_answering_from_a_good_version
 ) -> None:
     copy_version(models_copy, "v2")
     point_current(models_copy, "v2")
-    with contextlib.contextmanager(_serve)(models_copy) as (base, _, proc):
+    with _serve(models_copy) as (base, _, proc):
         assert _ready(base)["model"] == "v2"
         docs = writable(models_copy / "v2" / "documents.jsonl")
         os.truncate(docs, docs.stat().st_size // 3)
@@ -231,7 +167,7 @@ def test_a_truncated_model_file_leaves_the_service_answering_from_a_good_version
         assert ready["model"] == demo_model.version and ready["current"] == "v2"
         assert "documents.jsonl" in ready["fallback"] and demo_model.version in ready["fallback"]
         # the second worker may still be loading its replacement's model: it too must end on the good version
-        _wait_for(lambda: [w["model"] for w in _ready(base)["workers"]] == [demo_model.version] * 2, 60,
+        wait_for(lambda: [w["model"] for w in _ready(base)["workers"]] == [demo_model.version] * 2, 60,
                   "both workers on the good version")
 
 
@@ -260,19 +196,19 @@ def test_a_replacement_that_dies_at_start_is_retried_with_backoff(tmp_path: Path
         return [float(d) for d in re.findall(r"retrying in ([0-9.]+) s", log_file.read_text(errors="replace"))]
 
     try:
-        _wait_for(lambda: answers() and len(_workers(main)) == 2, 60, "two workers")
+        wait_for(lambda: answers() and len(workers(main)) == 2, 60, "two workers")
         flag.touch()
-        os.kill(_workers(main)[0].pid, signal.SIGKILL)
+        os.kill(workers(main)[0].pid, signal.SIGKILL)
         # every replacement dies at import; the main process keeps serving with the survivor and retries later
-        _wait_for(lambda: len(retries()) >= 3, 60, f"three retries, log:\n{log_file.read_text()[-2000:]}")
+        wait_for(lambda: len(retries()) >= 3, 60, f"three retries, log:\n{log_file.read_text()[-2000:]}")
         assert proc.poll() is None
         delays = retries()
         assert delays[:3] == sorted(delays[:3]) and delays[2] > delays[0], delays
         assert all(answers() for _ in range(5))
         flag.unlink()
         # once the cause is gone the next retry stays up: two workers again
-        _wait_for(lambda: log_file.read_text().count("is taking connections") >= 3, 60, "a replacement")
-        assert proc.poll() is None and len(_workers(main)) == 2
+        wait_for(lambda: log_file.read_text().count("is taking connections") >= 3, 60, "a replacement")
+        assert proc.poll() is None and len(workers(main)) == 2
     finally:
         proc.terminate()
         try:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from servers import free_port
+from servers import serve_process, wait_for
 
 from legalsearch.model import serving_markers
 
@@ -158,38 +158,13 @@ def test_models_prune_keeps_the_current_version(models_copy: tuple[Path, str, st
 
 
 @contextlib.contextmanager
-def _server(models: Path, watch: float, workers: int) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """``legalsearch serve`` as a user starts it, on a free port of 127.0.0.1; stopped by its PID."""
-    port = free_port()
-    env = {**os.environ, "PYTHONHASHSEED": "0", "LEGALSEARCH_WATCH_INTERVAL_S": str(watch)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "legalsearch.cli", "serve", "--models-dir", str(models), "--port", str(port),
-         "--workers", str(workers), "--no-access-log"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while len(serving_markers(models)) < workers:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server did not become ready"
-            time.sleep(0.2)
+def _server(models: Path, watch: float, workers: int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``legalsearch serve`` as a user starts it, on a free port of 127.0.0.1, once every worker serves; stopped by
+    its PID."""
+    with serve_process(models, "--workers", str(workers), stop_s=20, PYTHONHASHSEED="0",
+                       LEGALSEARCH_WATCH_INTERVAL_S=str(watch)) as (base, _, proc):
+        wait_for(lambda: len(serving_markers(models)) >= workers, 90, "every worker to serve")
         yield base, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def _served(base: str, times: int = 6) -> set[str]:
