@@ -72,6 +72,8 @@ _ABBREVIATION: Final = re.compile(r"\s+(?P<w>[A-ZÄÖÜ][A-Za-zÄÖÜäöüß0-9
 _ROMAN_OR_DIGIT: Final = re.compile(r"\s+(?P<w>[IVX]{1,5}|\d{1,2}|(?:19|20)\d{2})(?![\w.])")
 _YEAR: Final = re.compile(r"\s+(?:19|20)\d{2}(?![\w.]|\s*[/-]\s*\d)")
 _GENITIVE: Final = re.compile(r"\s+(?P<art>des|der|dem|den)\s+(?P<rest>)")
+# a law named in genitive just before a chain, set off by a dash, colon or bracket: "der Erschwerniszulagenverordnung -"
+_LEAD_IN: Final = re.compile(r"\b(?:des|der)\s+(?P<rest>[A-ZÄÖÜ][^()\[\]\-–:;§]{0,150}?)\s*(?:[-–:]|\()\s*$")
 # an act named by its date before its subject: "des Gesetzes vom 30. Juli 1974 zu dem Vertrag vom 7. Juni 1969 ...",
 # whose title in the corpus is "Gesetz zu dem Vertrag vom 7. Juni 1969 ..."
 _DATED_ACT: Final = re.compile(
@@ -211,7 +213,8 @@ class Citation:
     refs: tuple[SectionRef, ...]
     #: the law as written ("BGB", "SGB 5", a title's jurabk), None when the citation names none
     law: str | None = None
-    #: how the law was named: "abbreviation", "title", "self" ("dieses Gesetzes"), "chain" (from a later group)
+    #: how the law was named: "abbreviation", "title", "self" ("dieses Gesetzes"), "chain" (from a later group),
+    #: "lead-in" ("der Erschwerniszulagenverordnung - § 7"), "commentary", "private" ("§ 19 der Satzung")
     law_source: str | None = None
 
 
@@ -239,7 +242,8 @@ def section_key(number: str) -> tuple[int, str]:
 
 def _stem(word: str) -> str:
     w = word.lower().replace("ß", "ss")
-    for suffix in ("es", "en", "em", "er", "s", "n", "e"):
+    # "ens" first: "des Übereinkommens" ~ "Übereinkommen", "des Verfahrens" ~ "Verfahren"
+    for suffix in ("ens", "es", "en", "em", "er", "s", "n", "e"):
         if w.endswith(suffix) and len(w) - len(suffix) >= 4:
             return w[: -len(suffix)]
     return w
@@ -260,11 +264,11 @@ def _title_keys(title: str) -> set[str]:
     keys: set[str] = set()
     main = re.sub(r"\s*\(.*$", "", title).strip(" -–")
     words = _title_words(main)
-    if words:
+    if words and not (len(words) == 1 and words[0] in _KIND_WORDS):  # "Verordnung (EU) Nr. 1230/2012": no name
         keys.add(title_key(words))
         for i in range(1, len(words)):
             if words[i][:1].islower():
-                if i >= 1 and not (i == 1 and words[0] in ("Gesetz", "Verordnung", "Anordnung", "Bekanntmachung")):
+                if i >= 1 and not (i == 1 and words[0] in _KIND_WORDS):
                     keys.add(title_key(words[:i]))
                 break
     for inner in _top_level_parentheses(title):
@@ -272,6 +276,12 @@ def _title_keys(title: str) -> set[str]:
         if inner_words and len(inner_words) <= 4 and inner_words[0][:1].isupper() and not inner.isupper():
             keys.add(title_key(inner_words))
     return keys
+
+
+#: words that name a kind of act, never one act: a title's first word alone is no key ("Richtlinie zur Förderung …")
+_KIND_WORDS: Final = frozenset({"Gesetz", "Verordnung", "Anordnung", "Bekanntmachung", "Richtlinie", "Beschluss",
+                                "Entscheidung", "Abkommen", "Übereinkommen", "Vertrag", "Protokoll", "Satzung",
+                                "Erlass", "Regelung", "Durchführungsverordnung", "Verwaltungsvorschrift"})
 
 
 def _top_level_parentheses(title: str) -> list[str]:
@@ -299,6 +309,11 @@ _HEADS: Final = (("gesetzbuch", ("G", "B")), ("verordnung", ("V",)), ("ordnung",
                  ("übereinkommen", ("Übk",)), ("abkommen", ("Abk",)), ("vertrag", ("Vtr",)))
 # suffixes that end a word's part, never start one ("Steuer|änderungs", not "Steueränder|ungs")
 _SUFFIXES: Final = ("ung", "heit", "keit", "schaft")
+# what may join two words of a compound ("Versicherung|s|aufsicht", "Arbeit|s|…", "Bund|es|…", "Sorge|n|…")
+_LINKS: Final = frozenset({"", "s", "es", "n", "en", "e"})
+# words of a compound that say nothing about which law it names
+_GENERIC_WORDS: Final = frozenset({"bundes", "gesetz", "gesetze", "ordnung", "verordnung", "reichs", "landes",
+                                   "deutsch", "deutsche", "allgemein", "allgemeine", "gesetzes", "recht", "rechts"})
 # word endings after which a compound's next part starts ("Versicherungs|aufsicht", "Mutter|schutz")
 _JOINT: Final = re.compile(r"(?:s|er|en|ung|heit|keit|schaft)$")
 
@@ -308,8 +323,10 @@ class ShortTitles:
     their jurabk ("GwG 2017"): each capital of the jurabk must start a part of the compound, in order, and the
     last must stand for its head noun. Only a single best fit counts; a tie resolves to nothing."""
 
-    def __init__(self, laws: Iterable[str], vocabulary: Iterable[str] = (), known: Mapping[str, str] | None = None):
+    def __init__(self, laws: Iterable[str], vocabulary: Iterable[str] = (), known: Mapping[str, str] | None = None,
+                 titles: Mapping[str, str] | None = None):
         self.vocabulary = {w for w in vocabulary if len(w) >= 3}
+        self.titles = dict(titles or {})
         self.found: dict[str, str | None] = dict(known or {})
         bases: dict[str, set[str]] = {}
         for law in laws:
@@ -346,12 +363,48 @@ class ShortTitles:
         # the fit with most parts, then most letters, is the most specific; a tie names nothing. An amending act
         # ("Bewertungs|änderungs|gesetz") is not the law it amends: its jurabk must abbreviate the "Änderung" too
         amending = "änderung" in prefix
-        fits = [((len(chunks), sum(map(len, chunks))), law) for law, chunks in self.candidates.get(head, ())
-                if (not amending or any(c.startswith("ä") for c in chunks)) and self._fits(prefix, chunks, 0)]
+        words = self._word_starts(prefix)
+        fits: list[tuple[tuple[int, ...], str]] = [
+            ((score, len(chunks), sum(map(len, chunks))), law) for law, chunks in self.candidates.get(head, ())
+            if (not amending or any(c.startswith("ä") for c in chunks))
+            and (score := self._fits(prefix, chunks, 0, words)) >= 0]
+        # a fit whose title holds a word of the compound ("Versicherungs|aufsichts" ~ "… der Versicherungsunternehmen":
+        # VAG, not VIG) beats one whose title does not; among those, the fit whose capitals start more of the
+        # compound's words. Without such a title, only the shape counts: the most parts, then letters
+        confirmed = [((shared, *key), law) for key, law in fits if (shared := self._in_title(prefix, words, law))]
+        fits = confirmed or [(key[1:], law) for key, law in fits]
         if not fits:
             return None
         fits.sort(reverse=True)
         return fits[0][1] if len(fits) == 1 or fits[1][0] < fits[0][0] else None
+
+    def _in_title(self, prefix: str, words: frozenset[int], law: str) -> int:
+        """How many words of the compound (5 letters or more, from a word start, not "bundes") the law's title
+        holds."""
+        title = self.titles.get(law, "").lower()
+        if not title:
+            return 0
+        return sum(any(prefix[p:j] in title and prefix[p:j] in self.vocabulary and prefix[p:j] not in _GENERIC_WORDS
+                       for j in range(p + 5, len(prefix) + 1)) for p in (words or {0}))
+
+    def _word_starts(self, prefix: str) -> frozenset[int]:
+        """Where a word starts in some reading of the whole compound as vocabulary words (of 3 letters or more,
+        joined by a linking "s", "es", "n", "en" or "e"): "verbraucher|streit|beilegung|s" -> {0, 11, 17}. Empty
+        when the compound does not split into known words."""
+        n = len(prefix)
+        ends = {i: [j for j in range(i + 3, n + 1) if prefix[i:j] in self.vocabulary] for i in range(n)}
+        forward: set[int] = {0}
+        for i in range(n):
+            if i in forward:
+                for j in ends[i]:
+                    forward.update(j + k for k in (0, 1, 2) if j + k <= n and prefix[j:j + k] in _LINKS)
+        if n not in forward:
+            return frozenset()
+        backward: set[int] = {n}
+        for i in range(n - 1, -1, -1):
+            if any(j + k in backward for j in ends[i] for k in (0, 1, 2) if prefix[j:j + k] in _LINKS):
+                backward.add(i)
+        return frozenset(p for p in forward & backward if p < n)
 
     def _joint(self, prefix: str, p: int) -> bool:
         if p == 0:
@@ -366,10 +419,12 @@ class ShortTitles:
             return True
         return any(prefix[p:p + k] in self.vocabulary for k in range(4, min(14, len(prefix) - p) + 1))
 
-    def _fits(self, prefix: str, chunks: list[str], start: int) -> bool:
+    def _fits(self, prefix: str, chunks: list[str], start: int, words: frozenset[int] = frozenset()) -> int:
+        """How many of the chunks start a word (``_word_starts``) in the best way the chunks fit; -1: no fit."""
         if not chunks:
-            return True
+            return 0
         chunk, rest = chunks[0], chunks[1:]
+        best = -1
         for p in range(start, len(prefix)) if start else (0,):
             if prefix[p] != chunk[0] or not self._joint(prefix, p):
                 continue
@@ -382,9 +437,9 @@ class ShortTitles:
                 if at == 0:
                     break
             else:
-                if self._fits(prefix, rest, at):
-                    return True
-        return False
+                if (score := self._fits(prefix, rest, at, words)) >= 0:
+                    best = max(best, score + (p in words))
+        return best
 
 
 @dataclass
@@ -436,7 +491,7 @@ class LawDirectory:
         self._title_index = {k: next(iter(laws)) for k, laws in keys.items() if len(laws) == 1}
         self._title_lengths = {k.count(" ") + 1 for k in self._title_index}
         words = {w.lower() for title in self.titles.values() for w in re.findall(r"[A-Za-zÄÖÜäöüß]+", title)}
-        self.short_titles = ShortTitles(self.sections, words)
+        self.short_titles = ShortTitles(self.sections, words, titles=self.titles)
         self.add_aliases(_curated_aliases())
 
     def add_aliases(self, aliases: Mapping[str, str], names: Mapping[str, str] | None = None) -> None:
@@ -625,17 +680,41 @@ class Extractor:
             if last.law is None and last.law_source is None and \
                     _CITED_BEFORE.search(text, max(0, match.start() - 12), match.start()):
                 continue  # "a. a. O., § 18 Rn. 3": the section of a book named before, not of a law
-            commentary = None
+            before: tuple[str, str] | None = None
             if last.law is None and last.law_source is None:
-                commentary = self._commentary(text, match.start(), last.end)
+                before = self._named_before(text, match.start(), last.end)
             for group in chain:
                 law, source = group.law, group.law_source
                 if law is None and source is None and last.law is not None and group is not last:
                     law, source = last.law, "chain"
-                elif law is None and source is None and commentary is not None:
-                    law, source = commentary, "commentary"
+                elif law is None and source is None and before is not None:
+                    law, source = before
                 out.append(Citation(group.start, group.end, text[group.start:group.end], group.unit,
                                     tuple(group.refs), law, source))
+
+    def _named_before(self, text: str, start: int, end: int) -> tuple[str, str] | None:
+        """(law, "lead-in" or "commentary") for a chain without a law whose law is named just before it."""
+        if (law := self._lead_in(text, start)) is not None:
+            return law, "lead-in"
+        if (law := self._commentary(text, start, end)) is not None:
+            return law, "commentary"
+        return None
+
+    def _lead_in(self, text: str, start: int) -> str | None:
+        """The law a lead-in names just before a chain without a law, set off by a dash, colon or bracket
+        ("Bestimmungen der Erschwerniszulagenverordnung - § 7 Abs. 3 , § 16a", "Vorschriften des Handelsgesetzbuchs
+        (§§ 238 bis 263)"): the whole name must be a title of the corpus or a short title fitting one jurabk."""
+        lead = _LEAD_IN.search(text, max(0, start - 200), start)
+        if lead is None:
+            return None
+        words, _ = _words(text, lead.start("rest"))
+        words = words[:len(_title_words(lead.group("rest")))]
+        found = self.directory.title_law(words) if words else None
+        if found is not None and found[1] == len(words):
+            return found[0]
+        if len(words) == 1 and _LAW_NOUN.fullmatch(words[0]) and _specific(words[0]):
+            return self.directory.short_title_law(words[0])
+        return None
 
     def _commentary(self, text: str, start: int, end: int) -> str | None:
         """The law of a commentary cited just before a section without a law ("Eyermann / Geiger , VwGO , 14. Aufl. ,
@@ -803,7 +882,8 @@ class Extractor:
             word, end = f"{word} {state.group('w')}", state.end()  # "PersVG BB": a state's law
         elif known is None and (state_name := _STATE_NAME.match(text, end)):
             word, end = text[abbreviation.start("w"):state_name.end()], state_name.end()  # "KAG Rheinland-Pfalz"
-        elif known is None and _AGREEMENT.fullmatch(word) and (branch := _AGREEMENT_TAIL.match(text, end)):
+        elif (known is None or not self.directory.sections[known]) and _AGREEMENT.fullmatch(word) and \
+                (branch := _AGREEMENT_TAIL.match(text, end)):  # (the corpus holds some agreements as bare stubs)
             word, end = text[abbreviation.start("w"):branch.end()], branch.end()  # "MTV Systemgastronomie 2014"
         elif number := _ROMAN_OR_DIGIT.match(text, end):
             # "SGB V", "SGB 5", "BImSchV 4": the number belongs to the law when the corpus knows the pair
@@ -868,6 +948,10 @@ def resolve(
         if law is None and citation.law in _BARE_KIND and context_law is not None:
             law = directory.enabling_law(context_law)  # "nach § 16 des Gesetzes" in an ordinance
     if law is None or law not in directory.sections:
+        return Resolved(citation, (), "unknown law")
+    if citation.law_source == "title" and directory.sections[law] and citation.unit not in directory.units(law):
+        # "Art. 7 der Freizügigkeitsverordnung" read as a German ordinance of §§: the name fits, the unit does not,
+        # so another act of that name is meant (an EU regulation, an amending act's articles)
         return Resolved(citation, (), "unknown law")
     targets: list[str] = []
     missing: list[str] = []

@@ -370,3 +370,68 @@ def test_the_gesetz_of_an_ordinance_is_the_law_its_title_names() -> None:
         ("§ 11 Absatz 1 Nummer 1 bis 3 des Gesetzes", ("LuftVStG § 11",), None)]
     # a statute's "des Gesetzes" is not the law its title names
     assert _more(text, context="StatG")[0][1:] == ((), "unknown law")
+
+
+def _stub_directory() -> LawDirectory:
+    rows = [("", "EuPatÜbk", "Übereinkommen über die Erteilung europäischer Patente", ""),
+            ("", "TVöD", "Tarifvertrag für den öffentlichen Dienst", ""),
+            ("", "EUV 1230/2012", "Verordnung (EU) Nr. 1230/2012 der Kommission vom 12. Dezember 2012", "")]
+    rows += [(f"FreizügV § {n}", "FreizügV", "Freizügigkeitsverordnung", f"§ {n}") for n in (7,)]
+    rows += [(f"EZulV 1976 § {n}", "EZulV 1976", "Erschwerniszulagenverordnung", f"§ {n}") for n in (7, "16a")]
+    rows += [(f"BGB § {n}", "BGB", "Bürgerliches Gesetzbuch", f"§ {n}") for n in (573, 574)]
+    rows += [(f"EntgFG § {n}", "EntgFG", "Gesetz über die Zahlung des Arbeitsentgelts an Feiertagen und im "
+              "Krankheitsfall", f"§ {n}") for n in (3, 12)]
+    # short titles the corpus lacks: the fit whose title holds a word of the compound wins
+    rows += [("VAG 2016 § 68", "VAG 2016", "Gesetz über die Beaufsichtigung der Versicherungsunternehmen", "§ 68"),
+             ("VIG § 1", "VIG", "Gesetz zur Verbesserung der gesundheitsbezogenen Verbraucherinformation", "§ 1"),
+             ("VSBG § 36", "VSBG", "Gesetz über die alternative Streitbeilegung in Verbrauchersachen", "§ 36"),
+             ("VStRG § 36", "VStRG", "Gesetz zur Reform des Vermögensteuerrechts", "§ 36")]
+    directory = LawDirectory.from_sections(rows)
+    directory.add_vocabulary(["Versicherung unter Aufsicht", "Verbraucher im Streit", "Beilegung", "Reit"])
+    return directory
+
+
+STUBS = _stub_directory()
+
+
+def _stubs(text: str, context: str | None = None) -> list[tuple[str, tuple[str, ...], str | None]]:
+    return [(c.surface, r.targets, r.reason)
+            for c in Extractor(STUBS).extract(text) for r in [resolve(c, STUBS, context, max_range=50)]]
+
+
+def test_a_law_the_corpus_holds_without_sections_is_a_missing_section() -> None:
+    assert _stubs("nach Art. 69 EPÜ und Art. 2 des Übereinkommens über die Erteilung europäischer Patente") == [
+        ("Art. 69 EPÜ", (), "missing section"),
+        ("Art. 2 des Übereinkommens über die Erteilung europäischer Patente", (), "missing section")]
+    # an agreement held as a stub still keeps its branch, and then names no law of the corpus
+    assert _stubs("nach §§ 12 und 13 TVöD / Bund") == [("§§ 12 und 13 TVöD / Bund", (), "unknown law")]
+    # a title that is only a kind of act ("Verordnung (EU) Nr. …") names no law by that word
+    assert _stubs("Artikels 4 Absatz 2 der Verordnung (EG) Nr. 1071/2009")[0][0] == (
+        "Artikels 4 Absatz 2 der Verordnung (EG) Nr. 1071/2009")
+
+
+def test_an_article_of_a_law_of_sections_named_by_title_is_another_act() -> None:
+    assert _stubs("Art. 7 Abs. 1 der Freizügigkeitsverordnung") == [
+        ("Art. 7 Abs. 1 der Freizügigkeitsverordnung", (), "unknown law")]
+    assert _stubs("§ 7 der Freizügigkeitsverordnung") == [("§ 7 der Freizügigkeitsverordnung", ("FreizügV § 7",), None)]
+
+
+def test_court_abbreviations_of_the_curated_list() -> None:
+    assert _stubs("gemäß § 3 Abs. 1 EFZG und § 12 EntgFG") == [
+        ("§ 3 Abs. 1 EFZG", ("EntgFG § 3",), None), ("§ 12 EntgFG", ("EntgFG § 12",), None)]
+
+
+def test_short_titles_prefer_the_law_whose_title_shares_a_word() -> None:
+    assert _stubs("§ 68 Absatz 2 des Versicherungsaufsichtsgesetzes") == [
+        ("§ 68 Absatz 2 des Versicherungsaufsichtsgesetzes", ("VAG 2016 § 68",), None)]
+    assert _stubs("§ 36 des Verbraucherstreitbeilegungsgesetzes")[0][1] == ("VSBG § 36",)
+
+
+def test_a_lead_in_names_the_law_of_a_chain_without_one() -> None:
+    text = "anderer Bestimmungen der Erschwerniszulagenverordnung - § 7 Abs. 3 , § 16a Abs. 3 - weder in"
+    assert _stubs(text) == [("§ 7 Abs. 3", ("EZulV 1976 § 7",), None), ("§ 16a Abs. 3", ("EZulV 1976 § 16a",), None)]
+    assert _stubs("die Vorschriften des Bürgerlichen Gesetzbuchs (§§ 573 bis 574) gelten", context="EntgFG") == [
+        ("§§ 573 bis 574", ("BGB § 573", "BGB § 574"), None)]
+    # a party or a phrase is no lead-in; a statute's bare section stays its own
+    assert _stubs("die Klage der Beklagten - § 7 - ist") == [("§ 7", (), "no law")]
+    assert _stubs("nach § 3 gilt", context="EntgFG") == [("§ 3", ("EntgFG § 3",), None)]

@@ -148,6 +148,15 @@ def test_law_file_with_invalid_utf8_is_reported() -> None:
     assert report.skipped == [SkippedRecord("bad/index.md", 23, "invalid UTF-8")]
 
 
+def test_a_law_without_sections_is_withheld_as_a_citable_law() -> None:
+    # treaties published as metadata only: no document, but citations can name the law (its articles are missing)
+    report = IngestReport()
+    data = ("---\nTitle: Übereinkommen über die Erteilung europäischer Patente\njurabk: EuPatÜbk\nlayout: default\n"
+            "---\n\n# Übereinkommen über die Erteilung europäischer Patente (EuPatÜbk)\n").encode()
+    assert list(read_law_bytes(data, "e/eupatuebk/index.md", CONFIG, report)) == []
+    assert report.withheld == [("", "EuPatÜbk", "Übereinkommen über die Erteilung europäischer Patente", "")]
+
+
 # --- JSON Lines ---------------------------------------------------------------------------------------------
 
 

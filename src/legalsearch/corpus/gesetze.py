@@ -192,12 +192,14 @@ def parse_law(text: str, source: str, config: CorpusConfig, report: IngestReport
         return
     body_offset = sum(len(line) + 1 for line in head[: header.body_start])
     h1, blocks = _blocks(text, body_offset, header.body_start + 1)
+    title = header.title or re.sub(rf"\s*\({re.escape(header.jurabk)}\)$", "", h1)
     if not blocks:
-        # treaties and ordinances published as metadata only
+        # treaties and ordinances published as metadata only: no document, but a law citations can name (its
+        # articles are then a missing section, not an unknown law); an empty label marks the law without sections
         report.skip(source, 1, "law without sections", routine=True)
+        report.withheld.append(("", header.jurabk, title, ""))
         return
-    law = _LawReader(header, header.title or re.sub(rf"\s*\({re.escape(header.jurabk)}\)$", "", h1), source,
-                     config, report)
+    law = _LawReader(header, title, source, config, report)
     for block in blocks:
         doc = law.read(block)
         if doc is not None:

@@ -19,7 +19,8 @@ class IngestReport:
     extra_lines: int = 0
     skipped: list[SkippedRecord] = field(default_factory=list)
     #: statute sections whose heading exists but which are not indexed (repealed, empty): (id, law, law title,
-    #: section label); citations of them resolve to their id (citation graph)
+    #: section label); citations of them resolve to their id (citation graph). A law without any section (a treaty
+    #: published as metadata only) is one row with empty id and label: citable, its articles missing
     withheld: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     def skip(self, source: str, line: int, reason: str, *, routine: bool = False) -> None:
