@@ -65,7 +65,7 @@ _FOLLOWING: Final = re.compile(r"\s*(?:ff\.|f\.|ff\b|f\b)")
 _OWN_ABSATZ: Final = re.compile(r"\s*(?:Abs\.|Absatz|Abs)\s*\d")
 _CHAIN: Final = re.compile(
     r"\s*(?:,\s*)?(?:i\.\s?V\.\s?m\.?|iVm\.?|i\.\s?V\.\s?mit|in\s+Verbindung\s+mit|in\s+Verb\.\s+mit|und|oder|sowie|"
-    r"bzw\.|noch(?:\s+in)?|,)\s*(?=§|Art\.?\s*(?:\d|[IVXL]{1,6}\b)|Artikel\w*\s*(?:\d|[IVXL]{1,6}\b))"
+    r"bzw\.|noch(?:\s+in)?|,)(?:\s+(?:der|des|den|dem)(?=\s))?\s*(?=§|Art\.?\s*(?:\d|[IVXL]{1,6}\b)|Artikel\w*\s*(?:\d|[IVXL]{1,6}\b))"
 )
 # a law abbreviation: letters (and inner digits/hyphens), at least two capitals ("BGB", "DMietG", "AO")
 _ABBREVIATION: Final = re.compile(r"\s+(?P<w>[A-ZÄÖÜ][A-Za-zÄÖÜäöüß0-9]*(?:-[A-Za-zÄÖÜäöüß]+)?)(?![\wÄÖÜäöüß-])")
@@ -151,7 +151,8 @@ _TREATY: Final = re.compile(r"(?i)vertrag|abkommen|übereinkommen|protokoll|konv
 # "Schulte / Moufang PatG , 10. Aufl. , § 4 Rn. 157", "Bott in Ernst & Young , KStG , § 4 Rz 19"; the law is the
 # abbreviation just before the edition (or before the section when a marginal number follows it)
 _COMMENTARY: Final = re.compile(
-    r"(?P<w>[A-ZÄÖÜ][A-Za-zÄÖÜäöüß]*[A-ZÄÖÜ][A-Za-zÄÖÜäöüß]*)(?:\s*/\s*[A-ZÄÖÜ][A-Za-zÄÖÜäöüß]*)?\s*,?\s*"
+    r"(?P<w>[A-ZÄÖÜ][A-Za-zÄÖÜäöüß]*[A-ZÄÖÜ][A-Za-zÄÖÜäöüß]*|\b[A-ZÄÖÜ][a-zäöüß]+(?:gesetz|gesetzbuch|ordnung))"
+    r"(?:\s*/\s*[A-ZÄÖÜ][A-Za-zÄÖÜäöüß]*)?\s*,?\s*"
     r"(?P<ed>\d{1,2}\.\s*Aufl\.?(?:\s+(?:19|20)\d{2})?\s*,?\s*)?(?:\[[^\]]{0,30}\]\s*,?\s*)?$"
 )
 _MARGINAL: Final = re.compile(r"\s*(?:Rn\.?|Rz\.?|RdNr\.?|Rdnr\.?|Randnr\.?|Randnummer|Anm\.)\s*\d")
@@ -708,7 +709,8 @@ class Extractor:
         if lead is None:
             return None
         words, _ = _words(text, lead.start("rest"))
-        words = words[:len(_title_words(lead.group("rest")))]
+        if len(words) != len(_title_words(lead.group("rest"))):
+            return None  # "des Strafgesetzbuches, die sich beziehen auf Vergünstigungen (§ 6)": more than a name
         found = self.directory.title_law(words) if words else None
         if found is not None and found[1] == len(words):
             return found[0]
@@ -724,7 +726,10 @@ class Extractor:
         if found is None or (found.group("ed") is None and not _MARGINAL.match(text, end)):
             return None
         word = found.group("w")
-        return word if word not in _NOT_LAWS and self.directory.is_law(word) else None
+        if word not in _NOT_LAWS and self.directory.is_law(word):
+            return word
+        titled = self.directory.title_law([word]) if _LAW_NOUN.fullmatch(word) else None
+        return titled[0] if titled else None  # "Gräber / Herbert , Finanzgerichtsordnung , 8. Aufl. , § 91"
 
     def _chain(self, text: str, match: re.Match[str]) -> list[_Group]:
         groups = [self._group(text, match)]
@@ -840,7 +845,9 @@ class Extractor:
                 if group.unit == "§" and i == 0 and _PRIVATE.fullmatch(word) and not number and not tail.group(0):
                     group.law_source = "private"
                     return True
-                short = self.directory.short_title_law(word) if word[:1].isupper() else None
+                # "des Brandenburgischen Hochschulgesetzes": a capitalised word before the noun makes another name
+                named_before = any(w[:1].isupper() and not w.endswith("-") for w in words[:i])  # ("EU- Verbr…")
+                short = self.directory.short_title_law(word) if word[:1].isupper() and not named_before else None
                 if short is not None and (_specific(word) or not tail.group(0)):
                     group.law, group.law_source, group.end = short, "title", end
                     return True

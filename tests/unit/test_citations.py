@@ -386,6 +386,8 @@ def _stub_directory() -> LawDirectory:
              ("VIG § 1", "VIG", "Gesetz zur Verbesserung der gesundheitsbezogenen Verbraucherinformation", "§ 1"),
              ("VSBG § 36", "VSBG", "Gesetz über die alternative Streitbeilegung in Verbrauchersachen", "§ 36"),
              ("VStRG § 36", "VStRG", "Gesetz zur Reform des Vermögensteuerrechts", "§ 36")]
+    rows += [("FGO § 91", "FGO", "Finanzgerichtsordnung", "§ 91"),
+             ("EinigVtr Art 21", "EinigVtr", "Vertrag über die Herstellung der Einheit Deutschlands", "Art 21")]
     directory = LawDirectory.from_sections(rows)
     directory.add_vocabulary(["Versicherung unter Aufsicht", "Verbraucher im Streit", "Beilegung", "Reit"])
     return directory
@@ -419,6 +421,23 @@ def test_an_article_of_a_law_of_sections_named_by_title_is_another_act() -> None
 def test_court_abbreviations_of_the_curated_list() -> None:
     assert _stubs("gemäß § 3 Abs. 1 EFZG und § 12 EntgFG") == [
         ("§ 3 Abs. 1 EFZG", ("EntgFG § 3",), None), ("§ 12 EntgFG", ("EntgFG § 12",), None)]
+    assert _stubs("zum Stichtag des Art. 21 Abs. 2 EV diente") == [("Art. 21 Abs. 2 EV", ("EinigVtr Art 21",), None)]
+
+
+def test_a_commentary_named_by_the_laws_title() -> None:
+    assert _stubs("( Gräber / Herbert , Finanzgerichtsordnung , 8. Aufl. , § 91 Rz 4 , Stichwort )") == [
+        ("§ 91", ("FGO § 91",), None)]
+
+
+def test_a_chain_runs_over_an_article_before_the_next_group() -> None:
+    assert _stubs("die Anforderungen der §§ 573 oder der §§ 574 des Bürgerlichen Gesetzbuchs", context="EntgFG") == [
+        ("§§ 573", ("BGB § 573",), None), ("§§ 574 des Bürgerlichen Gesetzbuchs", ("BGB § 574",), None)]
+
+
+def test_a_state_before_a_short_title_names_a_law_of_that_state() -> None:
+    # the short title alone would fit the federal law; "Bayerischen" makes it a state's law the corpus lacks
+    assert _stubs("§ 68 des Bayerischen Versicherungsaufsichtsgesetzes") == [
+        ("§ 68 des Bayerischen Versicherungsaufsichtsgesetzes", (), "unknown law")]
 
 
 def test_short_titles_prefer_the_law_whose_title_shares_a_word() -> None:
@@ -434,4 +453,6 @@ def test_a_lead_in_names_the_law_of_a_chain_without_one() -> None:
         ("§§ 573 bis 574", ("BGB § 573", "BGB § 574"), None)]
     # a party or a phrase is no lead-in; a statute's bare section stays its own
     assert _stubs("die Klage der Beklagten - § 7 - ist") == [("§ 7", (), "no law")]
+    text = "Taten nach den §§ 573 und 574 des Bürgerlichen Gesetzbuchs, die sich beziehen auf Zuschüsse (§ 3) und"
+    assert _stubs(text, context="EntgFG")[1] == ("§ 3", ("EntgFG § 3",), None)
     assert _stubs("nach § 3 gilt", context="EntgFG") == [("§ 3", ("EntgFG § 3",), None)]
