@@ -440,6 +440,8 @@ class ShortTitles:
             else:
                 if (score := self._fits(prefix, rest, at, words)) >= 0:
                     best = max(best, score + (p in words))
+                    if not words or best == len(chunks):
+                        return best  # no better fit is possible
         return best
 
 
@@ -456,6 +458,7 @@ class LawDirectory:
     #: how many words the keys of ``_title_index`` have
     _title_lengths: set[int] = field(default_factory=set, repr=False)
     _enabling: dict[str, str | None] = field(default_factory=dict, repr=False)
+    _units: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
     short_titles: ShortTitles | None = field(default=None, repr=False)
     #: abbreviations and names read from the corpus's definitions ("Kreditwesengesetzes (KWG)"), kept with the graph
     learned: dict[str, dict[str, str]] = field(default_factory=lambda: {"aliases": {}, "names": {}}, repr=False)
@@ -617,9 +620,11 @@ class LawDirectory:
         article in such a law means another act, such as an EU regulation named in a lead-in)."""
         return self._by_number.get((law, unit, number))
 
-    def units(self, law: str) -> set[str]:
+    def units(self, law: str) -> frozenset[str]:
         """The units ("§", "Art") a law numbers its sections in."""
-        return {u for u, _, _ in self.sections.get(law, ())}
+        if (found := self._units.get(law)) is None:
+            found = self._units[law] = frozenset(u for u, _, _ in self.sections.get(law, ()))
+        return found
 
     def in_range(self, law: str, unit: str, start: str, end: str) -> list[str]:
         """Every section of ``law`` from ``start`` to ``end`` inclusive (573 bis 574 holds 573a..573d)."""
@@ -705,6 +710,9 @@ class Extractor:
         """The law a lead-in names just before a chain without a law, set off by a dash, colon or bracket
         ("Bestimmungen der Erschwerniszulagenverordnung - § 7 Abs. 3 , § 16a", "Vorschriften des Handelsgesetzbuchs
         (§§ 238 bis 263)"): the whole name must be a title of the corpus or a short title fitting one jurabk."""
+        before = text[max(0, start - 4):start].rstrip()
+        if not before.endswith(("-", "–", ":", "(")):
+            return None  # the common case, checked before the costlier search
         lead = _LEAD_IN.search(text, max(0, start - 200), start)
         if lead is None:
             return None

@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.citations import HELDOUT, HELDOUT2, LABELS, SAMPLES, load_labels, ours, read_corpus, refex, score
+from bench.citations import HELDOUT, HELDOUT2, HELDOUT3, LABELS, SAMPLES, load_labels, ours, read_corpus, refex, score
 from legalsearch.citations import LawDirectory, directory_of
 
 pytestmark = [pytest.mark.shared]
@@ -26,7 +26,8 @@ def directory(shared_dir: Path) -> LawDirectory:
     return directory_of(documents, withheld)
 
 
-@pytest.mark.parametrize("path", [LABELS, HELDOUT, HELDOUT2], ids=["tuning", "heldout", "heldout2"])
+@pytest.mark.parametrize("path", [LABELS, HELDOUT, HELDOUT2, HELDOUT3],
+                         ids=["tuning", "heldout", "heldout2", "heldout3"])
 def test_the_samples_are_there_and_large_enough(path: Path) -> None:
     labels = load_labels(path)
     assert sum(len(p["citations"]) for p in labels) >= 200
@@ -74,13 +75,27 @@ def test_the_heldout_sample_keeps_its_measured_level(directory: LawDirectory) ->
 def test_the_second_heldout_sample_keeps_its_measured_level(directory: LawDirectory) -> None:
     # labelled before any extractor saw it; first measured (the honest held-out figure) at precision 0.933, recall
     # 0.929, resolution 0.835; after the rules written for its error classes (docs/citations.md) 0.975 / 0.975 /
-    # 0.919. These floors (measured less about 0.015) only catch a silent drop
+    # 0.919, after the resolution round of the fourth sample 0.975 / 0.975 / 0.966. These floors (measured less about
+    # 0.015) only catch a silent drop
     s = score("legalsearch", load_labels(HELDOUT2), ours(directory))
     misses = "\n".join(map(str, s.misses))
     assert s.labelled >= 200
     assert s.precision >= 0.96, misses
     assert s.recall >= 0.96, misses
-    assert s.resolution_accuracy >= 0.90, misses
+    assert s.resolution_accuracy >= 0.95, misses
+
+
+def test_the_third_heldout_sample_keeps_its_first_measured_level(directory: LawDirectory) -> None:
+    # labelled and committed before any extractor saw it (b3e1eae); first measured with the code of d854d07 (and of
+    # main before it, the same figures) at precision 0.996, recall 0.996, resolution 0.937 (208/222): the honest
+    # held-out figure. The floors sit a little below that first measurement, never above it; the rules written
+    # after reading its misses (56e5bcf, resolution 0.973) are not held here
+    s = score("legalsearch", load_labels(HELDOUT3), ours(directory))
+    misses = "\n".join(map(str, s.misses))
+    assert s.labelled >= 200
+    assert s.precision >= 0.98, misses
+    assert s.recall >= 0.98, misses
+    assert s.resolution_accuracy >= 0.92, misses
 
 
 def test_the_project_extractor_finds_more_than_refex_on_every_sample(directory: LawDirectory) -> None:
