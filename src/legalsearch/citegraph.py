@@ -163,6 +163,8 @@ class CitationGraph:
         data = json.loads((self.folder / _LAWS_FILE).read_text(encoding="utf-8"))
         rows = [(doc_id, law, entry["title"], f"{unit} {number}")
                 for law, entry in data.items() for unit, number, doc_id in entry["sections"]]
+        # laws without a section (treaties held as stubs) are indexed too, so that their names and aliases resolve
+        rows += [("", law, entry["title"], "") for law, entry in data.items() if not entry["sections"]]
         directory = LawDirectory.from_sections(rows)
         for law, entry in data.items():  # laws without a numbered section still have a title
             directory.sections.setdefault(law, [])

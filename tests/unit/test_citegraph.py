@@ -77,6 +77,17 @@ def test_a_repealed_section_is_not_indexed(tmp_path: Path) -> None:
     assert [u["reason"] for u in graph.unresolved(0)] == ["not indexed"]
 
 
+def test_a_law_without_sections_is_a_law_when_building_and_after_loading(tmp_path: Path) -> None:
+    # a treaty held as a stub (IngestReport.withheld with an empty label): its articles are missing, not unknown
+    docs = [_section(1, "Nach Artikel 69 des Übereinkommens über die Erteilung europäischer Patente gilt das.")]
+    stub = ("", "EuPatÜbk", "Übereinkommen über die Erteilung europäischer Patente", "")
+    build_graph(docs, CitationsConfig(), tmp_path, withheld=[stub])
+    graph = CitationGraph.load(tmp_path, 1)
+    assert graph is not None
+    assert [u["reason"] for u in graph.unresolved(0)] == ["missing section"]
+    assert graph.directory.canonical("EPÜ") == "EuPatÜbk"  # the curated alias of a stub resolves in queries too
+
+
 def test_arrays_that_do_not_form_a_graph_are_refused(built: tuple[Path, dict], tmp_path: Path) -> None:
     import shutil
 
