@@ -841,28 +841,15 @@ def score_candidates(
     cfg = model.config.search
     signals = _MODE_SIGNALS.get(mode, ()) if model.feedback is not None else ()
     lexical_side = mode not in ("embedding", "votes", "prior")
-    embedding_side = mode not in ("lexical", "votes", "prior")
-    # expansions stay out of the query vector: on the tune half they did not help the embedding side
-    emb_terms = {kw.term: kw.weight for kw in analysis.keywords}
     allowed = _allowed_rows(model, filters, ())
-    n = len(model.documents)
     if allowed is not None and allowed.size == 0:
         return None
-    pool = min(n, max(cfg.candidates, k))
-
-    lex_scores = (model.lexical.scores_of_ids(lex_terms, _token_counts(model, analysis)) if lexical_side
-                  else np.zeros(n, np.float32))
-    if allowed is not None:
-        masked = np.full(n, -np.inf, dtype=np.float32)
-        masked[allowed] = lex_scores[allowed]
-        lex_scores_ranked = masked
-    else:
-        lex_scores_ranked = lex_scores
-    found: list[np.ndarray] = []
-    if lexical_side:
-        found.append(_top_rows(lex_scores_ranked, pool))
-    qvec = text_vector(emb_terms, model.vectors)
-    if embedding_side and float(np.linalg.norm(qvec)) > 0:
+    pool = min(len(model.documents), max(cfg.candidates, k))
+    lex_scores, lex_scores_ranked = _lexical_scores(model, analysis, lex_terms, allowed, lexical_side)
+    found: list[np.ndarray] = [_top_rows(lex_scores_ranked, pool)] if lexical_side else []
+    # expansions stay out of the query vector: on the tune half they did not help the embedding side
+    qvec = text_vector({kw.term: kw.weight for kw in analysis.keywords}, model.vectors)
+    if mode not in ("lexical", "votes", "prior") and float(np.linalg.norm(qvec)) > 0:
         # only the set of rows matters here: _union sorts them
         hits = search_index(model.index, qvec[None, :], min(pool, max(cfg.embedding_candidates, k)),
                             allowed_rows=allowed, ordered=False)
@@ -880,12 +867,6 @@ def score_candidates(
         return None
     lex = lex_scores[rows].astype(np.float64)
     emb = (np.asarray(model.docvectors[rows], dtype=np.float32) @ qvec).astype(np.float64)
-    if mode == "lexical":
-        parts = {"lexical": lex}
-    elif mode == "embedding":
-        parts = {"word2vec": emb}
-    else:
-        parts = {"lexical": cfg.lexical_weight * _zscore(lex), "word2vec": cfg.embedding_weight * _zscore(emb)}
     # the sections the query names come first, in the query's order; then the score decides
     first = np.full(rows.size, len(named), dtype=np.int64)
     for place, row in enumerate(named):
@@ -893,7 +874,32 @@ def score_candidates(
     voted = votes.at(rows) if votes is not None and "votes" in signals else None
     fb = model.feedback
     prior = np.asarray(fb.prior[rows], dtype=np.float64) if fb is not None and "prior" in signals else None
-    return Scored(rows, lex, emb, parts, voted, prior, first, lex_scores_ranked, named)
+    return Scored(rows, lex, emb, _score_parts(model, mode, lex, emb), voted, prior, first, lex_scores_ranked,
+                  named)
+
+
+def _lexical_scores(model: Model, analysis: QueryAnalysis, lex_terms: Mapping[int, float],
+                    allowed: np.ndarray | None, lexical_side: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's lexical score (zeros without the lexical side), and the same with -inf outside ``allowed``
+    (what the lexical candidates and the matched rows are taken from)."""
+    n = len(model.documents)
+    lex_scores = (model.lexical.scores_of_ids(lex_terms, _token_counts(model, analysis)) if lexical_side
+                  else np.zeros(n, np.float32))
+    if allowed is None:
+        return lex_scores, lex_scores
+    masked = np.full(n, -np.inf, dtype=np.float32)
+    masked[allowed] = lex_scores[allowed]
+    return lex_scores, masked
+
+
+def _score_parts(model: Model, mode: str, lex: np.ndarray, emb: np.ndarray) -> dict[str, np.ndarray]:
+    """The candidates' score without feedback by signal: one side alone, or both z-scored and weighted."""
+    if mode == "lexical":
+        return {"lexical": lex}
+    if mode == "embedding":
+        return {"word2vec": emb}
+    cfg = model.config.search
+    return {"lexical": cfg.lexical_weight * _zscore(lex), "word2vec": cfg.embedding_weight * _zscore(emb)}
 
 
 def _token_counts(model: Model, analysis: QueryAnalysis) -> dict[int, int] | None:
