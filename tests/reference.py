@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -52,3 +53,15 @@ def make_snippet(index: SnippetIndex, row: int, text: str, wanted: np.ndarray, c
 def expand_terms(model: Any, terms: Sequence[str]) -> list[ExpandedTerm]:
     """Related terms for query terms, weighted by similarity, restricted to the keyword vocabulary."""
     return [c.expanded for c in _expand(model, terms)]
+
+
+def lucene_bm25(term: str, doc: list[str], docs: list[list[str]], k1: float, b: float) -> float:
+    """Lucene BM25 of ``term`` in ``doc`` over the collection ``docs``, written out by hand."""
+    n = len(docs)
+    df = sum(term in d for d in docs)
+    if df == 0:
+        return 0.0
+    idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+    tf = doc.count(term)
+    avgdl = sum(map(len, docs)) / n
+    return idf * tf / (tf + k1 * (1 - b + b * len(doc) / avgdl))

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from plugin_model import memory_mapped
+from reference import lucene_bm25
 
 from legalsearch.config import LexicalConfig
 from legalsearch.errors import ArtifactError, InvalidRequestError
@@ -25,24 +26,12 @@ DOCS = [
 ]
 
 
-def _bm25(term: str, doc: list[str], docs: list[list[str]], k1: float, b: float) -> float:
-    """Lucene BM25, written out by hand."""
-    n = len(docs)
-    df = sum(term in d for d in docs)
-    if df == 0:
-        return 0.0
-    idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
-    tf = doc.count(term)
-    avgdl = sum(map(len, docs)) / n
-    return idf * tf / (tf + k1 * (1 - b + b * len(doc) / avgdl))
-
-
 def test_scores_match_hand_computed_bm25() -> None:
     cfg = LexicalConfig(k1=1.2, b=0.75)
     index = build_lexical_index(iter(DOCS), cfg)
     assert index.n_docs == 3
     for term in ["miete", "kündigung", "frist", "mangel"]:
-        expected = [_bm25(term, d, DOCS, 1.2, 0.75) for d in DOCS]
+        expected = [lucene_bm25(term, d, DOCS, 1.2, 0.75) for d in DOCS]
         got = index.scores({term: 1.0})
         assert got.dtype == np.float32 and got.shape == (3,)
         np.testing.assert_allclose(got, expected, rtol=1e-5, err_msg=term)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reference import lucene_bm25
 
 from legalsearch.config import LexicalConfig
 from legalsearch.lexical import (
@@ -34,14 +35,7 @@ TYPES = ["statute", "statute", "decision", "decision"]
 
 
 def _bm25(term: str, doc: list[str], k1: float, b: float) -> float:
-    n = len(DOCS)
-    df = sum(term in d for d in DOCS)
-    if df == 0:
-        return 0.0
-    idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
-    tf = doc.count(term)
-    avgdl = sum(map(len, DOCS)) / n
-    return idf * tf / (tf + k1 * (1 - b + b * len(doc) / avgdl))
+    return lucene_bm25(term, doc, DOCS, k1, b)
 
 
 def _index(config: LexicalConfig | None = None, weighting: str = "sqrt"):  # type: ignore[no-untyped-def]
