@@ -223,37 +223,44 @@ def _citations_markdown(ci: dict[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
-def _plot_citations(results: dict[str, Any], path: Path) -> bool:
-    top = results.get("citations", {}).get("graph", {}).get("most_cited", [])
-    if not top:
-        return False
+def _figure(height: float) -> tuple[Any, Any]:
+    """A figure 6 inches wide at 80 dpi and its axes, drawn without a display (Agg)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    top = top[:15][::-1]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=80)
-    ax.barh(range(len(top)), [m["citations"] for m in top])
-    ax.set_yticks(range(len(top)), [m["id"] for m in top], fontsize=6)
-    ax.set_xlabel("citations resolved to the section")
-    ax.set_title("most cited sections")
+    return plt.subplots(figsize=(6, height), dpi=80)
+
+
+def _save(fig: Any, path: Path) -> bool:
+    """Write ``fig`` to ``path`` and free it; True (a plot was written)."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return True
 
 
+def _plot_citations(results: dict[str, Any], path: Path) -> bool:
+    top = results.get("citations", {}).get("graph", {}).get("most_cited", [])
+    if not top:
+        return False
+    top = top[:15][::-1]
+    fig, ax = _figure(4)
+    ax.barh(range(len(top)), [m["citations"] for m in top])
+    ax.set_yticks(range(len(top)), [m["id"] for m in top], fontsize=6)
+    ax.set_xlabel("citations resolved to the section")
+    ax.set_title("most cited sections")
+    return _save(fig, path)
+
+
 def _plot_latency(results: dict[str, Any], path: Path) -> bool:
     rows = results.get("serving", {}).get("load", [])
     if not rows:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=80)
+    fig, ax = _figure(3.6)
     for endpoint in dict.fromkeys(r["endpoint"] for r in rows):
         pts = sorted((r["connections"], r["p50_ms"], r["p99_ms"]) for r in rows
                      if r["endpoint"] == endpoint and r["p50_ms"] is not None)
@@ -266,32 +273,21 @@ def _plot_latency(results: dict[str, Any], path: Path) -> bool:
     ax.set_ylabel("latency ms")
     ax.set_title("latency against concurrency")
     ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def _plot_stages(results: dict[str, Any], path: Path) -> bool:
     stages = results.get("training", {}).get("stages", [])
     if not stages:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=80)
+    fig, ax = _figure(3.6)
     labels = [f"{s['name']}\n({s['unit']}/s)" for s in stages]
     ax.bar(range(len(stages)), [max(s["per_second"], 1e-9) for s in stages])
     ax.set_xticks(range(len(stages)), labels, fontsize=6)
     ax.set_yscale("log")
     ax.set_ylabel("items per second (log)")
     ax.set_title("training throughput per stage")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def write_report(results: dict[str, Any], out_dir: Path, stem: str) -> ReportFiles:
