@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -163,3 +164,18 @@ def connections_per_worker(main: psutil.Process, port: int) -> dict[int, int]:
             1 for c in conns if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port
         )
     return counts
+
+
+@contextlib.contextmanager
+def client_threads(client: Callable[[int], None], count: int, stop: threading.Event) -> Iterator[None]:
+    """``count`` threads running ``client(0)`` .. ``client(count - 1)`` during the block (each until ``stop`` is
+    set); at its end ``stop`` is set and every thread joined (30 s at most each)."""
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from api_helpers import copy_version, damage, point_current
-from servers import uvicorn_server
+from servers import client_threads, uvicorn_server
 
 
 @pytest.fixture
@@ -75,10 +75,7 @@ def test_swap_under_load_and_refused_damaged_model(server: tuple[str, Path], dem
         with lock:
             return sum(1 for s in seen if s.sent > mark)
 
-    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    try:
+    with client_threads(hammer, 4, stop):
         deadline = time.monotonic() + 30
         while answered_since(-1) < 20:  # load before the swap
             assert time.monotonic() < deadline and not failures, failures[:3]
@@ -92,10 +89,6 @@ def test_swap_under_load_and_refused_damaged_model(server: tuple[str, Path], dem
         while answered_since(ready) < 20:  # load after the swap
             assert time.monotonic() < deadline + 40 and not failures, failures[:3]
             time.sleep(0.05)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=30)
 
     assert failures == []
     assert {s.model for s in seen} == {old, "v2"}

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from servers import connections_per_worker, serve_process, wait_for, workers
+from servers import client_threads, connections_per_worker, serve_process, wait_for, workers
 
 
 @pytest.fixture
@@ -51,18 +51,11 @@ def test_workers_are_recycled_without_dropping_requests(recycled_server, demo_mo
                 # steady traffic rather than saturation: a replacement must get the CPU to start on 2 cores
                 time.sleep(0.02)
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(3)]
-    for t in threads:
-        t.start()
-    try:
+    with client_threads(client, 3, stop):
         # the first workers pass 40 requests, ask to retire, get replaced and exit, while the clients go on
         wait_for(lambda: len(first & {p.pid for p in workers(main)}) < 2, 300, "a first worker to be replaced")
         at_replacement = answered[0]
         time.sleep(1.0)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=30)
     assert failures == []
     assert answered[0] > at_replacement  # the replacements answer
     assert len(workers(main)) >= 2
