@@ -44,9 +44,14 @@ _BIG_RANGE = 512
 _TOP = 2 * MAX_SUGGESTIONS
 #: how many characters of a key its deletion index reads, per number of edits
 _HEAD = {1: 5, 2: 7}
-#: query characters the typo search adds per refinement step (each step drops key ranges that went too far); on
-#: the full corpus's benchmark mix 1 cost twice the CPU of 4-6 (more levels), larger steps no less
+#: query characters beyond the head that the typo search's first refinement level checks, and that each further
+#: level adds (each level drops the key ranges that went too far). A level costs ~15 numpy and rapidfuzz calls
+#: whatever its size: on the full corpus's benchmark mix checking the heads themselves first (0) cost a third more
+#: CPU than 10, and 10 no more than checking the whole query at once; the levels bound the work on long queries
+_FIRST = 10
 _STEP = 5
+#: up to this many texts are compared with the query one by one: batches cost more to set up than they save
+_FEW_TEXTS = 12
 #: characters of each key in the array the heads' ranges are searched in (a head is at most 7 long, its end 8)
 _HEAD_ARRAY = max(_HEAD.values()) + 1
 #: characters compared at once when the common prefixes of neighbouring keys are measured
@@ -113,6 +118,9 @@ class _DeletionIndex:
     strings: np.ndarray
     head_of: np.ndarray
     heads: list[str]
+    #: per head, the range of the keys that start with it (found at build and at load, not saved)
+    head_lo: np.ndarray
+    head_hi: np.ndarray
 
 
 class SuggestionIndex:
@@ -132,6 +140,13 @@ class SuggestionIndex:
         self._heads = np.asarray([k[: _HEAD_ARRAY] for k in self.keys], dtype=f"U{_HEAD_ARRAY}")
         self._top = self._rank_big_ranges()
         self._deletions = {d: self._deletion_index(d) for d, _ in TYPO_STEPS}
+
+    def _head_ranges(self, heads: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Per head, the range of the keys that start with it: where it and it + ``_END`` fall among the keys'
+        first characters (needles of the array's own width: another would make numpy convert the whole array)."""
+        width = f"U{_HEAD_ARRAY}"
+        return (np.searchsorted(self._heads, np.asarray(heads, dtype=width)).astype(np.int64),
+                np.searchsorted(self._heads, np.asarray([h + _END for h in heads], dtype=width)).astype(np.int64))
 
     def __len__(self) -> int:
         return len(self._entries.text)
@@ -176,7 +191,7 @@ class SuggestionIndex:
                           for i, (lo, hi) in enumerate(arrays["top_bounds"].tolist())}
             index._deletions = {
                 d: _DeletionIndex(d, _HEAD[d] - d, arrays[f"deletions{d}_strings"], arrays[f"deletions{d}_head_of"],
-                                  strings["heads"][str(d)])
+                                  strings["heads"][str(d)], *index._head_ranges(strings["heads"][str(d)]))
                 for d, _ in TYPO_STEPS
             }
         except (OSError, ValueError, KeyError, IndexError) as exc:
@@ -197,12 +212,27 @@ class SuggestionIndex:
         # a digit names a section or a date: one typo in it names another one, not a misspelling
         allowed = 0 if any(c.isdigit() for c in folded) else max(
             (d for d, shortest in TYPO_STEPS if typed >= shortest), default=0)
-        # one edit first: all its matches rank before those of two, which are looked for only if still short
+        self._take_typos(folded, allowed, k, found)
+        return [self._suggestion(e, d) for e, d in found.items()]
+
+    def _take_typos(self, folded: str, allowed: int, k: int, found: dict[int, int]) -> None:
+        """``_take`` the matches within ``allowed`` edits while fewer than ``k`` are found: those of one edit
+        first, all ranked before those of two."""
+        if len(found) >= k or not allowed:
+            return
+        if allowed == 2 and len(folded) >= _HEAD[2]:
+            # the two-edit search finds the one-edit matches too (as groups one character longer): one search
+            # serves both. Not for a query that folds shorter than the two-edit heads (spaces and accents folded
+            # away): its one-edit matches may be keys too short for those heads
+            spans = self._typo_ranges(folded, 2)
+            self._take(self._one_edit_groups(spans, len(folded)), k, found)
+            if len(found) < k:
+                self._take(spans, k, found)
+            return
         for edits in range(1, allowed + 1):
             if len(found) >= k:
                 break
             self._take(self._typo_ranges(folded, edits), k, found)
-        return [self._suggestion(e, d) for e, d in found.items()]
 
     def _suggestion(self, entry: int, edits: int) -> Suggestion:
         es = self._entries
@@ -216,21 +246,31 @@ class SuggestionIndex:
         ``k`` in all: fewer edits first, then the more frequent (ties by key)."""
         parts: list[np.ndarray] = []
         costs: list[np.ndarray] = []
+        plain: list[tuple[int, int, int]] = []
         for edits, lo, hi in set(spans):
             if lo < hi:
                 # a large range brings its ranked best, a small one all of its keys: one sort ranks them all
                 best = self._top.get((lo, hi))
-                part = best[: 2 * k] if best is not None else np.arange(lo, hi)
-                parts.append(part)
-                costs.append(np.full(part.size, edits))
+                if best is None:
+                    plain.append((edits, lo, hi))
+                    continue
+                parts.append(best[: 2 * k])
+                costs.append(np.full(parts[-1].size, edits))
+        if len(plain) == 1:
+            parts.append(np.arange(plain[0][1], plain[0][2]))
+            costs.append(np.full(parts[-1].size, plain[0][0]))
+        elif plain:
+            ranges = np.asarray(plain, dtype=np.int64)
+            parts.append(_spread(ranges[:, 1], ranges[:, 2])[0])
+            costs.append(np.repeat(ranges[:, 0], ranges[:, 2] - ranges[:, 1]))
         if not parts:
             return
-        positions = np.concatenate(parts)
-        order = np.lexsort((positions, -self._df[positions], np.concatenate(costs)))
-        for pos, edits in zip(positions[order].tolist(), np.concatenate(costs)[order].tolist(), strict=True):
+        positions, edit_counts = np.concatenate(parts), np.concatenate(costs)
+        order = np.lexsort((positions, -self._df[positions], edit_counts))
+        for entry, edits in zip(self._entry_of[positions[order]].tolist(), edit_counts[order].tolist(), strict=True):
             if len(found) >= k:
                 return
-            found.setdefault(int(self._entry_of[pos]), edits)
+            found.setdefault(entry, edits)
 
     def _groups(self, lo: int, hi: int, width: int) -> Iterable[tuple[str, int, int]]:
         """The distinct first ``width`` characters of the keys in a range, each with its own range; a key
@@ -248,57 +288,66 @@ class SuggestionIndex:
                 yield head, i, j
             i = j
 
-    def _groups_of(self, spans: Sequence[tuple[int, int]], width: int) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """``_groups`` of several ranges at once, from the common prefix lengths of neighbouring keys: a group
-        starts where a key shares fewer than ``width`` characters with the one before. Overlapping ranges (a
-        head's range inside a shorter head's) are merged first; their groups are the same."""
-        merged: list[list[int]] = []
-        for lo, hi in sorted(spans):
-            if merged and lo <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], hi)
-            elif lo < hi:
-                merged.append([lo, hi])
-        if not merged:
-            return [], np.zeros(0, np.int64), np.zeros(0, np.int64)
-        bounds = np.asarray(merged, dtype=np.int64)
-        lengths = bounds[:, 1] - bounds[:, 0]
-        firsts = np.cumsum(lengths) - lengths
-        positions = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(bounds[:, 0] - firsts, lengths)
+    def _groups_of(self, los: np.ndarray, his: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Where the groups of ``_groups`` start and end in several disjoint ranges at once, in order
+        (``_head_spans``, or groups of a narrower width), from the common prefix lengths of neighbouring keys: a
+        group starts where a key shares fewer than ``width`` characters with the one before. The first key of a
+        group stands for it: the others share its first ``width`` characters."""
+        positions, firsts = _spread(los, his)
         starts_at = self._lcp[positions] < width
         starts_at[firsts] = True
         index = np.flatnonzero(starts_at)
-        starts = positions[index]
-        ends = positions[np.append(index[1:], positions.size) - 1] + 1
-        keys = self.keys
-        return [keys[i][:width] for i in starts.tolist()], starts, ends
+        return positions[index], positions[np.append(index[1:], positions.size) - 1] + 1
+
+    def _one_edit_groups(self, spans: Sequence[tuple[int, int, int]], length: int) -> list[tuple[int, int, int]]:
+        """The one-edit answer of a query of ``length`` characters (``_typo_ranges(query, 1)``) from its two-edit
+        answer: the groups of ``length + 1`` characters over the ones at one edit among its groups of
+        ``length + 2`` (whose keys all share their first ``length + 1`` characters, and so their edits)."""
+        ones = np.asarray([(lo, hi) for edits, lo, hi in spans if edits == 1], dtype=np.int64).reshape(-1, 2)
+        if not ones.size:
+            return []
+        # neighbouring groups of one wider group are one range: its groups start where the common prefixes say
+        opens = np.flatnonzero(np.concatenate(([True], ones[1:, 0] != ones[:-1, 1])))
+        starts, ends = self._groups_of(ones[opens, 0], ones[np.append(opens[1:], len(ones)) - 1, 1], length + 1)
+        return [(1, lo, hi) for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+    def _head_spans(self, index: _DeletionIndex, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """The key ranges of the heads that share a deletion string with the query's head."""
+        wanted = np.asarray(sorted(_deletions(query[: _HEAD[index.edits]], index.edits, index.width)))
+        at, _ = _spread(np.searchsorted(index.strings, wanted, side="left"),
+                        np.searchsorted(index.strings, wanted, side="right"))
+        heads = np.unique(index.head_of[at])
+        if heads.size < 2:
+            return index.head_lo[heads], index.head_hi[heads]
+        # in head order, so by start; a head's range holds those of the longer heads it begins: merged, a range
+        # that starts beyond every range before it opens a merged one, which reaches their farthest end
+        los, reach = index.head_lo[heads], np.maximum.accumulate(index.head_hi[heads])
+        opens = np.flatnonzero(np.concatenate(([True], los[1:] > reach[:-1])))
+        return los[opens], reach[np.append(opens[1:], los.size) - 1]
 
     def _typo_ranges(self, query: str, edits: int) -> list[tuple[int, int, int]]:
-        """(edits, lo, hi) of the key ranges whose keys begin within ``edits`` of the query (more than 0)."""
+        """(edits, lo, hi) of the key ranges whose keys begin within ``edits`` of the query (more than 0).
+
+        The heads' ranges are refined level by level: at ``m`` query characters the groups of keys sharing their
+        first ``m + edits`` characters are kept when ``query[:m]`` is within ``edits`` of a start of theirs (the
+        first level ``_FIRST`` characters past the head, then ``_STEP`` more each); at the whole query the groups
+        left, with their edits, are the answer. Which levels are checked changes only the work, not the answer."""
         index = self._deletions[edits]
         if len(query) < index.width or index.strings.size == 0:
             return []
-        wanted = np.asarray(sorted(_deletions(query[: _HEAD[edits]], edits, index.width)))
-        los = np.searchsorted(index.strings, wanted, side="left")
-        his = np.searchsorted(index.strings, wanted, side="right")
-        heads = sorted({index.heads[h] for lo, hi in zip(los.tolist(), his.tolist(), strict=True)
-                        for h in index.head_of[lo:hi].tolist()})
-        # needles of the array's own width: another width would make numpy convert the whole array per call
-        width = f"U{_HEAD_ARRAY}"
-        spans = list(zip(np.searchsorted(self._heads, np.asarray(heads, dtype=width)).tolist(),
-                         np.searchsorted(self._heads, np.asarray([h + _END for h in heads], dtype=width)).tolist(),
-                         strict=True))
-        # the first level checks the heads themselves: most deletion matches are no near match at all
-        levels = [*range(_HEAD[edits], len(query), _STEP), len(query)]
-        out: list[tuple[int, int, int]] = []
-        for m in levels:
-            texts, starts, ends = self._groups_of(spans, m + edits)
-            found = np.asarray(prefix_distances(query[:m], texts, edits), dtype=np.int64)
-            keep = found <= edits
-            spans = list(zip(starts[keep].tolist(), ends[keep].tolist(), strict=True))
+        los, his = self._head_spans(index, query)
+        m = min(_HEAD[edits] + _FIRST, len(query))
+        while los.size:
+            starts, ends = self._groups_of(los, his, m + edits)
+            found = _prefix_distances_within(query[:m], [self.keys[i] for i in starts.tolist()], edits,
+                                             exact=m == len(query))
             if m == len(query):
-                last = keep & (found > 0)
-                out = list(zip(found[last].tolist(), starts[last].tolist(), ends[last].tolist(), strict=True))
-        return out
+                last = (found > 0) & (found <= edits)
+                return list(zip(found[last].tolist(), starts[last].tolist(), ends[last].tolist(), strict=True))
+            keep = found <= edits
+            los, his = starts[keep], ends[keep]
+            m = min(m + _STEP, len(query))
+        return []
 
     def _rank_big_ranges(self) -> dict[tuple[int, int], np.ndarray]:
         """The best ``_TOP`` key positions of every prefix range longer than ``_BIG_RANGE`` keys."""
@@ -326,7 +375,7 @@ class SuggestionIndex:
             head_of.extend([h] * len(found))
         order = np.argsort(np.asarray(strings, dtype=f"U{width}"), kind="stable")
         return _DeletionIndex(edits, width, np.asarray(strings, dtype=f"U{width}")[order],
-                              np.asarray(head_of, dtype=np.int32)[order], heads)
+                              np.asarray(head_of, dtype=np.int32)[order], heads, *self._head_ranges(heads))
 
 
 def _deletions(text: str, edits: int, width: int) -> set[str]:
@@ -378,6 +427,52 @@ def prefix_distances(query: str, texts: Sequence[str], limit: int) -> list[int]:
         found[lengths < length] = limit + 1
         np.minimum(best, found, out=best)
     return list(best.tolist())
+
+
+def _prefix_distances_within(query: str, texts: Sequence[str], limit: int, exact: bool) -> np.ndarray:
+    """Per text, a number that is at most ``limit`` exactly when ``prefix_distances`` is, and with ``exact`` is
+    ``prefix_distances`` itself.
+
+    One rapidfuzz call compares the query with each text's start of the query's length first. A start ``j``
+    characters longer or shorter is at least ``j`` edits away, and at least that distance less ``j``: starts of
+    other lengths are compared only for the texts where they could still decide (or lower) the answer."""
+    if len(texts) <= _FEW_TEXTS:
+        return np.asarray([_prefix_distance(query, t, limit) for t in texts], dtype=np.int64)
+    n = len(query)
+    at_n = _distances(query, [t[:n] for t in texts], 2 * limit)
+    best = np.minimum(at_n, limit + 1)
+    for j in range(1, limit + 1):
+        rows = np.flatnonzero((np.maximum(j, at_n - j) < best) & (exact | (best > limit)))
+        if not rows.size:
+            continue
+        chosen = [texts[i] for i in rows.tolist()]
+        for length in (n - j, n + j):
+            if length >= 0:
+                starts = [t[:length] for t in chosen]
+                found = _distances(query, starts, limit)
+                # a text shorter than this length has no such start (its slice is the whole text): no count
+                found[np.fromiter(map(len, starts), dtype=np.int64, count=len(starts)) < length] = limit + 1
+                best[rows] = np.minimum(best[rows], found)
+    return best
+
+
+def _distances(query: str, texts: Sequence[str], limit: int) -> np.ndarray:
+    """Levenshtein distances of the query to each text, ``limit + 1`` for any over ``limit``."""
+    return cdist([query], texts, scorer=Levenshtein.distance, score_cutoff=limit, dtype=np.int32)[0].astype(np.int64)
+
+
+def _prefix_distance(query: str, text: str, limit: int) -> int:
+    """``prefix_distances`` of one text, one rapidfuzz call per length (a few texts cost less so than in batches)."""
+    n = len(query)
+    return min((Levenshtein.distance(query, text[:length], score_cutoff=limit)
+                for length in range(max(0, n - limit), min(n + limit, len(text)) + 1)), default=limit + 1)
+
+
+def _spread(los: np.ndarray, his: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every position of the ranges ``[lo, hi)``, range after range, and where each range starts among them."""
+    lengths = his - los
+    firsts = np.cumsum(lengths) - lengths
+    return np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(los - firsts, lengths), firsts
 
 
 def build_suggestions(keywords: KeywordModel, documents: DocumentStore, ids: Sequence[str]) -> SuggestionIndex:

@@ -8,7 +8,7 @@ import pytest
 from rapidfuzz.distance import Levenshtein
 
 from legalsearch.errors import EmptyQueryError
-from legalsearch.suggest import SuggestionIndex, _Entries, fold, prefix_distances
+from legalsearch.suggest import SuggestionIndex, _Entries, _prefix_distances_within, fold, prefix_distances
 
 
 def _index(words: dict[str, int]) -> SuggestionIndex:
@@ -89,6 +89,52 @@ def test_typo_matches_equal_a_brute_force_search() -> None:
         assert got == _brute(list(words), q, edits), q
 
 
+def _typo(rng: random.Random, word: str, alphabet: str, edits: int) -> str:
+    chars = list(word)
+    for _ in range(edits):
+        i = rng.randrange(len(chars))
+        op = rng.choice("dis")
+        if op == "d" and len(chars) > 1:
+            del chars[i]
+        elif op == "i":
+            chars.insert(i, rng.choice(alphabet))
+        else:
+            chars[i] = rng.choice(alphabet)
+    return "".join(chars)
+
+
+def test_long_typo_queries_refined_level_by_level_equal_a_brute_force_search() -> None:
+    # keys and queries long enough for several refinement levels; the one-edit answer comes from the two-edit search
+    rng = random.Random(11)
+    alphabet = "aeinrstu"
+    stems = ["".join(rng.choice(alphabet) for _ in range(rng.randint(6, 12))) for _ in range(40)]
+    words = {stem + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 18))): rng.randint(1, 50)
+             for stem in stems for _ in range(40)}
+    index = _index(words)
+    for _ in range(120):
+        base = rng.choice(list(words))
+        q = _typo(rng, base[: rng.randint(9, max(9, len(base)))], alphabet, rng.randint(0, 3))
+        edits = 2 if len(q) >= 9 else 1 if len(q) >= 5 else 0
+        assert {s.text for s in index.suggest(q, len(words))} == _brute(list(words), q, edits), q
+        if len(q) >= 9:
+            assert sorted(index._one_edit_groups(index._typo_ranges(q, 2), len(q))) == sorted(
+                index._typo_ranges(q, 1)), q
+
+
+def test_prefix_distances_within_agree_with_prefix_distances() -> None:
+    rng = random.Random(3)
+    alphabet = "aeinrst"
+    for _ in range(60):
+        query = "".join(rng.choice(alphabet) for _ in range(rng.randint(5, 16)))
+        texts = [_typo(rng, query, alphabet, rng.randint(0, 5)) + "".join(rng.choice(alphabet) for _ in range(
+            rng.randint(0, 3))) for _ in range(rng.choice((3, 40)))] + ["", query[:2]]
+        for limit in (1, 2):
+            want = prefix_distances(query, texts, limit)
+            assert _prefix_distances_within(query, texts, limit, exact=True).tolist() == want
+            within = _prefix_distances_within(query, texts, limit, exact=False)
+            assert (within <= limit).tolist() == [d <= limit for d in want]
+
+
 def test_prefix_distances_by_batch_equal_one_by_one() -> None:
     texts = ["kuendigung", "kuendigen", "kundig", "k", "", "kuendigungsfrist"]
     got = prefix_distances("kuendigugn", texts, 2)
@@ -117,3 +163,10 @@ def test_the_training_artifact_answers_as_a_fresh_build(demo_model, tmp_path) ->
               "ordentliche kü", "Demo-Mietrechtsgestz", "zz"):
         assert loaded.suggest(q, 20) == fresh.suggest(q, 20), q
     assert SuggestionIndex.load(tmp_path / "none") is None  # a model trained before the artifact: built at load
+
+
+def test_a_long_typed_query_that_folds_short_keeps_its_one_edit_matches() -> None:
+    # 9 characters typed (two edits allowed), 5 once spaces are folded: "kund" is one edit away but too short for
+    # the two-edit search's heads
+    index = _index({"kund": 5, "kundig": 3, "ku nd x": 1})
+    assert [(s.text, s.edits) for s in index.suggest("ku     nd", 8)] == [("ku nd x", 0), ("kund", 1), ("kundig", 1)]
