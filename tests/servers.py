@@ -179,3 +179,20 @@ def client_threads(client: Callable[[int], None], count: int, stop: threading.Ev
         stop.set()
         for t in threads:
             t.join(timeout=30)
+
+
+@contextlib.contextmanager
+def spread_clients(base: str, main: psutil.Process, port: int, count: int = 8) -> Iterator[list[httpx.Client]]:
+    """``count`` connections opened together (one ``/livez`` each) once the two workers of ``main`` hold half of
+    them each; closed at the end of the block."""
+    clients = [httpx.Client(base_url=base, timeout=20) for _ in range(count)]
+    try:
+        for c in clients:
+            assert c.get("/livez").status_code == 200
+        half = count // 2
+        wait_for(lambda: sorted(connections_per_worker(main, port).values()) == [half, count - half], 10,
+                 f"{half} + {count - half} connections, saw {connections_per_worker(main, port)}")
+        yield clients
+    finally:
+        for c in clients:
+            c.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from servers import client_threads, connections_per_worker, serve_process, wait_for, workers
+from servers import client_threads, connections_per_worker, serve_process, spread_clients, wait_for, workers
 
 
 @pytest.fixture
@@ -71,12 +71,5 @@ def test_clients_that_vanish_mid_request_are_counted_closed(recycled_server) -> 
         s.close()
     wait_for(lambda: sum(connections_per_worker(main, port).values()) == 0, 10, "the vanished connections to close")
     # were they still counted as open, every new connection would go to one worker
-    clients = [httpx.Client(base_url=base, timeout=20) for _ in range(8)]
-    try:
-        for c in clients:
-            assert c.get("/livez").status_code == 200
-        wait_for(lambda: sorted(connections_per_worker(main, port).values()) == [4, 4], 10,
-                  f"4 + 4 connections, saw {connections_per_worker(main, port)}")
-    finally:
-        for c in clients:
-            c.close()
+    with spread_clients(base, main, port):
+        pass

@@ -17,7 +17,7 @@ import httpx
 import psutil
 import pytest
 from api_helpers import copy_version, point_current, writable
-from servers import connections_per_worker, free_port, serve_process, wait_for, workers
+from servers import connections_per_worker, free_port, serve_process, spread_clients, wait_for, workers
 
 from legalsearch.api.workers import Balancer
 
@@ -44,21 +44,13 @@ def test_connections_spread_evenly_and_a_dead_worker_is_replaced(  # type: ignor
     main = psutil.Process(proc.pid)
     # opened together, as a load generator or a backend's connection pool does: uvicorn's racing workers split
     # these unevenly (one worker takes whatever is queued when it wakes)
-    clients = [httpx.Client(base_url=base, timeout=20) for _ in range(8)]
-    try:
-        for c in clients:
-            assert c.get("/livez").status_code == 200
-        wait_for(lambda: sorted(connections_per_worker(main, port).values()) == [4, 4], 10,
-                  f"4 + 4 connections, saw {connections_per_worker(main, port)}")
+    with spread_clients(base, main, port) as clients:
         # every connection is served: the model answers on each of them
         seed = demo_model.index.ids[0]
         for c in clients:
             resp = c.post("/recommend", json={"positive": [seed], "k": 3})
             assert resp.status_code == 200, resp.text
             assert resp.json()["model"] == demo_model.version
-    finally:
-        for c in clients:
-            c.close()
     # closed connections are counted back: the next ones spread again
     wait_for(lambda: sum(connections_per_worker(main, port).values()) == 0, 10, "the connections to close")
 
