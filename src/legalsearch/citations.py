@@ -6,7 +6,7 @@ knows every law of the corpus (jurabk, title, sections in the law's order) and `
 document ids, or into a reason why it cannot: an unknown law, a missing section, no law at all. Nothing is
 guessed: a citation that does not resolve is kept as written with its reason.
 
-The rules follow the project's token parser (``Preprocessor._citation`` in ``text.py``: the same markers, list
+The rules follow the project's token parser (``CitationParser`` in ``text/citations.py``: the same markers, list
 words and law-abbreviation shape) but keep offsets and the structure of ranges and chains, which tokens drop.
 The conventions (what a span covers, how chains and ranges resolve) are written down in ``docs/citations.md``.
 """
