@@ -210,7 +210,7 @@ class SuggestionIndex:
         self._take([(0, *self._range(folded))], k, found)
         typed = len(query.strip())
         # a digit names a section or a date: one typo in it names another one, not a misspelling
-        allowed = 0 if any(c.isdigit() for c in folded) else max(
+        allowed = 0 if any(map(str.isdigit, folded)) else max(
             (d for d, shortest in TYPO_STEPS if typed >= shortest), default=0)
         self._take_typos(folded, allowed, k, found)
         return [self._suggestion(e, d) for e, d in found.items()]
@@ -241,9 +241,15 @@ class SuggestionIndex:
     def _range(self, prefix: str) -> tuple[int, int]:
         return bisect_left(self.keys, prefix), bisect_left(self.keys, prefix + _END)
 
-    def _take(self, spans: Iterable[tuple[int, int, int]], k: int, found: dict[int, int]) -> None:
+    def _take(self, spans: Sequence[tuple[int, int, int]], k: int, found: dict[int, int]) -> None:
         """Add to ``found`` (entry -> edits) the best entries of (edits, lo, hi) key ranges not found yet, up to
         ``k`` in all: fewer edits first, then the more frequent (ties by key)."""
+        if len(spans) == 1:  # a prefix: one range, ranked at build time when large, else by one stable sort
+            edits, lo, hi = spans[0]
+            best = self._top.get((lo, hi))
+            ranked = best[: 2 * k] if best is not None else lo + np.argsort(-self._df[lo:hi], kind="stable")
+            self._add(self._entry_of[ranked].tolist(), [edits] * len(ranked), k, found)
+            return
         parts: list[np.ndarray] = []
         costs: list[np.ndarray] = []
         plain: list[tuple[int, int, int]] = []
@@ -267,10 +273,15 @@ class SuggestionIndex:
             return
         positions, edit_counts = np.concatenate(parts), np.concatenate(costs)
         order = np.lexsort((positions, -self._df[positions], edit_counts))
-        for entry, edits in zip(self._entry_of[positions[order]].tolist(), edit_counts[order].tolist(), strict=True):
+        self._add(self._entry_of[positions[order]].tolist(), edit_counts[order].tolist(), k, found)
+
+    @staticmethod
+    def _add(entries: list[int], edits: list[int], k: int, found: dict[int, int]) -> None:
+        """Add entries in their order to ``found`` (those not in it yet) until it holds ``k``."""
+        for entry, count in zip(entries, edits, strict=True):
             if len(found) >= k:
                 return
-            found.setdefault(entry, edits)
+            found.setdefault(entry, count)
 
     def _groups(self, lo: int, hi: int, width: int) -> Iterable[tuple[str, int, int]]:
         """The distinct first ``width`` characters of the keys in a range, each with its own range; a key
