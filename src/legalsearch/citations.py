@@ -367,26 +367,38 @@ class ShortTitles:
         words = self._word_starts(prefix)
         fits: list[tuple[tuple[int, ...], str]] = [
             ((score, len(chunks), sum(map(len, chunks))), law) for law, chunks in self.candidates.get(head, ())
-            if (not amending or any(c.startswith("ä") for c in chunks))
+            if chunks[0][0] == prefix[0] and (not amending or any(c.startswith("ä") for c in chunks))
             and (score := self._fits(prefix, chunks, 0, words)) >= 0]
         # a fit whose title holds a word of the compound ("Versicherungs|aufsichts" ~ "… der Versicherungsunternehmen":
         # VAG, not VIG) beats one whose title does not; among those, the fit whose capitals start more of the
         # compound's words. Without such a title, only the shape counts: the most parts, then letters
-        confirmed = [((shared, *key), law) for key, law in fits if (shared := self._in_title(prefix, words, law))]
+        parts = self._compound_words(prefix, words)
+        confirmed = [((shared, *key), law) for key, law in fits if (shared := self._in_title(parts, law))]
+        if not confirmed:
+            # a jurabk may take inner letters of a part ("BtMG": "Be|t|äubungs|mittel"): such a looser fit counts only
+            # when the law's title holds a word of the compound (BtMG 1981, "… Verkehr mit Betäubungsmitteln")
+            confirmed = [((shared, 0, len(chunks), sum(map(len, chunks))), law)
+                         for law, chunks in self.candidates.get(head, ())
+                         if chunks[0][0] == prefix[0] and _in_order("".join(chunks), prefix)
+                         and (not amending or any(c.startswith("ä") for c in chunks))
+                         and (shared := self._in_title(parts, law))
+                         and self._fits(prefix, chunks, 0, frozenset(), loose=True) >= 0]
         fits = confirmed or [(key[1:], law) for key, law in fits]
         if not fits:
             return None
         fits.sort(reverse=True)
         return fits[0][1] if len(fits) == 1 or fits[1][0] < fits[0][0] else None
 
-    def _in_title(self, prefix: str, words: frozenset[int], law: str) -> int:
-        """How many words of the compound (5 letters or more, from a word start, not "bundes") the law's title
-        holds."""
+    def _compound_words(self, prefix: str, words: frozenset[int]) -> list[list[str]]:
+        """Per word start of the compound, the vocabulary words of 5 letters or more that begin there (not "bundes")."""
+        found = [[prefix[p:j] for j in range(p + 5, len(prefix) + 1)
+                  if prefix[p:j] in self.vocabulary and prefix[p:j] not in _GENERIC_WORDS] for p in (words or {0})]
+        return [ws for ws in found if ws]
+
+    def _in_title(self, parts: list[list[str]], law: str) -> int:
+        """How many word starts of the compound (``_compound_words``) have a word the law's title holds."""
         title = self.titles.get(law, "").lower()
-        if not title:
-            return 0
-        return sum(any(prefix[p:j] in title and prefix[p:j] in self.vocabulary and prefix[p:j] not in _GENERIC_WORDS
-                       for j in range(p + 5, len(prefix) + 1)) for p in (words or {0}))
+        return sum(any(w in title for w in ws) for ws in parts) if title else 0
 
     def _word_starts(self, prefix: str) -> frozenset[int]:
         """Where a word starts in some reading of the whole compound as vocabulary words (of 3 letters or more,
@@ -420,8 +432,10 @@ class ShortTitles:
             return True
         return any(prefix[p:p + k] in self.vocabulary for k in range(4, min(14, len(prefix) - p) + 1))
 
-    def _fits(self, prefix: str, chunks: list[str], start: int, words: frozenset[int] = frozenset()) -> int:
-        """How many of the chunks start a word (``_word_starts``) in the best way the chunks fit; -1: no fit."""
+    def _fits(self, prefix: str, chunks: list[str], start: int, words: frozenset[int] = frozenset(),
+              loose: bool = False) -> int:
+        """How many of the chunks start a word (``_word_starts``) in the best way the chunks fit; -1: no fit.
+        ``loose``: a chunk's small letters may also come from further inside its part."""
         if not chunks:
             return 0
         chunk, rest = chunks[0], chunks[1:]
@@ -434,11 +448,12 @@ class ShortTitles:
                 if at < len(prefix) and prefix[at] == letter:
                     at += 1
                     continue
-                at = next((q + 1 for q in range(at, len(prefix)) if prefix[q] == letter and self._joint(prefix, q)), 0)
+                at = next((q + 1 for q in range(at, len(prefix))
+                           if prefix[q] == letter and (loose or self._joint(prefix, q))), 0)
                 if at == 0:
                     break
             else:
-                if (score := self._fits(prefix, rest, at, words)) >= 0:
+                if (score := self._fits(prefix, rest, at, words, loose)) >= 0:
                     best = max(best, score + (p in words))
                     if not words or best == len(chunks):
                         return best  # no better fit is possible
@@ -640,6 +655,12 @@ def _curated_aliases() -> dict[str, str]:
     text = (resources.files("legalsearch") / "data" / "law_aliases.tsv").read_text(encoding="utf-8")
     rows = (line.split("\t") for line in text.splitlines() if line.strip() and not line.startswith("#"))
     return {row[0]: row[1] for row in rows if len(row) >= 2}
+
+
+def _in_order(letters: str, text: str) -> bool:
+    """Whether ``letters`` occur in ``text`` in this order (a jurabk's letters in a compound)."""
+    it = iter(text)
+    return all(letter in it for letter in letters)
 
 
 def _roman(text: str) -> int | None:

@@ -386,10 +386,13 @@ def _stub_directory() -> LawDirectory:
              ("VIG § 1", "VIG", "Gesetz zur Verbesserung der gesundheitsbezogenen Verbraucherinformation", "§ 1"),
              ("VSBG § 36", "VSBG", "Gesetz über die alternative Streitbeilegung in Verbrauchersachen", "§ 36"),
              ("VStRG § 36", "VStRG", "Gesetz zur Reform des Vermögensteuerrechts", "§ 36")]
+    rows += [("BtMG 1981 § 29", "BtMG 1981", "Gesetz über den Verkehr mit Betäubungsmitteln", "§ 29"),
+             ("BMG § 29", "BMG", "Bundesmeldegesetz", "§ 29")]
     rows += [("FGO § 91", "FGO", "Finanzgerichtsordnung", "§ 91"),
              ("EinigVtr Art 21", "EinigVtr", "Vertrag über die Herstellung der Einheit Deutschlands", "Art 21")]
     directory = LawDirectory.from_sections(rows)
-    directory.add_vocabulary(["Versicherung unter Aufsicht", "Verbraucher im Streit", "Beilegung", "Reit"])
+    directory.add_vocabulary(["Versicherung unter Aufsicht", "Verbraucher im Streit", "Beilegung", "Reit",
+                              "Betäubung und Mittel"])
     return directory
 
 
@@ -444,6 +447,8 @@ def test_short_titles_prefer_the_law_whose_title_shares_a_word() -> None:
     assert _stubs("§ 68 Absatz 2 des Versicherungsaufsichtsgesetzes") == [
         ("§ 68 Absatz 2 des Versicherungsaufsichtsgesetzes", ("VAG 2016 § 68",), None)]
     assert _stubs("§ 36 des Verbraucherstreitbeilegungsgesetzes")[0][1] == ("VSBG § 36",)
+    # "Bt" takes an inner letter of "Betäubungs": such a fit counts only when the title holds a word of the compound
+    assert _stubs("§ 29 des Betäubungsmittelgesetzes")[0][1] == ("BtMG 1981 § 29",)
 
 
 def test_a_lead_in_names_the_law_of_a_chain_without_one() -> None:
