@@ -500,6 +500,7 @@ def _train_locked(inputs: _Inputs, config: TrainConfig, models_dir: Path, cache_
                     side.submit(run, stage.name)
                     continue
                 side.wait_for(stage.needs, run)
+                side.reap(run)
                 with side.paused() if stage.alone else nullcontext(), timer.stage(stage.name, stage.unit) as count:
                     count[0] = stage.run(run)
             side.wait_for(tuple(side.pending), run)

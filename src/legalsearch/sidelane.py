@@ -74,9 +74,27 @@ class SideLane:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        # after a failure elsewhere the running side stage still ends before the model folder is removed
+        self._close()
+
+    def _close(self) -> None:
+        """End the helper process; a later ``submit`` starts another."""
         if self._pool is not None:
-            # after a failure elsewhere the running side stage still ends before the model folder is removed
             self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
+        self._pid = None
+
+    def reap(self, run: Run) -> None:
+        """Collect the side stages that are done, in submission order; when none is left, end the helper process,
+        so that its memory (a copy of the documents and its stages' arrays, ~1 GB on the full corpus) is not
+        held beside the main lane's later, larger stages."""
+        done = 0
+        for future in self.pending.values():
+            if not future.done():
+                break
+            done += 1
+        if done:
+            self.wait_for(list(self.pending)[done - 1 : done], run)
 
     def submit(self, run: Run, name: str) -> None:
         """Queue stage ``name`` in the helper process (started, with a snapshot of the run, on first use)."""
@@ -128,6 +146,8 @@ class SideLane:
                 raise LegalSearchError(f"the side process of the training run died in stage {name}: {exc}") from exc
             self.timer.record(done.stats)
             run.citation_stats.update(done.citation_stats)
+        if not self.pending:
+            self._close()
 
 
 _side: Run | None = None
