@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from legalsearch.config import PreprocessConfig
-from legalsearch.ranking import ExpandedTerm, _expand
+from legalsearch.ranking import ExpandedTerm
+from legalsearch.ranking.query import _expand
 from legalsearch.snippets import Snippet, SnippetIndex, make_snippets
 from legalsearch.text import Preprocessor, TokenSpan
 

@@ -9,7 +9,7 @@ information
 
 is kept where the pair occurs in at least ``min_count`` questions and reaches ``min_npmi`` (1: always together,
 0: independent). Each word keeps its ``limit`` best keywords. Query expansion adds them before the word2vec
-neighbours (``ranking._expand``) and ``similar-terms`` lists them first: on statutes alone, word2vec puts
+neighbours (``ranking.query._expand``) and ``similar-terms`` lists them first: on statutes alone, word2vec puts
 "eigenbedarf" beside "eigenverbrauch, brauerei" (tax and energy law); the questions put it beside tenancy.
 A model trained without feedback has no associations and behaves as before.
 """

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from gensim.models import KeyedVectors
@@ -35,6 +35,9 @@ from legalsearch.snippets import SnippetIndex
 from legalsearch.suggest import SuggestionIndex, build_suggestions
 from legalsearch.text import Preprocessor
 from legalsearch.types import Document, Keyword
+
+if TYPE_CHECKING:
+    from legalsearch.ranking.caches import RankingCaches
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +170,14 @@ class Model:
         if self.suggestion_index is not None:
             return self.suggestion_index
         return build_suggestions(self.keyword_model, self.documents, self.index.ids)
+
+    @cached_property
+    def ranking_caches(self) -> RankingCaches:
+        """The ranking's memos of this model (``ranking.caches``): built by ``ranking.warm_up`` before the model
+        serves, filled by requests otherwise; a copy (``dataclasses.replace``) starts with its own."""
+        from legalsearch.ranking.caches import RankingCaches  # the ranking imports the engine
+
+        return RankingCaches()
 
     def row_of(self, doc_id: str) -> int:
         """The row of a document id; UnknownDocumentError when absent."""

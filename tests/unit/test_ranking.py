@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from reference import expand_terms
 
-from legalsearch.ranking import ExpandedTerm, _top_rows
+from legalsearch.ranking import ExpandedTerm
+from legalsearch.ranking.candidates import _top_rows
 
 
 def _reference(scores: np.ndarray, pool: int) -> set[int]:
@@ -82,6 +83,7 @@ def test_embedding_candidates_bound_the_embedding_side(demo_model, monkeypatch) 
     from legalsearch import ranking
     from legalsearch.docvectors import text_vector
     from legalsearch.index import search_index
+    from legalsearch.ranking import candidates
 
     query = "Der Vermieter kündigt die Wohnung wegen Eigenbedarfs"
     qvec = text_vector(
@@ -94,7 +96,7 @@ def test_embedding_candidates_bound_the_embedding_side(demo_model, monkeypatch) 
         asked.append(args[2])
         return search_index(*args, **kwargs)
 
-    monkeypatch.setattr(ranking, "search_index", recording)
+    monkeypatch.setattr(candidates, "search_index", recording)
     base = demo_model.config
     for wanted, k in ((3, 10), (12, 5), (40, 40)):
         # a copy of the shared model with another setting: the session's demo model stays as it is
