@@ -169,3 +169,20 @@ def test_recommend_by_text_keeps_exclude_pages_collapse_and_names(demo_model) ->
     assert all(not r.reasons for r in named.results[1:])
     with pytest.raises(EmptyQueryError):
         recommend(demo_model, text="Qwzxyv Blorptanix")
+
+
+def test_warm_up_fills_the_keyword_parts_the_requests_would(demo_model) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from legalsearch.ranking import warm_up
+    from legalsearch.ranking.explain import _marked_keywords
+
+    assert demo_model.snippets is not None
+    cold = replace(demo_model)  # a copy starts with its own, empty caches
+    assert cold.ranking_caches is not demo_model.ranking_caches and not cold.ranking_caches.keyword_parts
+    ids = range(len(cold.keyword_model.vocabulary))
+    lazy = _marked_keywords(cold, ids)
+    warm = replace(demo_model)
+    warm_up(warm)
+    assert warm.ranking_caches.keyword_parts == cold.ranking_caches.keyword_parts
+    assert _marked_keywords(warm, ids).ids == lazy.ids
