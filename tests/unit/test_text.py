@@ -5,11 +5,15 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import itertools
+import json
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from reference import preprocess, token_spans
 
 from legalsearch.config import PreprocessConfig, config_from_dict
@@ -21,7 +25,11 @@ from legalsearch.text import (
     Preprocessor,
     TokenSpan,
 )
+from legalsearch.text.memo import memo_budget
 from legalsearch.text.parallel import ship, unship
+from legalsearch.text.tokenizer import spans as stretches
+
+DEMO = Path(__file__).resolve().parents[2] / "corpora" / "demo"
 
 
 @pytest.fixture(scope="module")
@@ -348,3 +356,54 @@ def test_long_runs_are_tokenized_in_pieces_with_the_text_offsets(pre: Preprocess
     # runs up to the limit go to spaCy whole, exactly as before
     short = "x" * MAX_CHUNK_CHARS
     assert [t.text for t in pre._tokenize(short)] == [t.text for t in pre._tokenizer(short)]
+
+
+# ---------------------------------------------------------------- query tokens through the stretch memo
+
+#: pieces that exercise spaCy's whitespace rules, its affixes, the special cases and the citation parser
+_PIECES = [" ", "  ", "\t", "\n", "\r\n", "\u00a0", "\u2009", "\x1c", "a", "Abs.", "Abs", ".", "§", "§§", "(", ")",
+           ",", "5", "573", "BGB", "i.V.m.", "z.B.", "-", "Miet-", "vertrag", "Kündigung", " ff.", "Art.", "GG"]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=14).map("".join))
+@settings(max_examples=400, deadline=None)
+def test_query_groups_equal_pipe_grouped(text: str) -> None:
+    fresh, memoised = Preprocessor(PreprocessConfig()), _MEMOISED
+    with fresh.transient():
+        expected = next(fresh.pipe_grouped([text]))
+    for _ in range(2):  # the second time every stretch comes from the memo
+        with memoised.transient():
+            assert memoised.query_groups(text) == expected
+
+
+_MEMOISED = Preprocessor(PreprocessConfig())
+
+
+def test_query_groups_equal_pipe_grouped_on_corpus_text() -> None:
+    texts = [line for path in sorted(DEMO.glob("gesetze/**/*.md")) for line in path.read_text().splitlines()]
+    texts += [json.loads(line)["text"] for line in (DEMO / "decisions.jsonl").read_text().splitlines()]
+    texts += ["x" * (MAX_CHUNK_CHARS + 5) + "  §  573 BGB", "  Abs. 2\n\nSatz 1  ", ""]
+    fresh, memoised = Preprocessor(PreprocessConfig()), Preprocessor(PreprocessConfig())
+    expected = list(fresh.pipe_grouped(texts))
+    with memoised.transient():
+        assert [memoised.query_groups(t) for t in texts] == expected
+    with memoised.transient():
+        assert [memoised.query_groups(t) for t in texts] == expected
+    assert len(memoised._span_memo) > 100
+
+
+def test_spans_are_what_spacy_tokenizes_one_by_one(pre: Preprocessor) -> None:
+    text = "  Nach § 573  Abs. 2\tBGB,\n\n die  Kündigung. \u00a0Ende "
+    assert list(stretches(text)) == ["  ", "Nach", "§", "573", " ", "Abs.", "2", "\t", "BGB,", "\n\n ", "die", " ",
+                                 "Kündigung.", "\u00a0", "Ende"]
+    by_spans = [t.text for s in stretches(text) for t in pre._tokenizer(s)]
+    assert by_spans == [t.text for t in pre._tokenizer(text)]
+
+
+def test_memo_budget_empties_the_stretch_memo_too() -> None:
+    small = Preprocessor(PreprocessConfig())
+    with small.transient():
+        small.query_groups("Die Kündigung des Mietvertrags nach § 573 BGB")
+    assert small._span_memo
+    small._charge(memo_budget() + 1)
+    assert not small._span_memo

@@ -24,7 +24,7 @@ def analyze_text(model: Model, text: str) -> QueryAnalysis:
     except UnicodeEncodeError as exc:  # lone surrogates from JSON escapes: not text spaCy can tokenize
         raise InvalidRequestError(f"the text is not valid Unicode: {exc.reason} at position {exc.start}") from exc
     with model.preprocessor.transient():
-        words, tokens = split_groups(next(model.preprocessor.pipe_grouped([text])))
+        words, tokens = split_groups(model.preprocessor.query_groups(text))
     budget.check("after preprocessing the text")
     if not tokens:
         raise EmptyQueryError("the text has no usable term: only stopwords, numbers or punctuation")

@@ -111,7 +111,8 @@ def similar_terms(model: Model, term: str, k: int = 10, intersection: bool = Fal
 
     With ``intersection``, only neighbours that the main model and every seed variant agree on are kept
     (the model must have been trained with ``word2vec.intersection_models`` > 0)."""
-    words = split_groups(next(model.preprocessor.pipe_grouped([term])))[0]
+    with model.preprocessor.transient():
+        words = split_groups(model.preprocessor.query_groups(term))[0]
     if not words:
         raise EmptyQueryError(f"{term!r} has no usable term after preprocessing")
     key = PHRASE_JOINER.join(words)

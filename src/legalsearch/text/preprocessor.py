@@ -27,7 +27,16 @@ from legalsearch.text import parallel
 from legalsearch.text.citations import ARTICLE_WORDS, MARKERS, CitationParser, is_part_number, skip_part_list
 from legalsearch.text.compounds import CompoundSplitter
 from legalsearch.text.memo import ENTRY_BYTES, STR_BYTES, memo_budget, token_bytes
-from legalsearch.text.tokenizer import blank_german, data_digest, lexicon, library_versions, read_list, tokenize
+from legalsearch.text.tokenizer import (
+    blank_german,
+    data_digest,
+    has_long_chunk,
+    lexicon,
+    library_versions,
+    read_list,
+    spans,
+    tokenize,
+)
 
 #: bump when a rule of this package changes the tokens it produces (part of the fingerprint)
 RULES_VERSION: Final = "2"
@@ -116,6 +125,8 @@ class Preprocessor:
         #: orth hash -> tokens (grouped: the one group string), only for words that do not look at neighbours
         self._hash_memo: dict[int, tuple[str, ...]] = {}
         self._group_memo: dict[int, tuple[str, ...]] = {}
+        #: whitespace-separated stretch -> its tokens' orth hashes and texts (``query_groups``)
+        self._span_memo: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {}
         self._strings = self._nlp.vocab.strings
         self._memo_bytes = 0
         self._fingerprint = self._compute_fingerprint()
@@ -155,6 +166,30 @@ class Preprocessor:
         tokenize = self._tokenize
         for text in texts:
             yield self._tokens_of(tokenize(text), grouped=True)
+
+    def query_groups(self, text: str) -> list[str]:
+        """``pipe_grouped`` of one text (a query), with spaCy's tokens of each stretch of it memoised.
+
+        Queries are tokenized inside ``transient()``, where spaCy keeps no tokenizer cache (its cached tokens
+        would point at lexemes the zone frees), so every query paid the affix rules of every word again: a fifth
+        of a search's CPU. The memo here holds plain hashes and strings, and a text's tokens are its stretches'
+        tokens one after another (``tokenizer.spans``), so the result is the one ``pipe_grouped`` gives.
+        """
+        if has_long_chunk(text):
+            return self._tokens_of(self._tokenize(text), grouped=True)
+        memo = self._span_memo
+        hashes: list[int] = []
+        words: list[str] = []
+        for span in spans(text):
+            known = memo.get(span)
+            if known is None:
+                doc = self._tokenizer(span)
+                known = (tuple(doc.to_array(ORTH_ATTR).tolist()), tuple(t.text for t in doc))
+                self._charge(ENTRY_BYTES + STR_BYTES + len(span) + token_bytes(known[1]) + 36 * len(known[0]))
+                memo[span] = known
+            hashes += known[0]
+            words += known[1]
+        return self._tokens_from(hashes, words, grouped=True)
 
     def _worth_parallel(self, texts: Iterable[str]) -> tuple[Iterable[str], bool]:
         """Whether to use worker processes: only with n_process > 1 and more than one batch of input.
@@ -225,18 +260,23 @@ class Preprocessor:
         # str per token, which costs more than everything else here. Words that need their neighbours (citations,
         # markers) are never in the hash memos, so a text without them and without new words is one C-level
         # map + chain; strings are made only for the few positions the slow path looks at.
-        memo = self._group_memo if grouped else self._hash_memo
         hashes: list[int] = doc.to_array(ORTH_ATTR).tolist()
+        return self._tokens_from(hashes, None, grouped)
+
+    def _tokens_from(self, hashes: list[int], words: Sequence[str] | None, grouped: bool) -> list[str]:
+        """Tokens of the words with these orth hashes (``words`` their texts, or None to read them from spaCy's
+        string store where needed)."""
+        memo = self._group_memo if grouped else self._hash_memo
         entries = list(map(memo.get, hashes))
         if None not in entries:
             return list(chain.from_iterable(entries))  # type: ignore[arg-type]
-        return self._tokens_slow(hashes, entries, memo, grouped)
+        return self._tokens_slow(hashes, entries, memo, grouped,
+                                 _Words(hashes, self._strings) if words is None else words)
 
     def _tokens_slow(self, hashes: list[int], entries: list[tuple[str, ...] | None],
-                     memo: dict[int, tuple[str, ...]], grouped: bool) -> list[str]:
+                     memo: dict[int, tuple[str, ...]], grouped: bool, words: Sequence[str]) -> list[str]:
         """The token loop from the first position the hash memo does not answer."""
         out: list[str] = []
-        words = _Words(hashes, self._strings)
         i = 0
         while True:
             try:
@@ -292,6 +332,7 @@ class Preprocessor:
             self._memo.clear()
             self._hash_memo.clear()
             self._group_memo.clear()
+            self._span_memo.clear()
             self._compounds.memo.clear()
             self._memo_bytes = 0
         self._memo_bytes += nbytes

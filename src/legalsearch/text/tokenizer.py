@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata, resources
@@ -129,6 +130,33 @@ def blank_german(abbreviations: list[str]) -> tuple[Language, Tokenizer]:
     # "§§" reads as one citation start; the default tokenizer would split it in two
     tokenizer.add_special_case("§§", [{ORTH: "§§"}])
     return nlp, tokenizer
+
+
+_SPACE_RUN = re.compile(r"\s+")
+
+
+def spans(text: str) -> Iterator[str]:
+    """The stretches spaCy's tokenizer tokenizes one by one, in order: each run of non-space characters, and each
+    run of whitespace less the one ``" "`` that ends the word before it (a lone space between words is no
+    stretch). spaCy's tokens of a text are its tokens of these stretches, each tokenized alone, one after the
+    other (``Tokenizer._tokenize_affixes``); runs longer than ``MAX_CHUNK_CHARS`` are not handled here."""
+    start = 0
+    for run in _SPACE_RUN.finditer(text):
+        begin, end = run.span()
+        if begin > start:
+            yield text[start:begin]
+        if begin > 0 and text[begin] == " ":
+            begin += 1
+        if begin < end:
+            yield text[begin:end]
+        start = end
+    if start < len(text):
+        yield text[start:]
+
+
+def has_long_chunk(text: str) -> bool:
+    """Whether ``tokenize`` cuts a run of ``text`` into pieces."""
+    return _LONG_CHUNK.search(text) is not None
 
 
 def tokenize(tokenizer: Tokenizer, text: str) -> Doc:
