@@ -177,6 +177,13 @@ def train(
     lock_timeout: _LockTimeoutOpt = None,
     feedback: _FeedbackFilesOpt = None,
     feedback_split: _FeedbackSplitOpt = "all",
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray", help="Build on a Ray cluster: its address, or 'local' for one started on this machine "
+                     "bound to 127.0.0.1 and stopped at the end. Writes a sharded model (docs/scale.md); needs "
+                     "the scale extra (make install-scale)."),
+    ] = None,
+    shards: Annotated[int, typer.Option("--shards", min=1, help="With --ray: the number of document shards.")] = 2,
     as_json: JsonOpt = False,
 ) -> None:
     """Train a model and write it as a new version under the models folder.
@@ -199,6 +206,24 @@ def train(
     timeout = lock_timeout if lock_timeout is not None else _settings().train_lock_timeout_s
     if feedback_split not in ("tune", "test", "all"):
         raise typer.BadParameter("--feedback-split must be tune, test or all")
+    if ray_address is not None:
+        if feedback:
+            raise typer.BadParameter("--feedback is not supported with --ray yet")
+        from legalsearch.scale.build import train_on_ray
+
+        sharded = train_on_ray(ray_address, corpora, load_config(config), _models_dir(models_dir), shards,
+                               extra_text=extras, cache_dir=cache_dir, make_current=not no_current,
+                               lock_timeout_s=timeout)
+        summary = {"version": sharded.version, "path": str(sharded.path), "current": sharded.made_current,
+                   "shards": [list(b) for b in sharded.shards], "seconds": sharded.seconds}
+        if as_json:
+            _print_json(summary)
+        else:
+            typer.echo(f"sharded model {sharded.version}: {len(sharded.shards)} shards "
+                       f"{[list(b) for b in sharded.shards]} -> {sharded.path}")
+        if sharded.current_note:
+            raise CurrentMovedError(sharded.current_note)
+        return
     result = run_training(
         corpora, load_config(config), _models_dir(models_dir), extra_text=extras, cache_dir=cache_dir,
         make_current=not no_current, progress=not quiet and not as_json, lock_timeout_s=timeout,

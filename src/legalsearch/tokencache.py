@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
@@ -210,13 +210,16 @@ def fill(
     corpus_config: CorpusConfig,
     progress: bool = False,
     snippet_head: int = 0,
+    lines_of: LinesOf | None = None,
 ) -> int:
     """Make sure ``entry`` holds the corpus's tokens (preprocessing it unless a complete entry is there); returns
     the token count. Written into a folder of this run's own and renamed into place when complete.
 
     ``snippet_head`` > 0: the snippet spans of each document's first that many characters go to ``spans_file``
     too, found while the text's words are fresh in the tokenizer's caches (a complete entry without them is
-    used as it is: the snippet stage then tokenizes the texts itself)."""
+    used as it is: the snippet stage then tokenizes the texts itself).
+
+    ``lines_of`` preprocesses the batches elsewhere (``scale.preprocess.ray_lines``: Ray Data), in order."""
     if (entry / DONE).exists():
         log.info("preprocessing: using cached tokens in %s", entry)
         mark_used(entry)
@@ -226,7 +229,7 @@ def fill(
     tmp.mkdir(parents=True)
     try:
         tokens = _write_tokens(tmp, _batches(documents, extra_paths, corpus_config, preprocessor.config.batch_size),
-                               preprocessor, len(documents), progress, snippet_head)
+                               preprocessor, len(documents), progress, snippet_head, lines_of)
         (tmp / DONE).write_text(str(tokens))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -251,6 +254,10 @@ class _Lines:
     documents: int
     #: the documents' snippet spans, one ``snippets.span_line`` per document (empty when not asked for)
     spans: str = ""
+
+
+#: where ``fill(lines_of=...)`` preprocesses elsewhere: (batches, config, snippet_head) -> their lines, in order
+LinesOf = Callable[[Iterator[_Batch], PreprocessConfig, int], Iterator[_Lines]]
 
 
 def _batches(documents: Sequence[Document], extra_paths: Sequence[Path], corpus_config: CorpusConfig,
@@ -295,15 +302,15 @@ def _same(lines: _Lines) -> _Lines:
 
 
 def _write_tokens(folder: Path, batches: Iterator[_Batch], preprocessor: Preprocessor, n_docs: int,
-                  progress: bool, snippet_head: int = 0) -> int:
+                  progress: bool, snippet_head: int = 0, lines_of: LinesOf | None = None) -> int:
     """Preprocess the batches (with ``n_process`` > 1: in worker processes beside this one, which send back the
     finished lines, so that this process only writes them) into the entry's files, in order."""
     config = preprocessor.config
-    if config.n_process > 1:
-        done: Iterator[_Lines] = ordered_map(batches, functools.partial(_lines, preprocessor,
-                                                                        snippet_head=snippet_head),
-                                             _lines_remote, _same, config.n_process, _init_worker,
-                                             (config, snippet_head))
+    if lines_of is not None:
+        done: Iterator[_Lines] = lines_of(batches, config, snippet_head)
+    elif config.n_process > 1:
+        done = ordered_map(batches, functools.partial(_lines, preprocessor, snippet_head=snippet_head),
+                           _lines_remote, _same, config.n_process, _init_worker, (config, snippet_head))
     else:
         done = (_lines(preprocessor, batch, snippet_head) for batch in batches)
     tokens = 0

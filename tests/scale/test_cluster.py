@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import psutil
 
 from legalsearch.scale.cluster import SocketInfo, cluster_sockets, off_loopback
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "corpora" / "demo"
 
 
 def test_off_loopback_flags_other_addresses() -> None:
@@ -56,3 +61,47 @@ def test_every_socket_is_loopback(loopback_cluster: Any) -> None:
     assert len(listening) >= 4, listening  # GCS, two raylets, object managers at least
     assert off_loopback(seen) == []
 
+
+def test_ray_data_preprocessing_gives_the_same_tokens(loopback_cluster: Any, tmp_path: Path) -> None:
+    """The token cache entry written from Ray Data actors is byte-identical to the single-process one."""
+    from legalsearch import tokencache
+    from legalsearch.config import load_config
+    from legalsearch.corpus import IngestReport, read_documents
+    from legalsearch.scale.preprocess import ray_lines
+    from legalsearch.text import Preprocessor
+
+    config = load_config(ROOT / "configs" / "demo.toml")
+    documents = list(read_documents([DEMO], config.corpus, IngestReport()))
+    pre = Preprocessor(replace(config.preprocess, n_process=1, batch_size=60))
+    one = tokencache.fill(tmp_path / "one", documents, [DEMO / "extra"], pre, config.corpus, snippet_head=200)
+    many = tokencache.fill(tmp_path / "ray", documents, [DEMO / "extra"], pre, config.corpus,
+                           snippet_head=200,
+                           lines_of=lambda batches, cfg, head: ray_lines(batches, cfg, head, actors=2))
+    assert one == many
+    names = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "ray").iterdir())
+    for name in names:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "ray" / name).read_bytes(), name
+
+
+def test_sharded_build_on_the_cluster_answers_as_one_node(loopback_cluster: Any, tmp_path: Path,
+                                                          demo_model: Any) -> None:
+    """``train --ray`` without its cluster start: shard tasks and Ray Data on the loopback cluster; the K = 2
+    model answers the first dumped searches as the single-node model does."""
+    from dumped import dumped_searches
+
+    from legalsearch import ranking
+    from legalsearch.config import load_config
+    from legalsearch.scale import search as sharded
+    from legalsearch.scale.build import ray_map, train_sharded
+    from legalsearch.scale.preprocess import ray_lines
+
+    result = train_sharded([DEMO], load_config(ROOT / "configs" / "demo.toml"), tmp_path / "models", 2,
+                           executor=ray_map, lines_of=ray_lines, extra_text=[DEMO / "extra"],
+                           cache_dir=tmp_path / "cache")
+    assert result.made_current
+    loaded = sharded.load_shards(tmp_path / "models")
+    for call in [c for c in dumped_searches() if "§" not in c["query"]][:10]:
+        one = ranking.search(demo_model, **call)
+        many = loaded.search(**call)
+        assert [h.doc_id for h in many.results] == [h.doc_id for h in one.results]
