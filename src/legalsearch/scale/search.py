@@ -7,7 +7,8 @@ single-node model computes. Each shard returns its best ``pool`` rows by BM25 an
 the index, with both scores of each; the collection's best rows by each side are among them. The front takes the
 best of the union by each side, as one node would, then z-scores and fuses those candidates (``score_parts``,
 ``fuse``) and orders them as ``rank`` does. Differences can only come from ties at the cut of a candidate list
-(one node breaks them arbitrarily, ``ranking.candidates._top_rows``) and from float rounding of the document-vector products.
+(one node breaks them arbitrarily, ``ranking.candidates._top_rows``) and from float rounding of the
+document-vector products.
 
 Not served by shards yet: sections named in the query ranked first (the citation graph is collection-wide),
 facets, feedback signals, and /recommend by seed documents.
