@@ -5,6 +5,7 @@ beside the in-process cost of the same operations, so that the API's overhead sh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -465,25 +466,37 @@ def _model_version_dir(models_dir: Path) -> Path:
 
 def _median_run(server: ServerProcess, once: Callable[[], LoadResult], repeats: int) -> LoadResult:
     """``once`` run ``repeats`` times: median latencies, throughput and server CPU per request; summed counts."""
-    runs = []
-    cpu_per_request = []
+    return _median_runs([(server, once)], repeats)[0]
+
+
+def _median_runs(points: Sequence[tuple[ServerProcess, Callable[[], LoadResult]]], repeats: int) -> list[LoadResult]:
+    """Each point's ``once`` run ``repeats`` times, the points taking turns (a, b, a, b, ...): two codes compared
+    this way meet the same moments of a machine whose speed drifts from minute to minute. Per point: median
+    latencies, throughput and server CPU per request; summed counts."""
+    runs: list[list[LoadResult]] = [[] for _ in points]
+    cpu_per_request: list[list[float]] = [[] for _ in points]
     for _ in range(repeats):
-        before = server_cpu_seconds(server.process.pid)
-        run = once()
-        after = server_cpu_seconds(server.process.pid)
-        runs.append(run)
-        if before is not None and after is not None and run.requests:
-            cpu_per_request.append((after - before) * 1000 / run.requests)
-    p50s = [r.p50_ms for r in runs if r.p50_ms is not None]
-    p99s = [r.p99_ms for r in runs if r.p99_ms is not None]
-    result = LoadResult(
-        runs[0].endpoint, runs[0].connections, round(median(p50s), 3) if p50s else None,
-        round(median(p99s), 3) if p99s else None, round(median([r.requests_per_s for r in runs]), 1),
-        sum(r.requests for r in runs), sum(r.errors for r in runs), runs[0].client,
-        round(median(cpu_per_request), 3) if cpu_per_request else None,
-    )
-    log.info("%s", result)
-    return result
+        for i, (server, once) in enumerate(points):
+            before = server_cpu_seconds(server.process.pid)
+            run = once()
+            after = server_cpu_seconds(server.process.pid)
+            runs[i].append(run)
+            if before is not None and after is not None and run.requests:
+                cpu_per_request[i].append((after - before) * 1000 / run.requests)
+    results = []
+    for point_runs, cpus in zip(runs, cpu_per_request, strict=True):
+        p50s = [r.p50_ms for r in point_runs if r.p50_ms is not None]
+        p99s = [r.p99_ms for r in point_runs if r.p99_ms is not None]
+        first = point_runs[0]
+        result = LoadResult(
+            first.endpoint, first.connections, round(median(p50s), 3) if p50s else None,
+            round(median(p99s), 3) if p99s else None, round(median([r.requests_per_s for r in point_runs]), 1),
+            sum(r.requests for r in point_runs), sum(r.errors for r in point_runs), first.client,
+            round(median(cpus), 3) if cpus else None,
+        )
+        log.info("%s", result)
+        results.append(result)
+    return results
 
 
 def _paced_runs(server: ServerProcess, loads: dict[str, list[Request]], rows: Sequence[LoadResult],
@@ -527,18 +540,30 @@ def run_serving(opts: ServingOptions) -> dict[str, Any]:
     use_wrk = opts.client == "wrk" or (opts.client == "auto" and shutil.which("wrk") is not None)
     runner = load_wrk if use_wrk else load_httpx
     rows: list[LoadResult] = []
-    with run_server(models_dir, workers=opts.workers, balance=opts.balance) as server:
+    original: list[LoadResult] = []
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(run_server(models_dir, workers=opts.workers, balance=opts.balance))
+        # the original code, when given, is served at the same time (idle while this code is loaded) and its runs
+        # take turns with this code's at the same points
+        baseline = _start_baseline(opts, stack) if opts.baseline_code is not None else None
         warm_up(server.base_url, loads)
+        if baseline is not None:
+            warm_up(baseline[0].base_url, baseline[1])
         # the floor only at the middle concurrency (16 by default): it is a reference, not a workload
         floor_c = sorted(opts.concurrency)[len(opts.concurrency) // 2]
         for endpoint in (*ENDPOINTS, FLOOR):
             for c in opts.concurrency if endpoint != FLOOR else (floor_c,):
-                rows.append(_median_run(
-                    server, functools.partial(runner, server.base_url, endpoint, loads[endpoint], c, opts.duration_s),
-                    opts.repeats,
-                ))
+                points = [(server, functools.partial(runner, server.base_url, endpoint, loads[endpoint], c,
+                                                     opts.duration_s))]
+                paired = baseline is not None and c == 16 and endpoint in baseline[1]
+                if paired:
+                    assert baseline is not None
+                    points.append((baseline[0], functools.partial(runner, baseline[0].base_url, endpoint,
+                                                                  baseline[1][endpoint], c, opts.duration_s)))
+                results = _median_runs(points, opts.repeats)
+                rows.append(results[0])
+                original += results[1:]
         paced = _paced_runs(server, loads, rows, opts) if use_wrk else []
-    original = _baseline_rows(opts, runner) if opts.baseline_code is not None else []
     inproc = in_process(model_path, doc_ids, opts.in_process_calls)
 
     def p50(endpoint: str, c: int) -> float | None:
@@ -599,19 +624,17 @@ def run_serving(opts: ServingOptions) -> dict[str, Any]:
     }
 
 
-def _baseline_rows(opts: ServingOptions, runner: Callable[..., LoadResult]) -> list[LoadResult]:
-    """The original code served with its own model, the endpoints it has, at 16 connections, as this code was."""
+def _start_baseline(opts: ServingOptions,
+                    stack: contextlib.ExitStack) -> tuple[ServerProcess, dict[str, list[Request]]]:
+    """The original code served with its own model (until ``stack`` closes), and its workloads: the endpoints
+    it has, and the floor."""
     assert opts.baseline_code is not None and opts.baseline_model is not None
     models_dir = models_dir_for(opts.baseline_model, opts.work_dir / "original")
     doc_ids = (_model_version_dir(models_dir) / "ids.txt").read_text(encoding="utf-8").splitlines()
     loads = {k: v for k, v in workloads(doc_ids).items() if k in (*BASELINE_ENDPOINTS, FLOOR)}
-    rows = []
-    with run_server(models_dir, workers=opts.workers, balance=opts.balance, code=opts.baseline_code) as server:
-        warm_up(server.base_url, loads)
-        for endpoint in (*BASELINE_ENDPOINTS, FLOOR):
-            rows.append(_median_run(server, functools.partial(runner, server.base_url, endpoint, loads[endpoint], 16,
-                                                              opts.duration_s), opts.repeats))
-    return rows
+    server = stack.enter_context(run_server(models_dir, workers=opts.workers, balance=opts.balance,
+                                            code=opts.baseline_code))
+    return server, loads
 
 
 def _against_original(rows: Sequence[LoadResult], original: Sequence[LoadResult],

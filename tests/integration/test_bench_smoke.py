@@ -115,3 +115,24 @@ def test_targets_scale_by_the_slowest_original_endpoint(tmp_path: Path) -> None:
     assert met == {"recommend_id": True, "search": True, "search_facets": False, "suggest": True}
     assert [r["endpoint"] for r in out["against_original"]] == ["recommend_id", "search"]
     assert out["against_original"][1]["p99_ratio"] == round(140 / 150, 3)
+
+
+def test_two_codes_take_turns_at_each_point() -> None:
+    import subprocess
+
+    from bench.serving import LoadResult, ServerProcess, _median_runs
+
+    calls: list[str] = []
+
+    def once(name: str, p99s: list[float]):  # type: ignore[no-untyped-def]
+        def run() -> LoadResult:
+            calls.append(name)
+            return LoadResult("search", 16, 1.0, p99s[calls.count(name) - 1], 100.0, 10, 0, "wrk", None)
+        return run
+
+    fake = ServerProcess(subprocess.Popen(["true"]), "http://127.0.0.1:1", Path("/dev/null"))
+    fake.process.wait()
+    new, old = _median_runs([(fake, once("new", [5.0, 1.0, 3.0])), (fake, once("old", [9.0, 7.0, 8.0]))], 3)
+    # alternating, so that a drift of the machine's speed meets both codes alike
+    assert calls == ["new", "old"] * 3
+    assert (new.p99_ms, old.p99_ms, new.requests, old.requests) == (3.0, 8.0, 30, 30)
