@@ -724,8 +724,22 @@ def serve(
     train_if_missing: Annotated[
         bool, typer.Option("--train-if-missing", help="Train on the demo corpus first when there is no model.")
     ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray", help="Serve a sharded model (train --ray --shards K) as a Ray Serve application on "
+                     "this cluster address, or 'local' for one started here bound to 127.0.0.1 (docs/scale.md)."),
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", help="With --ray: the sharded version folder (default: the models folder's "
+                     "current one)."),
+    ] = None,
+    shard_replicas: Annotated[
+        int, typer.Option("--shard-replicas", min=1, help="With --ray: replicas per shard deployment.")
+    ] = 2,
 ) -> None:
-    """Serve the HTTP API (FastAPI under uvicorn) from the current model."""
+    """Serve the HTTP API (FastAPI under uvicorn) from the current model; with --ray, a sharded model on Ray
+    Serve (one deployment per shard, an ingress with today's routes)."""
     import os
 
     import uvicorn
@@ -733,6 +747,9 @@ def serve(
     from legalsearch.model import current_version
 
     directory = _models_dir(models_dir)
+    if ray_address is not None:
+        _serve_on_ray(ray_address, model or directory, host, port, shard_replicas)
+        return
     if train_if_missing and current_version(directory) is None:
         typer.echo(f"no model in {directory}: training on the demo corpus first", err=True)
         train(corpus=None, extra_text=None, config=None, models_dir=directory, cache_dir=None,
@@ -761,6 +778,29 @@ def serve(
         os.environ["LEGALSEARCH_MODELS_DIR"] = str(directory)
         options["app"] = "legalsearch.api.app:create_app"
     uvicorn.run(**options, workers=workers)
+
+
+def _serve_on_ray(address: str, model: Path, host: str, port: int, replicas: int) -> None:
+    """``serve --ray``: deploy the sharded model's Serve application and keep it up until interrupted."""
+    import time
+
+    from legalsearch.scale import serve as served
+    from legalsearch.scale.cluster import ray_session
+
+    served.sharded_version(model)  # a clear error before any cluster starts
+    with ray_session(address, nodes=2):
+        from ray import serve
+
+        served.run(model, host=host, port=port, replicas=replicas)
+        typer.echo(f"serving the sharded model {model} on http://{host}:{port} (Ray Serve; Ctrl-C stops it)",
+                   err=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            serve.shutdown()
 
 
 def _plain(obj: Any) -> Any:

@@ -30,6 +30,8 @@ LOOPBACK = "127.0.0.1"
 LOCAL = "local"
 INSTALL_HINT = "install the scale extra: pip install 'legalsearch[scale]' (or make install-scale)"
 
+#: set in every process of a local cluster (``RAY_ENVIRONMENT``): everything binds 127.0.0.1
+LOOPBACK_ONLY = "LEGALSEARCH_RAY_LOOPBACK_ONLY"
 #: settings for every Ray process of a local cluster (inherited through the environment)
 RAY_ENVIRONMENT = {
     # Ray resolves "127.0.0.1" in an address, and a node without an address of its own, to the address the
@@ -47,6 +49,8 @@ RAY_ENVIRONMENT = {
     "RAY_DASHBOARD_STARTUP_TIMEOUT_S": "1",
     # no prompt to upload anything, no log deduplication across nodes (tests read the logs)
     "RAY_DEDUP_LOGS": "0",
+    # read by legalsearch.scale.serve in each replica: bind Serve's inter-deployment gRPC server to 127.0.0.1
+    LOOPBACK_ONLY: "1",
 }
 
 
