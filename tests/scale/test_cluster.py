@@ -85,14 +85,16 @@ def test_ray_data_preprocessing_gives_the_same_tokens(loopback_cluster: Any, tmp
 
 
 def test_sharded_build_on_the_cluster_answers_as_one_node(loopback_cluster: Any, tmp_path: Path,
-                                                          demo_model: Any) -> None:
+                                                          demo_models_dir: Path) -> None:
     """``train --ray`` without its cluster start: shard tasks and Ray Data on the loopback cluster; the K = 2
-    model answers the first dumped searches as the single-node model does."""
-    from dumped import dumped_searches
+    model answers the dumped requests (/search, /recommend, ...) as the single-node model does."""
+    from fastapi.testclient import TestClient
+    from test_sharded import different, replay
 
-    from legalsearch import ranking
-    from legalsearch.config import load_config
+    from bench.dump import in_process_client, served_version
+    from legalsearch.config import ServiceSettings, load_config
     from legalsearch.scale import search as sharded
+    from legalsearch.scale.app import create_sharded_app
     from legalsearch.scale.build import ray_map, train_sharded
     from legalsearch.scale.preprocess import ray_lines
 
@@ -101,7 +103,10 @@ def test_sharded_build_on_the_cluster_answers_as_one_node(loopback_cluster: Any,
                            cache_dir=tmp_path / "cache")
     assert result.made_current
     loaded = sharded.load_shards(tmp_path / "models")
-    for call in [c for c in dumped_searches() if "§" not in c["query"]][:10]:
-        one = ranking.search(demo_model, **call)
-        many = loaded.search(**call)
-        assert [h.doc_id for h in many.results] == [h.doc_id for h in one.results]
+    with in_process_client(demo_models_dir) as client:
+        one = replay(client, served_version(client))
+    app = create_sharded_app(loaded.front, loaded.shards, ServiceSettings(models_dir=tmp_path / "models"))
+    with TestClient(app) as client:
+        many = replay(client, loaded.front.version)
+    wrong = different(one, many)
+    assert not wrong, f"{len(wrong)} of {len(one)} answers differ:\n" + "\n".join(wrong[:15])

@@ -81,6 +81,25 @@ def test_a_failed_shard_publishes_nothing(sharded_models: Path, tmp_path: Path) 
     assert sorted(p.name for p in sharded_models.iterdir()) == listing
 
 
+def test_the_collection_statistics_are_the_single_nodes(sharded_models: Path, demo_model: Any) -> None:
+    """K = 2 gives the single-node build's keyword vocabulary and idf, lexical vocabulary, document frequencies
+    and N (the front's), and every shard scores with them."""
+    from legalsearch.scale import search as sharded
+
+    loaded = sharded.load_shards(sharded_models)
+    front = loaded.front
+    assert front.keyword_model.vocabulary == demo_model.keyword_model.vocabulary
+    np.testing.assert_array_equal(front.keyword_model.idf, demo_model.keyword_model.idf)
+    assert dict(front.lexical.vocab) == dict(demo_model.lexical.vocab)
+    np.testing.assert_array_equal(front.lexical._df, demo_model.lexical._df)
+    assert front.lexical.n_docs == demo_model.lexical.n_docs == len(front.documents)
+    assert list(front.index.ids) == list(demo_model.index.ids)
+    full = score_matrix(demo_model.lexical.retriever).tocsr()
+    for shard in loaded.shards:
+        lo, n = shard.offset, len(shard.model.documents)
+        assert (score_matrix(shard.model.lexical.retriever).tocsr() != full[lo:lo + n]).nnz == 0
+
+
 def _close(a: Any, b: Any) -> bool:
     """Equal up to the last printed digits of scores (float sums in another order)."""
     if isinstance(a, float) and isinstance(b, float):
