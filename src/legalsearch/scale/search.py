@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -359,8 +360,8 @@ def rank(front: Model, shards: Sequence[Shard], query: str, k: int = 10,
     emb_k = min(pool, max(cfg.embedding_candidates, k))
     named_all = named_sections(front, query)
     counts = query_counts(front, analysis.tokens)
-    parts = [s.candidates(lex_terms, counts, qvec, pool, emb_k, filters, list(named_all), matched, mode)
-             for s in shards]
+    parts = _each(shards, lambda _, s: s.candidates(lex_terms, counts, qvec, pool, emb_k, filters,
+                                                    list(named_all), matched, mode))
     passed = {r for p in parts for r in p.named}
     named = {row: cite for row, cite in named_all.items() if row in passed}
     rows, lex, emb = merge(parts, pool if mode != "embedding" else 0, emb_k, list(named))
@@ -399,17 +400,34 @@ def _offsets(front: Model) -> np.ndarray:
     return np.asarray([e["rows"][0] for e in front.manifest["shards"]], dtype=np.int64)
 
 
+_T = TypeVar("_T")
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _each(shards: Sequence[Shard], call: Callable[[int, Shard], _T]) -> list[_T]:
+    """``call(i, shard)`` for every shard, in order. Shards in other processes (``remote``: Serve deployments) are
+    called all at once from a thread pool, so that their work overlaps; shards in this process one by one."""
+    global _POOL
+    if len(shards) < 2 or not all(getattr(s, "remote", False) for s in shards):
+        return [call(i, s) for i, s in enumerate(shards)]
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="shards")
+    return list(_POOL.map(call, range(len(shards)), shards))
+
+
 def _hit_parts(front: Model, shards: Sequence[Shard], rows: Sequence[int], marks: Mapping[int, str] | None,
                request_ids: Mapping[int, float]) -> dict[int, HitParts]:
     """Each page row's parts, from the shard that holds it."""
     starts = _offsets(front)
     page = np.asarray(rows, dtype=np.int64)
     owner = np.searchsorted(starts, page, side="right") - 1
+    owners = sorted(set(owner.tolist()))
+    mine = {k: page[owner == k] for k in owners}
+    found = _each([shards[k] for k in owners],
+                  lambda i, s: s.hits((mine[owners[i]] - starts[owners[i]]).tolist(), marks, request_ids))
     out: dict[int, HitParts] = {}
-    for s in sorted(set(owner.tolist())):
-        mine = page[owner == s]
-        for row, hp in zip(mine.tolist(), shards[s].hits((mine - starts[s]).tolist(), marks, request_ids),
-                           strict=True):
+    for k, parts in zip(owners, found, strict=True):
+        for row, hp in zip(mine[k].tolist(), parts, strict=True):
             out[row] = hp
     return out
 
@@ -485,7 +503,8 @@ def recommend(front: Model, shards: Sequence[Shard], offsets: Sequence[int], pos
                                            _facets(front, facets, np.zeros(0, dtype=np.int64), facet_limit))
     want = offset + k
     fetch = want * 2 + len(exclude_rows) + 10
-    found = [s.similar(query, fetch, filters, sorted(exclude_rows)) for s in shards]
+    excluded = sorted(exclude_rows)
+    found = _each(shards, lambda _, s: s.similar(query, fetch, filters, excluded))
     all_rows = np.concatenate([f[0] for f in found])
     all_scores = np.concatenate([f[1] for f in found])
     best = np.lexsort((all_rows, -all_scores))[:fetch]

@@ -89,6 +89,9 @@ class ServeShard:
     """A shard as the front calls it (``scale.search.Shard``), over a Serve deployment handle; a call whose
     replica died is sent again, up to ``ATTEMPTS`` times."""
 
+    #: in another process: the front calls all shards at once (``scale.search._each``)
+    remote = True
+
     def __init__(self, handle: Any, attempts: int = ATTEMPTS) -> None:
         self.handle = handle
         self.attempts = attempts
