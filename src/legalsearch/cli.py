@@ -209,20 +209,8 @@ def train(
     if ray_address is not None:
         if feedback:
             raise typer.BadParameter("--feedback is not supported with --ray yet")
-        from legalsearch.scale.build import train_on_ray
-
-        sharded = train_on_ray(ray_address, corpora, load_config(config), _models_dir(models_dir), shards,
-                               extra_text=extras, cache_dir=cache_dir, make_current=not no_current,
-                               lock_timeout_s=timeout)
-        summary = {"version": sharded.version, "path": str(sharded.path), "current": sharded.made_current,
-                   "shards": [list(b) for b in sharded.shards], "seconds": sharded.seconds}
-        if as_json:
-            _print_json(summary)
-        else:
-            typer.echo(f"sharded model {sharded.version}: {len(sharded.shards)} shards "
-                       f"{[list(b) for b in sharded.shards]} -> {sharded.path}")
-        if sharded.current_note:
-            raise CurrentMovedError(sharded.current_note)
+        _train_sharded(ray_address, corpora, extras, config, models_dir, cache_dir, shards,
+                       make_current=not no_current, lock_timeout_s=timeout, as_json=as_json)
         return
     result = run_training(
         corpora, load_config(config), _models_dir(models_dir), extra_text=extras, cache_dir=cache_dir,
@@ -232,6 +220,26 @@ def train(
     _print_training(result, as_json, iter_stage_rows, current=not no_current and not result.current_note)
     if result.current_note:
         raise CurrentMovedError(result.current_note)
+
+
+def _train_sharded(ray_address: str, corpora: list[Path], extras: list[Path], config: Path | None,
+                   models_dir: Path | None, cache_dir: Path | None, shards: int, *, make_current: bool,
+                   lock_timeout_s: float, as_json: bool) -> None:
+    """`train --ray`: the sharded build on a Ray cluster, and its summary."""
+    from legalsearch.scale.build import train_on_ray
+
+    sharded = train_on_ray(ray_address, corpora, load_config(config), _models_dir(models_dir), shards,
+                           extra_text=extras, cache_dir=cache_dir, make_current=make_current,
+                           lock_timeout_s=lock_timeout_s)
+    summary = {"version": sharded.version, "path": str(sharded.path), "current": sharded.made_current,
+               "shards": [list(b) for b in sharded.shards], "seconds": sharded.seconds}
+    if as_json:
+        _print_json(summary)
+    else:
+        typer.echo(f"sharded model {sharded.version}: {len(sharded.shards)} shards "
+                   f"{[list(b) for b in sharded.shards]} -> {sharded.path}")
+    if sharded.current_note:
+        raise CurrentMovedError(sharded.current_note)
 
 
 def _print_training(result: Any, as_json: bool, stage_rows: Callable[[Any], Any], current: bool) -> None:
@@ -740,10 +748,6 @@ def serve(
 ) -> None:
     """Serve the HTTP API (FastAPI under uvicorn) from the current model; with --ray, a sharded model on Ray
     Serve (one deployment per shard, an ingress with today's routes)."""
-    import os
-
-    import uvicorn
-
     from legalsearch.model import current_version
 
     directory = _models_dir(models_dir)
@@ -754,6 +758,15 @@ def serve(
         typer.echo(f"no model in {directory}: training on the demo corpus first", err=True)
         train(corpus=None, extra_text=None, config=None, models_dir=directory, cache_dir=None,
               no_current=False, quiet=True, verbose=False)
+    _serve_uvicorn(directory, host, port, workers, balance=balance, access_log=access_log)
+
+
+def _serve_uvicorn(directory: Path, host: str, port: int, workers: int, *, balance: bool, access_log: bool) -> None:
+    """The single-node server: uvicorn with one process, or several workers (balanced by default)."""
+    import os
+
+    import uvicorn
+
     from legalsearch.api.app import create_app
     from legalsearch.api.http import PROTOCOL
 

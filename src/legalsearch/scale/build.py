@@ -224,6 +224,31 @@ def _run_global(run: Run, lines_of: tokencache.LinesOf | None) -> None:
                 stage.run(run)
 
 
+def _verify_shards(top: Path, gpath: Path, bounds: Sequence[tuple[int, int]], hashes: Sequence[str]) -> None:
+    """Every folder verified, each shard's manifest the one its task reported and covering its rows."""
+    verify_model(gpath)
+    for k, digest in enumerate(hashes):
+        manifest = verify_model(top / SHARDS_DIR / str(k))
+        if sha256_file(top / SHARDS_DIR / str(k) / MANIFEST_NAME) != digest:
+            raise ArtifactError(f"shard {k}: its manifest changed after the shard was built")
+        if manifest["shard"]["rows"] != list(bounds[k]):
+            raise ArtifactError(f"shard {k}: rows {manifest['shard']['rows']} instead of {bounds[k]}")
+
+
+def _top_manifest(config: TrainConfig, corpus_hash: str, gpath: Path, bounds: Sequence[tuple[int, int]],
+                  hashes: Sequence[str], seconds: dict[str, float]) -> dict[str, Any]:
+    """The version folder's manifest: the global folder's and each shard manifest's hash."""
+    return {
+        "layout": LAYOUT,
+        "config": config.to_dict(),
+        "corpus_hash": corpus_hash,
+        "global": {"path": GLOBAL_DIR, "manifest_sha256": sha256_file(gpath / MANIFEST_NAME)},
+        "shards": [{"path": f"{SHARDS_DIR}/{k}", "rows": list(b), "manifest_sha256": h}
+                   for k, (b, h) in enumerate(zip(bounds, hashes, strict=True))],
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+    }
+
+
 def train_sharded(corpus: Sequence[str | Path], config: TrainConfig, models_dir: Path, shards: int,
                   executor: Executor = local_map, extra_text: Sequence[str | Path] = (),
                   cache_dir: Path | None = None, make_current: bool = True, fail_shard: int | None = None,
@@ -273,22 +298,8 @@ def train_sharded(corpus: Sequence[str | Path], config: TrainConfig, models_dir:
                      for k, (lo, hi) in enumerate(bounds)]
             hashes = executor(_build_shard, tasks)
             seconds["shards"] = time.perf_counter() - t0
-            verify_model(gpath)
-            for k, digest in enumerate(hashes):
-                manifest = verify_model(top.path / SHARDS_DIR / str(k))
-                if sha256_file(top.path / SHARDS_DIR / str(k) / MANIFEST_NAME) != digest:
-                    raise ArtifactError(f"shard {k}: its manifest changed after the shard was built")
-                if manifest["shard"]["rows"] != list(bounds[k]):
-                    raise ArtifactError(f"shard {k}: rows {manifest['shard']['rows']} instead of {bounds[k]}")
-            top_manifest = {
-                "layout": LAYOUT,
-                "config": config.to_dict(),
-                "corpus_hash": run.corpus_hash,
-                "global": {"path": GLOBAL_DIR, "manifest_sha256": sha256_file(gpath / MANIFEST_NAME)},
-                "shards": [{"path": f"{SHARDS_DIR}/{k}", "rows": list(b), "manifest_sha256": h}
-                           for k, (b, h) in enumerate(zip(bounds, hashes, strict=True))],
-                "seconds": {k: round(v, 3) for k, v in seconds.items()},
-            }
+            _verify_shards(top.path, gpath, bounds, hashes)
+            top_manifest = _top_manifest(config, run.corpus_hash, gpath, bounds, hashes, seconds)
             path = top.commit(top_manifest, {"documents": n, "shards": len(bounds)}, make_current=False)
         verify_model(path)
         made, note = False, ""

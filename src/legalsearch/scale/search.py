@@ -515,10 +515,17 @@ def recommend(front: Model, shards: Sequence[Shard], offsets: Sequence[int], pos
         rows = _collapse(front, rows)
     counted = _facets(front, facets, np.asarray(rows, dtype=np.int64), facet_limit)
     page = rows[offset:want]
+    results = _seed_results(front, shards, pos_rows, page, scores, keyword_ids)
+    return ranking.RecommendResult(results, ignored, front.version, _request_keywords(request), counted)
+
+
+def _seed_results(front: Model, shards: Sequence[Shard], pos_rows: list[int], page: list[int],
+                  scores: dict[int, float], keyword_ids: dict[int, float]) -> tuple[Recommendation, ...]:
+    """A page of recommendations for seed documents, with the single node's reasons (structure, citations)."""
     parts = _hit_parts(front, shards, page, None, keyword_ids)
     evidence = relatedness.page_evidence(front, pos_rows, page, ("structure", "citations", "feedback"))
     features = relatedness.features_of(front, pos_rows, np.asarray(page, dtype=np.int64), evidence)
-    results = tuple(
+    return tuple(
         Recommendation(
             doc_id=hp.doc_id, score=round(scores[row], 6), title=hp.title, type=hp.type, metadata=hp.metadata,
             snippet=hp.snippet, keywords=hp.keywords,
@@ -527,7 +534,6 @@ def recommend(front: Model, shards: Sequence[Shard], offsets: Sequence[int], pos
         )
         for row, x in zip(page, features, strict=True) for hp in [parts[row]]
     )
-    return ranking.RecommendResult(results, ignored, front.version, _request_keywords(request), counted)
 
 
 def _recommend_by_query(front: Model, shards: Sequence[Shard], query: str, k: int, offset: int,
