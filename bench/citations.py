@@ -1,6 +1,6 @@
-"""The citation graph measured: extraction and resolution on the four hand-labelled samples (tuning, held-out,
-second and third held-out), the graph of the full law corpus (its build time and statistics), and the same samples
-through ``legal-reference-extraction`` (refex), overall and per class of citation (``comparison_table``).
+"""The citation graph measured: extraction and resolution on the five hand-labelled samples (tuning, held-out,
+second, third and fourth held-out), the graph of the full law corpus (its build time and statistics), and the same
+samples through ``legal-reference-extraction`` (refex), overall and per class of citation (``comparison_table``).
 
 ``python -m bench.citations --shared ../shared`` prints the figures and writes them as JSON; ``make bench`` runs
 it as the ``citations`` suite. Definitions (docs/citations.md): a predicted citation matches a labelled one when
@@ -36,9 +36,12 @@ HELDOUT = REPO_ROOT / "tests" / "fixtures" / "citations" / "heldout.jsonl"
 HELDOUT2 = REPO_ROOT / "tests" / "fixtures" / "citations" / "heldout2.jsonl"
 #: a fourth sample, labelled and committed before any extractor saw its passages (tests/fixtures/citations/README.md)
 HELDOUT3 = REPO_ROOT / "tests" / "fixtures" / "citations" / "heldout3.jsonl"
+#: a fifth sample, labelled and committed before any extractor saw its passages (tests/fixtures/citations/README.md)
+HELDOUT4 = REPO_ROOT / "tests" / "fixtures" / "citations" / "heldout4.jsonl"
 #: the samples in the results: (key, title, path)
 SAMPLES = (("sample", "tuning sample", LABELS), ("heldout", "held-out sample", HELDOUT),
-           ("heldout2", "second held-out sample", HELDOUT2), ("heldout3", "third held-out sample", HELDOUT3))
+           ("heldout2", "second held-out sample", HELDOUT2), ("heldout3", "third held-out sample", HELDOUT3),
+           ("heldout4", "fourth held-out sample", HELDOUT4))
 ARCHIVE = Path("corpora") / "gesetze-markdown.tar.gz"
 #: misses listed per extractor in the results (all are counted)
 MAX_MISSES = 60

@@ -1,7 +1,7 @@
 """Citation extraction and resolution measured on the hand-labelled samples, resolved against the full law corpus.
 
 The floors on the tuning sample are the issue's: precision >= 0.95, recall >= 0.90 (span match), resolution accuracy
->= 0.95 of the extracted citations (exact target set and reason). The two held-out samples hold their measured level
+>= 0.95 of the extracted citations (exact target set and reason). The held-out samples hold their measured level
 less a small margin, so that a silent drop fails. docs/citations.md lists the figures and the misses.
 """
 
@@ -14,7 +14,19 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.citations import HELDOUT, HELDOUT2, HELDOUT3, LABELS, SAMPLES, load_labels, ours, read_corpus, refex, score
+from bench.citations import (
+    HELDOUT,
+    HELDOUT2,
+    HELDOUT3,
+    HELDOUT4,
+    LABELS,
+    SAMPLES,
+    load_labels,
+    ours,
+    read_corpus,
+    refex,
+    score,
+)
 from legalsearch.citations import LawDirectory, directory_of
 
 pytestmark = [pytest.mark.shared]
@@ -26,8 +38,8 @@ def directory(shared_dir: Path) -> LawDirectory:
     return directory_of(documents, withheld)
 
 
-@pytest.mark.parametrize("path", [LABELS, HELDOUT, HELDOUT2, HELDOUT3],
-                         ids=["tuning", "heldout", "heldout2", "heldout3"])
+@pytest.mark.parametrize("path", [LABELS, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4],
+                         ids=["tuning", "heldout", "heldout2", "heldout3", "heldout4"])
 def test_the_samples_are_there_and_large_enough(path: Path) -> None:
     labels = load_labels(path)
     assert sum(len(p["citations"]) for p in labels) >= 200
@@ -88,6 +100,13 @@ def test_the_third_heldout_sample_keeps_its_first_measured_level(directory: LawD
     # held-out figure. The floors sit a little below that first measurement, never above it; the rules written
     # after reading its misses (03e84a0, resolution 0.973) are not held here
     _assert_floors(directory, HELDOUT3, precision=0.98, recall=0.98, resolution=0.92, labelled=200)
+
+
+def test_the_fourth_heldout_sample_keeps_its_first_measured_level(directory: LawDirectory) -> None:
+    # labelled and committed before any extractor saw it (77188c1); first measured with the code of main at that
+    # commit (3b310ff's code) at precision 0.947 (214/226), recall 0.951 (214/225), resolution 0.949 (203/214): the
+    # honest held-out figure. The floors sit a little below that first measurement, never above it
+    _assert_floors(directory, HELDOUT4, precision=0.93, recall=0.93, resolution=0.93, labelled=220)
 
 
 def test_the_project_extractor_finds_more_than_refex_on_every_sample(directory: LawDirectory) -> None:
