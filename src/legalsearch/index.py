@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ faiss: Any = _faiss
 
 INDEX_FILE = "index.faiss"
 IDS_FILE = "ids.txt"
+#: a sharded build's IVF-PQ index trained on the collection's sample, without vectors (``train_ivfpq``)
+TRAINED_IVFPQ_FILE = "ivfpq_trained.faiss"
 #: sample drawn for IVF/PQ training; fixed seed so that the same vectors give the same index
 _TRAIN_SEED = 1234
 _TRAIN_MAX = 100_000
@@ -99,15 +102,21 @@ def _pq_m(d: int, requested: int) -> int:
     return max(m for m in range(1, target + 1) if d % m == 0)
 
 
-def _build_ivfpq(x: np.ndarray, config: IndexConfig) -> Any:
-    n, d = x.shape
-    if n == 0:
+def ivfpq_sample_rows(n: int) -> np.ndarray | None:
+    """The rows IVF/PQ trains on (sorted), drawn with the fixed seed; None: all ``n`` rows."""
+    if n <= _TRAIN_MAX:
+        return None
+    return np.sort(np.random.default_rng(_TRAIN_SEED).choice(n, _TRAIN_MAX, replace=False))
+
+
+def _train_ivfpq(sample: np.ndarray, n: int, config: IndexConfig) -> Any:
+    """An empty IVF-PQ index of a collection of ``n`` rows, trained on ``sample`` (normalised)."""
+    d = sample.shape[1]
+    if n == 0 or len(sample) == 0:
         raise InvalidRequestError("an ivfpq index needs at least one vector to train on")
     nlist = config.ivf_nlist or int(4 * math.sqrt(n))
     nlist = max(1, min(nlist, n))
     m = _pq_m(d, config.pq_m)
-    rng = np.random.default_rng(_TRAIN_SEED)
-    sample = x if n <= _TRAIN_MAX else x[np.sort(rng.choice(n, _TRAIN_MAX, replace=False))]
     # 8-bit codes need 256 training points per sub-quantiser; small collections get fewer bits
     nbits = max(1, min(8, int(math.log2(len(sample)))))
     quantizer = faiss.IndexFlatIP(d)
@@ -115,11 +124,63 @@ def _build_ivfpq(x: np.ndarray, config: IndexConfig) -> Any:
     index.cp.seed = _TRAIN_SEED
     index.pq.cp.seed = _TRAIN_SEED
     index.train(sample)
-    index.add(x)
     index.nprobe = max(1, min(config.ivf_nprobe, nlist))
     # the quantizer is owned by the index from here on (it must outlive this function)
     index.own_fields = True
     quantizer.this.disown()
+    return index
+
+
+@contextmanager
+def _single_threaded() -> Iterator[None]:
+    """FAISS with one thread inside (IVF/PQ training, HNSW insertion); the thread count is restored after."""
+    previous = faiss.omp_get_max_threads()
+    set_faiss_threads(1)
+    try:
+        yield
+    finally:
+        set_faiss_threads(previous)
+
+
+def train_ivfpq(vectors: np.ndarray, config: IndexConfig) -> Any:
+    """The empty IVF-PQ index (coarse centroids, PQ codebooks, nprobe) that ``build_index`` trains for a
+    collection of these rows: the same seeded sample (``ivfpq_sample_rows``), so ``add_to_ivfpq`` of any row
+    ranges gives each range the codes the single index gives it. ``vectors`` may be memory-mapped: only the
+    sample's rows are read."""
+    n = int(np.shape(vectors)[0])
+    rows = ivfpq_sample_rows(n)
+    sample = _normalised(np.asarray(vectors if rows is None else vectors[rows]))
+    with _single_threaded():
+        return _train_ivfpq(sample, n, config)
+
+
+def add_to_ivfpq(trained: Any, vectors: np.ndarray) -> Any:
+    """A copy of the trained (empty) IVF-PQ index ``trained`` holding the rows of ``vectors`` (normalised here)."""
+    if trained.ntotal:
+        raise InvalidRequestError(f"the trained index already holds {trained.ntotal} vectors")
+    index = faiss.clone_index(trained)
+    with _single_threaded():
+        index.add(_normalised(vectors))
+    return index
+
+
+def write_trained_ivfpq(trained: Any, folder: Path) -> None:
+    """Write the trained, empty IVF-PQ index as ``folder/ivfpq_trained.faiss``."""
+    try:
+        faiss.write_index(trained, str(Path(folder) / TRAINED_IVFPQ_FILE))
+    except RuntimeError as exc:
+        raise ArtifactError(f"cannot write {Path(folder) / TRAINED_IVFPQ_FILE}: {exc}") from exc
+
+
+def read_trained_ivfpq(folder: Path) -> Any:
+    """The trained, empty IVF-PQ index of ``folder/ivfpq_trained.faiss``."""
+    path = Path(folder) / TRAINED_IVFPQ_FILE
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        raise ArtifactError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(index, faiss.IndexIVFPQ) or not index.is_trained or index.ntotal:
+        raise ArtifactError(f"{path} is not a trained, empty IVF-PQ index")
     return index
 
 
@@ -139,19 +200,13 @@ def build_index(vectors: np.ndarray, config: IndexConfig) -> Any:
         index.hnsw.efConstruction = config.hnsw_ef_construction
         index.hnsw.efSearch = config.hnsw_ef_search
         # parallel insertion makes the graph depend on thread timing
-        previous = faiss.omp_get_max_threads()
-        set_faiss_threads(1)
-        try:
+        with _single_threaded():
             index.add(x)
-        finally:
-            set_faiss_threads(previous)
     elif kind == "ivfpq":
-        previous = faiss.omp_get_max_threads()
-        set_faiss_threads(1)
-        try:
-            index = _build_ivfpq(x, config)
-        finally:
-            set_faiss_threads(previous)
+        rows = ivfpq_sample_rows(n)
+        with _single_threaded():
+            index = _train_ivfpq(x if rows is None else x[rows], n, config)
+            index.add(x)
     else:  # pragma: no cover - config validation rejects other values
         raise ConfigError(f"[index] type = {kind!r} is unknown")
     logger.info("built %s index: %d vectors of dimension %d", kind, n, d)

@@ -7,13 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from legalsearch import index as index_module
 from legalsearch.config import IndexConfig
 from legalsearch.errors import ArtifactError, InvalidRequestError
 from legalsearch.index import (
+    add_to_ivfpq,
     build_index,
     choose_index_type,
+    faiss,
     load_index,
     search_index,
+    train_ivfpq,
     write_index,
 )
 
@@ -239,3 +243,43 @@ def test_sorted_hits_orders_ties_by_row_and_pads_at_the_end() -> None:
     assert hits.rows.dtype == np.int64 and hits.scores.dtype == np.float32
     cut = _sorted_hits(scores, rows, 2)
     assert cut.rows.tolist() == [[3, 2], [9, 7]] and cut.scores.shape == (2, 2)
+
+
+def test_ivfpq_trained_once_and_added_per_range_searches_as_one_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sharded build's IVF-PQ: trained on the collection's seeded sample (here 300 of 900 rows), each row range
+    added to a copy; every range's codes are the single index's, so the union of the ranges' hits is its hits."""
+    monkeypatch.setattr(index_module, "_TRAIN_MAX", 300)
+    rng = np.random.default_rng(5)
+    centres = _unit(rng, 12)
+    x = centres[rng.integers(0, 12, 900)] + 0.3 * rng.standard_normal((900, D)).astype(np.float32)
+    cfg = IndexConfig(type="ivfpq", ivf_nlist=16, ivf_nprobe=4, pq_m=8)
+    single = build_index(x, cfg)
+    trained = train_ivfpq(np.asarray(x), cfg)
+    assert trained.ntotal == 0 and trained.nprobe == 4
+    np.testing.assert_array_equal(trained.quantizer.reconstruct_n(0, 16), single.quantizer.reconstruct_n(0, 16))
+    parts = [(0, 450), (450, 900)]
+    shards = [add_to_ivfpq(trained, x[lo:hi]) for lo, hi in parts]
+    assert trained.ntotal == 0  # each shard got a copy
+    with pytest.raises(InvalidRequestError, match="already holds"):
+        add_to_ivfpq(shards[0], x[:2])
+    for lst in range(16):  # the same codes in the same lists, row numbers shifted by the range's start
+        size = single.invlists.list_size(lst)
+        whole = faiss.rev_swig_ptr(single.invlists.get_codes(lst), size * single.code_size).tobytes()
+        ids = faiss.rev_swig_ptr(single.invlists.get_ids(lst), size).copy()
+        got_codes, got_ids = b"", []
+        for (lo, _), shard in zip(parts, shards, strict=True):
+            size = shard.invlists.list_size(lst)
+            got_codes += faiss.rev_swig_ptr(shard.invlists.get_codes(lst), size * single.code_size).tobytes()
+            got_ids += (faiss.rev_swig_ptr(shard.invlists.get_ids(lst), size) + lo).tolist()
+        assert got_codes == whole and got_ids == ids.tolist()
+    q = _unit(rng, 20)
+    loaded = [index_module.LoadedIndex(s, (), {}, "ivfpq") for s in (single, *shards)]
+    one = search_index(loaded[0], q, 10)
+    for i in range(len(q)):
+        found = []
+        for (lo, _), part in zip(parts, loaded[1:], strict=True):
+            hits = search_index(part, q[i], 10)
+            found += [(float(score), int(row) + lo) for score, row in zip(hits.scores_for(), hits.rows_for(),
+                                                                           strict=True)]
+        merged = sorted(found, key=lambda t: (-t[0], t[1]))[:10]
+        assert [r for _, r in merged] == one.rows_for(i).tolist()

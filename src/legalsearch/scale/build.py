@@ -10,6 +10,8 @@ What runs where:
 - Ray tasks, one per shard, write ``shards/<k>/``: the shard's documents, document vectors, FAISS index, BM25
   postings (global statistics), keywords and snippet index, beside the global artifacts the loader needs, so
   that each shard is a model folder that ``Model.load`` reads and verifies as today.
+- an IVF-PQ index is trained once, on the driver, on the collection's sample (as one node trains it) and written
+  to ``global/``; each shard task adds its rows to a copy, so every shard's codes come from the same codebooks.
 
 Shards are contiguous row ranges of the single-node order, so a shard row plus its shard's first row is the
 single-node row, and ties break as they do on one node. The version folder is written aside and published as
@@ -37,7 +39,16 @@ from legalsearch.citegraph import CITATIONS_DIR
 from legalsearch.config import TrainConfig, config_from_dict
 from legalsearch.docvectors import DOCVECTORS_FILE
 from legalsearch.errors import ArtifactError, CorpusError
-from legalsearch.index import build_index, choose_index_type, write_index
+from legalsearch.index import (
+    TRAINED_IVFPQ_FILE,
+    add_to_ivfpq,
+    build_index,
+    choose_index_type,
+    read_trained_ivfpq,
+    train_ivfpq,
+    write_index,
+    write_trained_ivfpq,
+)
 from legalsearch.keywords import DocumentKeywords
 from legalsearch.lexical import LEXICAL_DIR, LexicalProfile, default_profiles, save_lexical_index
 from legalsearch.locks import FileLock
@@ -71,6 +82,8 @@ _PER_DOCUMENT = frozenset({DOCVECTORS_FILE, "keywords_indptr.npy", "keywords_ter
                            docstore.DOCS_FILE, docstore.OFFSETS_FILE, docstore.TEXT_HASH_FILE})
 #: folders of global/ that only the front reads (the collection's citation graph and facet columns)
 _FRONT_ONLY = (f"{CITATIONS_DIR}/", f"{docstore.FACETS_DIR}/")
+#: files of global/ that only the build reads (each shard's index holds the trained IVF-PQ's codebooks)
+_BUILD_ONLY = frozenset({TRAINED_IVFPQ_FILE})
 
 #: runs ``fn`` over ``items`` (in order) somewhere: in this process, or as Ray tasks (``ray_map``)
 Executor = Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]]
@@ -157,6 +170,15 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
+def _shard_index(task: _ShardTask, config: TrainConfig, docvectors: np.ndarray) -> Any:
+    """The shard's FAISS index: IVF-PQ as a copy of global/'s trained index (the collection's coarse centroids
+    and PQ codebooks) holding the shard's rows; flat and HNSW built over the shard's rows."""
+    if task.index_type == "ivfpq":
+        return add_to_ivfpq(read_trained_ivfpq(Path(task.global_dir)), docvectors)
+    index_config = dataclasses.replace(config.index, type=task.index_type)  # type: ignore[arg-type]
+    return build_index(docvectors, index_config)
+
+
 def _build_shard(task: _ShardTask) -> str:
     """Write ``shards/<k>/`` as a model folder of the shard's rows; returns its manifest's sha256."""
     if task.fail:
@@ -169,7 +191,7 @@ def _build_shard(task: _ShardTask) -> str:
         out = writer.path
         for path in sorted(gdir.rglob("*")):
             rel = path.relative_to(gdir).as_posix()
-            if (path.is_file() and rel != MANIFEST_NAME and rel not in _PER_DOCUMENT
+            if (path.is_file() and rel != MANIFEST_NAME and rel not in _PER_DOCUMENT | _BUILD_ONLY
                     and not rel.startswith(_FRONT_ONLY)):
                 _link_or_copy(path, out / rel)
         docvectors = np.load(gdir / DOCVECTORS_FILE, mmap_mode="r")[lo:hi]
@@ -178,8 +200,7 @@ def _build_shard(task: _ShardTask) -> str:
         start, end = int(kw.indptr[lo]), int(kw.indptr[hi])
         DocumentKeywords(np.asarray(kw.indptr[lo:hi + 1] - start), np.asarray(kw.terms[start:end]),
                          np.asarray(kw.weights[start:end])).save(out)
-        index_config = dataclasses.replace(config.index, type=task.index_type)  # type: ignore[arg-type]
-        write_index(build_index(np.asarray(docvectors), index_config), [d.id for d in task.documents], out)
+        write_index(_shard_index(task, config, np.asarray(docvectors)), [d.id for d in task.documents], out)
         lex = config.lexical
         tokens = islice(tokencache.lexical_tokens(Path(task.token_dir), lex.title_weight, lex.heading_path), lo, hi)
         lexical = build_shard_lexical(tokens, task.stats, lex, task.profiles, [d.type for d in task.documents],
@@ -249,6 +270,22 @@ def _top_manifest(config: TrainConfig, corpus_hash: str, gpath: Path, bounds: Se
     }
 
 
+def _write_global(top: Path, config: TrainConfig, corpus: Sequence[str | Path], extra_text: Sequence[str | Path],
+                  cache_dir: Path, entries: _EntryLocks, lines_of: tokencache.LinesOf | None) -> tuple[Run, Path]:
+    """``global/``: the collection-wide stages, and an IVF-PQ index's training (once, on the collection's sample,
+    as one node trains it: every shard adds its rows to a copy, so all codes come from the same codebooks)."""
+    with ModelWriter(top, version=GLOBAL_DIR) as gwriter:
+        run = Run(config, [Path(p) for p in corpus], [Path(p) for p in extra_text], gwriter.path,
+                  cache_dir, False, entries.take)
+        _run_global(run, lines_of)
+        n = len(run.documents)
+        if choose_index_type(n, config.index) == "ivfpq":
+            write_trained_ivfpq(train_ivfpq(run.docvectors, config.index), gwriter.path)
+        global_manifest = {"config": config.to_dict(), "corpus_hash": run.corpus_hash, "cache_key": run.cache_key}
+        counts = {"documents": n, "vocabulary": len(run.keywords.model.vocabulary), "word_vectors": len(run.vectors)}
+        return run, gwriter.commit(global_manifest, counts, make_current=False)
+
+
 def train_sharded(corpus: Sequence[str | Path], config: TrainConfig, models_dir: Path, shards: int,
                   executor: Executor = local_map, extra_text: Sequence[str | Path] = (),
                   cache_dir: Path | None = None, make_current: bool = True, fail_shard: int | None = None,
@@ -270,16 +307,8 @@ def train_sharded(corpus: Sequence[str | Path], config: TrainConfig, models_dir:
         expected = current_version(models_dir)
         with ModelWriter(models_dir) as top:
             t0 = time.perf_counter()
-            with ModelWriter(top.path, version=GLOBAL_DIR) as gwriter:
-                run = Run(config, [Path(p) for p in corpus], [Path(p) for p in extra_text], gwriter.path,
-                          cache_dir, False, entries.take)
-                _run_global(run, lines_of)
-                n = len(run.documents)
-                global_manifest = {"config": config.to_dict(), "corpus_hash": run.corpus_hash,
-                                   "cache_key": run.cache_key}
-                gpath = gwriter.commit(global_manifest, {"documents": n,
-                                                         "vocabulary": len(run.keywords.model.vocabulary),
-                                                         "word_vectors": len(run.vectors)}, make_current=False)
+            run, gpath = _write_global(top.path, config, corpus, extra_text, cache_dir, entries, lines_of)
+            n = len(run.documents)
             seconds["global"] = time.perf_counter() - t0
             bounds = shard_bounds(n, shards)
             lex = config.lexical
@@ -289,8 +318,6 @@ def train_sharded(corpus: Sequence[str | Path], config: TrainConfig, models_dir:
             stats = merge_counts(counted)
             seconds["lexical_statistics"] = time.perf_counter() - t0
             index_type = choose_index_type(n, config.index)
-            if index_type == "ivfpq":
-                raise ArtifactError("a sharded IVF-PQ index is not built yet: set [index] type = 'flat' or 'hnsw'")
             profiles = default_profiles([d.type for d in run.documents], lex, config.search.query_term_weighting)
             t0 = time.perf_counter()
             tasks = [_ShardTask(k, lo, hi, str(top.path), str(gpath), str(run.token_dir), config.to_dict(),
