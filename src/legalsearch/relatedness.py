@@ -402,16 +402,19 @@ def page_evidence(model: Model, seeds: Sequence[int], rows: Sequence[int], signa
     graph = model.citations
     if "citations" in signals and graph is not None:
         cites, cited_by = graph.cites, graph.cited_by
+        # sets, not np.intersect1d: the lists are short and a page has ten rows, so numpy's per-call cost dominates
+        row_citers = {r: cited_by.indices[cited_by.of(r)].tolist() for r in rows}
+        row_refs = {r: cites.indices[cites.of(r)].tolist() for r in rows}
         for s in seeds:
-            citers = cited_by.indices[cited_by.of(s)][:MAX_LINKS]
-            refs = cites.indices[cites.of(s)][:MAX_LINKS]
+            citers = set(cited_by.indices[cited_by.of(s)][:MAX_LINKS].tolist())
+            refs = set(cites.indices[cites.of(s)][:MAX_LINKS].tolist())
             for r in rows:
-                co = np.intersect1d(citers, cited_by.indices[cited_by.of(r)], assume_unique=True).size
+                co = len(citers.intersection(row_citers[r])) if citers else 0
                 if co:
                     found.co[r] = found.co.get(r, 0.0) + co
-                common = np.intersect1d(refs, cites.indices[cites.of(r)], assume_unique=True)
-                if common.size:
-                    weight = sum(1.0 / math.log2(2 + cited_by.degree(int(c))) for c in common.tolist())
+                common = sorted(refs.intersection(row_refs[r])) if refs else []
+                if common:
+                    weight = sum(1.0 / math.log2(2 + cited_by.degree(c)) for c in common)
                     found.shared[r] = found.shared.get(r, 0.0) + weight
     return found
 
