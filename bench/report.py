@@ -186,7 +186,8 @@ def markdown(results: dict[str, Any]) -> str:
         rule = sc.get("rule", {})
         lines += ["", f"Rule: {rule.get('description')}; recommendation: {rule.get('recommendation')}", ""]
     lines += _citations_markdown(results.get("citations"))
-    for name in ("training", "serving", "memory", "scale", "citations"):
+    lines += _scale_large_markdown(results.get("scale-large"))
+    for name in ("training", "serving", "memory", "scale", "citations", "scale-large"):
         section = results.get(name)
         if section and "error" in section:
             lines += [f"## {name}: FAILED", "", f"    {section['error']}", ""]
@@ -346,4 +347,31 @@ def _against_original_lines(sv: dict[str, Any]) -> list[str]:
               "| target (16 connections) | measured | met |", "|---|---|---|"]
     for t in sv.get("scaled_targets", []):
         lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |")
+    return [*lines, ""]
+
+
+def _scale_large_markdown(sl: dict[str, Any] | None) -> list[str]:
+    """The scale-large suite: one line per build, then each build's (nprobe, k_factor) grid."""
+    if not sl or "error" in sl:
+        return []
+    lines = [f"## Scale, streamed (IVF-PQ with a refine step, d={sl['dimensions']}, {sl['queries']} queries, "
+             f"build at {sl['build_threads']} FAISS threads)", "", f"Data: {sl['data']}. Goal: {sl['goal']}.", "",
+             "| n | index | train s | add s | disk MB | RSS after build MB | peak RSS MB | chosen nprobe/k_factor | "
+             "recall@10 | p50 ms | p99 ms | CPU p50 ms | CPU p99 ms | batch q/s |",
+             "|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for b in sl["builds"]:
+        c = b.get("chosen") or {}
+        pick = f"{c['nprobe']}/{c['k_factor']}" if c else "none meets the goal"
+        lines.append(f"| {_fmt(b['n'])} | {b['index']} | {_fmt(b['train_s'], 1)} | {_fmt(b['add_s'], 1)} | "
+                     f"{_fmt(b['disk_mb'], 0)} | {_fmt(b['rss_after_build_mb'], 0)} | {_fmt(b['peak_rss_mb'], 0)} | "
+                     f"{pick} | {_fmt(c.get('recall_at_10'), 3)} | {_fmt(c.get('p50_ms'), 2)} | "
+                     f"{_fmt(c.get('p99_ms'), 2)} | {_fmt(c.get('cpu_p50_ms'), 2)} | {_fmt(c.get('cpu_p99_ms'), 2)} | "
+                     f"{_fmt(b['batch'].get('queries_per_s'), 0)} |")
+    for b in sl["builds"]:
+        lines += ["", f"{_fmt(b['n'])} vectors, {b['index']}: single queries at one FAISS thread", "",
+                  "| nprobe | k_factor | recall@10 | p50 ms | p99 ms | CPU p50 ms | CPU p99 ms |",
+                  "|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in b["searches"]:
+            lines.append(f"| {r['nprobe']} | {r['k_factor']} | {_fmt(r['recall_at_10'], 3)} | {_fmt(r['p50_ms'], 2)} | "
+                         f"{_fmt(r['p99_ms'], 2)} | {_fmt(r['cpu_p50_ms'], 2)} | {_fmt(r['cpu_p99_ms'], 2)} |")
     return [*lines, ""]

@@ -22,7 +22,9 @@ from typing import Any
 from bench import REPO_ROOT, RESULTS_DIR, load_average
 from bench.report import machine_info, result_stem, write_report
 
-SUITES = ("training", "serving", "memory", "scale", "citations")
+#: scale-large (IVF-PQ with refine up to 10M streamed vectors, ~30 min) runs only when named
+SUITES = ("training", "serving", "memory", "scale", "citations", "scale-large")
+DEFAULT_SUITES = SUITES[:-1]
 log = logging.getLogger("bench")
 
 
@@ -30,7 +32,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--suite", default=",".join(SUITES), help="comma-separated suites (default: all)")
+    p.add_argument("--suite", default=",".join(DEFAULT_SUITES),
+                   help="comma-separated suites (default: all but scale-large)")
     p.add_argument("--quick", action="store_true", help="tiny inputs (demo corpus, short loads, few vectors)")
     p.add_argument("--repeats", type=int, default=3, help="repeats per figure; the median is reported")
     p.add_argument("--models-dir", type=Path, default=Path("models"),
@@ -55,6 +58,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scale-dim", type=int, default=200, help="vector dimensions in the scale suite")
     p.add_argument("--scale-hnsw-sizes", default=None,
                    help="sizes at which HNSW is built (default 100000,200000,1000000; quick: the scale-n)")
+    p.add_argument("--scale-large-sizes", default=None,
+                   help="scale-large: collection sizes (default 1000000,10000000; quick 20000)")
+    p.add_argument("--scale-large-queries", type=int, default=None, help="scale-large: queries (default 1000)")
+    p.add_argument("--scale-large-nprobe", default="8,16,32,64", help="scale-large: nprobe values of the grid")
+    p.add_argument("--scale-large-k-factor", default="1,4,16", help="scale-large: refine k_factors of the grid")
+    p.add_argument("--scale-large-index", default=None,
+                   help="scale-large: indexes as NLIST:M[:SQ8|fp16], comma-separated (default: the suite's choice "
+                   "per size, bench.scale_large.default_spec)")
+    p.add_argument("--faiss-threads", type=int, default=2, help="scale-large: FAISS threads of build and batch")
     p.add_argument("--workers", type=int, default=2,
                    help="uvicorn workers of the served API in the serving suite (default 2, one per core)")
     p.add_argument("--no-balance", action="store_true",
@@ -125,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "memory": lambda: _memory(args, work, results),
             "scale": lambda: _scale(args),
             "citations": lambda: _citations(args),
+            "scale-large": lambda: _scale_large(args),
         }
         for name in SUITES:
             if name not in suites:
@@ -204,6 +217,21 @@ def _scale(args: argparse.Namespace) -> dict[str, Any]:
     default_hnsw = (n,) if args.quick else (100_000, 200_000, n)
     hnsw = _ints(args.scale_hnsw_sizes) if args.scale_hnsw_sizes else default_hnsw
     return run_scale(n=n, d=args.scale_dim, hnsw_sizes=hnsw, queries=20 if args.quick else 500)
+
+
+def _scale_large(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.scale_large import IndexSpec, run_scale_large
+
+    sizes = _ints(args.scale_large_sizes) if args.scale_large_sizes else ((20_000,) if args.quick else
+                                                                          (1_000_000, 10_000_000))
+    specs = None
+    if args.scale_large_index:
+        specs = [IndexSpec(int(f[0]), int(f[1]), *(f[2:3])) for f in
+                 (item.split(":") for item in args.scale_large_index.split(",") if item.strip())]
+    queries = args.scale_large_queries or (50 if args.quick else 1000)
+    return run_scale_large(sizes, d=args.scale_dim, queries=queries, nprobes=_ints(args.scale_large_nprobe),
+                           k_factors=_ints(args.scale_large_k_factor), threads=args.faiss_threads, specs=specs,
+                           chunk=20_000 if args.quick else 200_000)
 
 
 def _citations(args: argparse.Namespace) -> dict[str, Any]:
