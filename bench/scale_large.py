@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -177,8 +178,17 @@ class BuildRow:
     rss_after_build_mb: float
     peak_rss_mb: float
     build_threads: int
+    #: CPU seconds of the process over training and over adding (wall ≫ CPU ÷ threads: stopped or starved)
+    train_cpu_s: float = 0.0
+    add_cpu_s: float = 0.0
+    started_at: str = ""
+    ended_at: str = ""
     searches: list[SearchRow] = field(default_factory=list)
     batch: dict[str, Any] = field(default_factory=dict)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _rss_mb() -> float:
@@ -201,23 +211,25 @@ def build_streamed(mix: Mixture, spec: IndexSpec, queries: np.ndarray,
     """Train on the first rows, add every chunk and keep the exact top-10 in the same pass; the index, its
     figures and the exact rows (nq, 10)."""
     set_faiss_threads(threads)
+    started = _now()
     gen = 0.0
     t0 = time.perf_counter()
     sample = mix.head(min(mix.n, max(TRAIN_PER_LIST * spec.nlist, 256 * 64)))
     gen += time.perf_counter() - t0
     index = spec.make(mix.d)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     index.train(sample)
-    train_s = time.perf_counter() - t0
+    train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
     del sample
     truth = RunningTopK(queries)
-    add_s = truth_s = 0.0
+    add_s = truth_s = add_cpu = 0.0
     for i in range(mix.n_chunks):
         t0 = time.perf_counter()
         block = mix.chunk_at(i)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         index.add(block)
         t2 = time.perf_counter()
+        add_cpu += time.process_time() - c1
         truth.update(i * mix.chunk, block)
         t3 = time.perf_counter()
         gen, add_s, truth_s = gen + t1 - t0, add_s + t2 - t1, truth_s + t3 - t2
@@ -231,7 +243,8 @@ def build_streamed(mix: Mixture, spec: IndexSpec, queries: np.ndarray,
         faiss.write_index(index, str(path))
         disk_mb = path.stat().st_size / 2**20
     row = BuildRow(mix.n, spec.label, round(gen, 1), round(train_s, 1), round(add_s, 1), round(truth_s, 1),
-                   round(disk_mb, 1), round(rss, 1), round(peak_rss_mb(), 1), threads)
+                   round(disk_mb, 1), round(rss, 1), round(peak_rss_mb(), 1), threads, round(train_cpu, 1),
+                   round(add_cpu, 1), started, _now())
     return index, row, truth.rows
 
 
