@@ -62,7 +62,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="scale-large: collection sizes (default 1000000,10000000; quick 20000)")
     p.add_argument("--scale-large-queries", type=int, default=None, help="scale-large: queries (default 1000)")
     p.add_argument("--scale-large-nprobe", default="8,16,32,64", help="scale-large: nprobe values of the grid")
-    p.add_argument("--scale-large-k-factor", default="1,4,16", help="scale-large: refine k_factors of the grid")
+    p.add_argument("--scale-large-k-factor", default="1,4,8,16,32", help="scale-large: refine k_factors of the grid")
     p.add_argument("--scale-large-index", default=None,
                    help="scale-large: indexes as NLIST:M[:SQ8|fp16], comma-separated (default: the suite's choice "
                    "per size, bench.scale_large.default_spec)")

@@ -49,4 +49,5 @@ def test_a_small_streamed_build_reports_every_figure() -> None:
 
 def test_the_default_index_for_10m_200d() -> None:
     assert default_spec(10_000_000, 200) == IndexSpec(4096, 50)
-    assert default_spec(1_000_000, 200) == IndexSpec(1024, 50)
+    assert default_spec(1_000_000, 200) == IndexSpec(4096, 50)
+    assert default_spec(20_000, 200) == IndexSpec(512, 50)
