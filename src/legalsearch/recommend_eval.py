@@ -177,8 +177,18 @@ TREE_SETTINGS = {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 16, "m
                  "min_samples_leaf": 100, "random_state": 0}
 
 
+#: the ranker's settings (LightGBM's lambdarank: it optimises each seed's nDCG of its candidates, where the
+#: classifier scored each candidate alone); one thread and a fixed seed: the same trees on every run
+RANKER_SETTINGS: dict[str, Any] = {
+    "objective": "lambdarank", "n_estimators": 200, "learning_rate": 0.05, "num_leaves": 15, "max_depth": 4,
+    "min_child_samples": 100, "lambdarank_truncation_level": 20, "random_state": 0, "num_threads": 1,
+    "deterministic": True, "force_row_wise": True, "verbose": -1,
+}
+
+
 def _training_set(model: Model, seeds: Sequence[Seed], found: Mapping[str, Candidates], cols: np.ndarray,
-                  signals: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+                  signals: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The candidates' features, whether each is a target, and how many candidates each seed has."""
     xs, ys = [], []
     ids = model.index.ids
     for s in seeds:
@@ -187,15 +197,17 @@ def _training_set(model: Model, seeds: Sequence[Seed], found: Mapping[str, Candi
         xs.append(c.features[keep][:, cols])
         targets = set(s.targets)
         ys.append(np.array([ids[int(r)] in targets for r in c.rows[keep].tolist()], dtype=bool))
-    return np.concatenate(xs), np.concatenate(ys)
+    return np.concatenate(xs), np.concatenate(ys), [y.size for y in ys]
 
 
 def fit_fusion(model: Model, seeds: Sequence[Seed], found: Mapping[str, Candidates], signals: Sequence[str],
-               info: Mapping[str, Any] | None = None, kind: str = "trees") -> Fusion:
-    """Fit "is a target" on the candidates' features of ``signals`` (tune seeds only): boosted trees
-    (``kind="trees"``, scikit-learn's HistGradientBoostingClassifier) or a logistic regression ("linear")."""
+               info: Mapping[str, Any] | None = None, kind: str = "ranker") -> Fusion:
+    """Fit the ranking of the candidates by their features of ``signals`` (tune seeds only): boosted trees
+    ranking each seed's candidates (``kind="ranker"``, LightGBM's lambdarank), boosted trees classifying each
+    candidate as a target or not ("trees", scikit-learn's HistGradientBoostingClassifier) or a logistic
+    regression of the same ("linear")."""
     cols = _columns(signals)
-    x, y = _training_set(model, seeds, found, cols, signals)
+    x, y, groups = _training_set(model, seeds, found, cols, signals)
     if not y.any() or y.all():
         raise InvalidRequestError("the tune seeds' candidates hold no target (or nothing else): cannot fit")
     about = {"kind": kind, "fitted_on": len(seeds), "candidates": int(y.size), "targets": int(y.sum()),
@@ -206,8 +218,14 @@ def fit_fusion(model: Model, seeds: Sequence[Seed], found: Mapping[str, Candidat
         clf = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced").fit(x, y)
         weights = {FEATURE_NAMES[c]: round(float(w), 6) for c, w in zip(cols.tolist(), clf.coef_[0], strict=True)}
         return Fusion(tuple(signals), weights, round(float(clf.intercept_[0]), 6), about)
+    if kind == "ranker":
+        import lightgbm
+
+        ranker = lightgbm.LGBMRanker(**RANKER_SETTINGS).fit(x, y.astype(np.int64), group=groups)
+        return Fusion(tuple(signals), {}, 0.0, {**about, "ranker": RANKER_SETTINGS},
+                      _trees_of_lightgbm(ranker.booster_, cols))
     if kind != "trees":
-        raise InvalidRequestError(f"unknown fusion kind {kind!r}: use trees or linear")
+        raise InvalidRequestError(f"unknown fusion kind {kind!r}: use ranker, trees or linear")
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     boosted = HistGradientBoostingClassifier(**TREE_SETTINGS).fit(x, y)
@@ -230,6 +248,34 @@ def _trees_of(boosted: Any, cols: np.ndarray) -> Trees:
         right=np.where(leaf, 0, flat["right"].astype(np.int64) + shift),
         leaf=leaf, value=flat["value"].astype(np.float64), depth=int(flat["depth"].max()),
     )
+
+
+def _trees_of_lightgbm(booster: Any, cols: np.ndarray) -> Trees:
+    """LightGBM's fitted trees as flat arrays over ``FEATURE_NAMES`` columns (each tree's nodes depth first)."""
+    nodes: dict[str, list[Any]] = {k: [] for k in ("feature", "threshold", "left", "right", "leaf", "value")}
+    depth = 0
+
+    def add(node: Mapping[str, Any], level: int) -> int:
+        nonlocal depth
+        depth = max(depth, level)
+        at = len(nodes["leaf"])
+        for k, v in zip(nodes, (0, 0.0, 0, 0, "leaf_value" in node, float(node.get("leaf_value", 0.0))),
+                        strict=True):
+            nodes[k].append(v)
+        if "leaf_value" not in node:
+            if node["decision_type"] != "<=":
+                raise InvalidRequestError(f"a LightGBM split of kind {node['decision_type']!r} (not <=)")
+            nodes["feature"][at] = int(cols[node["split_feature"]])
+            nodes["threshold"][at] = float(node["threshold"])
+            nodes["left"][at] = add(node["left_child"], level + 1)
+            nodes["right"][at] = add(node["right_child"], level + 1)
+        return at
+
+    roots = [add(tree["tree_structure"], 0) for tree in booster.dump_model()["tree_info"]]
+    return Trees(np.asarray(roots, dtype=np.int64), np.asarray(nodes["feature"], dtype=np.int64),
+                 np.asarray(nodes["threshold"], dtype=np.float64), np.asarray(nodes["left"], dtype=np.int64),
+                 np.asarray(nodes["right"], dtype=np.int64), np.asarray(nodes["leaf"], dtype=bool),
+                 np.asarray(nodes["value"], dtype=np.float64), depth)
 
 
 def fused_run(model: Model, seeds: Sequence[Seed], found: Mapping[str, Candidates], fusion: Fusion) -> (

@@ -2,18 +2,20 @@
 
 Signals (``SIGNALS``) and the features each gives a candidate document ``c`` for the seeds ``S``:
 
-* ``word2vec``: cosine of ``c``'s document vector with the seeds' query vector (``neighbours.seed_query``).
+* ``word2vec``: cosine of ``c``'s document vector with the seeds' query vector (``neighbours.seed_query``), and
+  the reciprocal of ``c``'s rank in word2vec's own list.
 * ``lexical``: More-Like-This, the model's BM25 over the seeds' best TF-IDF keywords (``MLT_TERMS``), scaled by
-  the best candidate's score.
+  the best candidate's score, and the reciprocal of ``c``'s rank in its list; the cosine of ``c``'s stored
+  TF-IDF keyword weights with the seeds'.
 * ``structure``: same law; the share of the seed's heading path that ``c`` shares (and whether all of it);
-  closeness in the law by position (rows follow the order of the law).
+  closeness in the law by position (rows follow the order of the law), and whether ``c`` comes after the seed.
 * ``citations``: ``c`` cites a seed, a seed cites ``c``; co-citation (documents citing both); shared references
-  (sections both cite, weighted down by how often they are cited).
+  (sections both cite, weighted down by how often they are cited); how many documents cite ``c`` at all.
 * ``feedback``: questions of a feedback file answered by ``c`` together with a seed (``corelevance``).
 
-Candidates are the union of each signal's best ``CANDIDATES`` rows. ``Fusion`` holds the weights of a linear
-model over the features (fitted on labelled questions, ``recommend_eval.fit_fusion``) and the signals it uses;
-``rank_related`` ranks the candidates by it. ``reasons`` says in words why a candidate came up.
+Candidates are the union of each signal's best ``CANDIDATES`` rows. ``Fusion`` holds boosted trees (or the
+weights of a linear model) over the features, fitted on labelled questions (``recommend_eval.fit_fusion``), and
+the signals it uses; ``rank_related`` ranks the candidates by it. ``reasons`` says in words why a candidate came up.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import numpy as np
 
 from legalsearch.errors import ArtifactError
 from legalsearch.index import search_index
-from legalsearch.keywords import PHRASE_JOINER
+from legalsearch.keywords import PHRASE_JOINER, csr_rows
 from legalsearch.model import load_arrays
 from legalsearch.neighbours import NeighbourTable, seed_query
 
@@ -41,10 +43,10 @@ if TYPE_CHECKING:
 SIGNALS = ("word2vec", "lexical", "structure", "citations", "feedback")
 #: feature names per signal, in the order of the feature matrix's columns
 FEATURES: dict[str, tuple[str, ...]] = {
-    "word2vec": ("w2v_cosine", "w2v_cosine_sq"),
-    "lexical": ("mlt_bm25", "mlt_bm25_sqrt"),
-    "structure": ("same_law", "heading_shared", "heading_equal", "position_near", "position_log"),
-    "citations": ("cites_seed", "cited_by_seed", "co_cited", "shared_refs"),
+    "word2vec": ("w2v_cosine", "w2v_cosine_sq", "w2v_rr"),
+    "lexical": ("mlt_bm25", "mlt_bm25_sqrt", "mlt_rr", "kw_cosine"),
+    "structure": ("same_law", "heading_shared", "heading_equal", "position_near", "position_log", "position_after"),
+    "citations": ("cites_seed", "cited_by_seed", "co_cited", "shared_refs", "cited_count"),
     "feedback": ("co_relevant",),
 }
 FEATURE_NAMES: tuple[str, ...] = tuple(f for s in SIGNALS for f in FEATURES[s])
@@ -377,6 +379,10 @@ class Evidence:
     query: np.ndarray
     mlt: np.ndarray | None = None
     mlt_max: float = 0.0
+    #: the best ``CANDIDATES`` scores of word2vec and More-Like-This among the allowed rows, best first: the rank
+    #: of any row in either list (``_reciprocal_rank``)
+    w2v_top: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    mlt_top: np.ndarray = field(default_factory=lambda: np.zeros(0))
     citing: set[int] = field(default_factory=set)
     cited: set[int] = field(default_factory=set)
     co: dict[int, float] = field(default_factory=dict)
@@ -399,6 +405,9 @@ def page_evidence(model: Model, seeds: Sequence[int], rows: Sequence[int], signa
     """``evidence`` for a few rows only (a page read from the related table): co-citation and shared references
     by intersecting the rows' citation lists with the seeds', instead of walking every document citing a seed."""
     found = _direct_evidence(model, seeds, signals)
+    if "word2vec" in signals and found.query.any():
+        listed, cos = _word2vec_rows(model, seeds, (), None, found.query)
+        found.w2v_top = _best_first(cos, listed, seeds)
     graph = model.citations
     if "citations" in signals and graph is not None:
         cites, cited_by = graph.cites, graph.cited_by
@@ -432,18 +441,37 @@ def _direct_evidence(model: Model, seeds: Sequence[int], signals: Sequence[str])
 
 
 def _word2vec_rows(model: Model, seeds: Sequence[int], negative: Sequence[int], allowed: np.ndarray | None,
-                   query: np.ndarray) -> np.ndarray:
+                   query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """word2vec's best rows among ``allowed`` and their cosines (any order; the seeds may be among them)."""
     table = model.neighbours
     if table is not None and allowed is None and len(seeds) == 1 and not negative:
         rows = np.asarray(table.rows[seeds[0], :CANDIDATES], dtype=np.int64)
+        cos = np.asarray(table.scores[seeds[0], :CANDIDATES], dtype=np.float64)
     elif allowed is not None and allowed.size <= EXACT_LIMIT:
         # a few thousand rows: the product is cheaper than the index's filtered search (which reconstructs
         # the allowed vectors from the index one batch at a time)
-        cos = np.asarray(model.docvectors[allowed], dtype=np.float32) @ query
-        rows = allowed[_top(cos.astype(np.float64) + 2.0, CANDIDATES)]
+        every = (np.asarray(model.docvectors[allowed], dtype=np.float32) @ query).astype(np.float64)
+        best = _top(every + 2.0, CANDIDATES)
+        rows, cos = allowed[best], every[best]
     else:
-        rows = search_index(model.index, query[None, :], CANDIDATES, allowed_rows=allowed).rows[0]
-    return rows[rows >= 0].astype(np.int64)
+        hits = search_index(model.index, query[None, :], CANDIDATES, allowed_rows=allowed)
+        rows, cos = hits.rows[0], hits.scores[0].astype(np.float64)
+    ok = rows >= 0
+    return rows[ok].astype(np.int64), cos[ok]
+
+
+def _best_first(scores: np.ndarray, rows: np.ndarray, seeds: Sequence[int]) -> np.ndarray:
+    """The scores of ``rows`` other than the seeds, best first."""
+    return np.sort(scores[~np.isin(rows, np.asarray(seeds, dtype=np.int64))])[::-1]
+
+
+def _reciprocal_rank(values: np.ndarray, top: np.ndarray) -> np.ndarray:
+    """1 / (1 + rank) of each value among a signal's best scores (``top``, best first; rank 0 = the best), 0 for
+    values below the last of them: the place a row has in that signal's own list."""
+    if top.size == 0:
+        return np.zeros(values.size)
+    above = np.searchsorted(-top, -values, side="left")
+    return np.where(values >= top[-1], 1.0 / (1.0 + above), 0.0)
 
 
 def mlt_scores(model: Model, found: Evidence, seeds: Sequence[int], terms: Mapping[int, float] | None = None,
@@ -456,7 +484,9 @@ def mlt_scores(model: Model, found: Evidence, seeds: Sequence[int], terms: Mappi
     found.mlt = np.asarray(model.lexical.scores_of_ids(terms), dtype=np.float64)
     masked = _masked(found.mlt, allowed).copy()
     masked[list(seeds)] = -np.inf
-    found.mlt_max = max(float(masked.max()), 0.0)
+    best = _top(masked, CANDIDATES)
+    found.mlt_top = np.sort(masked[best])[::-1]
+    found.mlt_max = float(found.mlt_top[0]) if best.size else 0.0
 
 
 def _gather(model: Model, seeds: Sequence[int], negative: Sequence[int], allowed: np.ndarray | None,
@@ -465,7 +495,9 @@ def _gather(model: Model, seeds: Sequence[int], negative: Sequence[int], allowed
     found = evidence(model, seeds, signals, negative)
     parts: dict[str, list[np.ndarray]] = {s: [] for s in signals}
     if "word2vec" in signals and found.query.any():
-        parts["word2vec"].append(_word2vec_rows(model, seeds, negative, allowed, found.query))
+        rows, cos = _word2vec_rows(model, seeds, negative, allowed, found.query)
+        found.w2v_top = _best_first(cos, rows, seeds)
+        parts["word2vec"].append(rows)
     if "lexical" in signals:
         terms = mlt_terms(model, seeds)
         if terms:
@@ -507,17 +539,21 @@ def features_of(model: Model, seeds: Sequence[int], rows: np.ndarray, found: Evi
     cos = np.asarray(model.docvectors[rows], dtype=np.float32) @ found.query
     x[:, col["w2v_cosine"]] = cos
     x[:, col["w2v_cosine_sq"]] = np.maximum(cos, 0) ** 2
+    x[:, col["w2v_rr"]] = _reciprocal_rank(cos.astype(np.float64), found.w2v_top)
     if found.mlt is not None:
         mlt = np.maximum(found.mlt[rows], 0)
         top = found.mlt_max
         if top > 0:
             x[:, col["mlt_bm25"]] = mlt / top
             x[:, col["mlt_bm25_sqrt"]] = np.sqrt(mlt / top)
+            x[:, col["mlt_rr"]] = _reciprocal_rank(found.mlt[rows], found.mlt_top)
+    x[:, col["kw_cosine"]] = keyword_cosine(model, seeds, rows)
     st = structure_of(model)
     same = np.zeros(rows.size, dtype=bool)
     shared = np.zeros(rows.size)
     equal = np.zeros(rows.size)
     near = np.zeros(rows.size)
+    after = np.zeros(rows.size)
     for s in seeds:
         if st.law[s] < 0:
             continue
@@ -530,10 +566,12 @@ def features_of(model: Model, seeds: Sequence[int], rows: np.ndarray, found: Evi
             equal = np.maximum(equal, (match == d) & (st.depth[rows] == d))
         distance = np.abs(rows - s).astype(np.float64)
         near = np.maximum(near, np.where(here, 1.0 / np.maximum(distance, 1.0), 0.0))
+        after = np.maximum(after, here & (rows > s))
     x[:, col["same_law"]] = same
     x[:, col["heading_shared"]] = shared
     x[:, col["heading_equal"]] = equal
     x[:, col["position_near"]] = near
+    x[:, col["position_after"]] = after
     with np.errstate(divide="ignore"):
         x[:, col["position_log"]] = np.where(
             near > 0, np.maximum(0.0, 1.0 - np.log(1.0 / np.maximum(near, 1e-9)) / math.log(POSITION_HORIZON)), 0.0)
@@ -542,8 +580,31 @@ def features_of(model: Model, seeds: Sequence[int], rows: np.ndarray, found: Evi
     x[:, col["cited_by_seed"]] = [r in found.cited for r in rl]
     x[:, col["co_cited"]] = np.log1p([found.co.get(r, 0.0) for r in rl])
     x[:, col["shared_refs"]] = np.log1p([found.shared.get(r, 0.0) for r in rl])
+    if model.citations is not None:
+        indptr = model.citations.cited_by.indptr
+        x[:, col["cited_count"]] = np.log1p(indptr[rows + 1] - indptr[rows])
     x[:, col["co_relevant"]] = np.log1p([found.feedback.get(r, 0.0) for r in rl])
     return x
+
+
+def keyword_cosine(model: Model, seeds: Sequence[int], rows: np.ndarray) -> np.ndarray:
+    """Cosine of each row's TF-IDF keyword weights (its stored best keywords) with the seeds' summed ones."""
+    keywords = model.doc_keywords
+    mine = csr_rows(keywords.indptr, list(seeds))
+    seed_terms, where = np.unique(keywords.terms[mine.positions], return_inverse=True)
+    seed_weights = np.bincount(where, weights=keywords.weights[mine.positions].astype(np.float64))
+    seed_norm = float(np.sqrt((seed_weights ** 2).sum()))
+    at = csr_rows(keywords.indptr, rows.tolist())
+    if seed_norm == 0 or at.positions.size == 0:
+        return np.zeros(rows.size)
+    terms = keywords.terms[at.positions]
+    weights = keywords.weights[at.positions].astype(np.float64)
+    owner = np.repeat(np.arange(rows.size), np.diff(at.bounds))
+    i = np.minimum(np.searchsorted(seed_terms, terms), seed_terms.size - 1)
+    dot = np.bincount(owner, weights=np.where(seed_terms[i] == terms, weights * seed_weights[i], 0.0),
+                      minlength=rows.size)
+    norm = np.sqrt(np.bincount(owner, weights=weights ** 2, minlength=rows.size))
+    return np.where(norm > 0, dot / np.maximum(norm, 1e-12) / seed_norm, 0.0)
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,24 @@ def test_trees_score_as_scikit_learn_predicts() -> None:
     np.testing.assert_allclose(trees.score(full), expected, rtol=1e-9, atol=1e-9)
 
 
+def test_trees_score_as_lightgbm_predicts() -> None:
+    import lightgbm
+
+    from legalsearch.recommend_eval import RANKER_SETTINGS, _trees_of_lightgbm
+
+    rng = np.random.default_rng(4)
+    x = rng.random((1200, 4))
+    y = (x[:, 0] + 0.5 * x[:, 2] * x[:, 3] + rng.normal(0, 0.1, 1200)) > 0.8
+    ranker = lightgbm.LGBMRanker(**{**RANKER_SETTINGS, "n_estimators": 30, "min_child_samples": 20}).fit(
+        x, y.astype(int), group=[40] * 30)
+    cols = np.array([1, 4, 6, 8])
+    full = np.zeros((1200, len(FEATURE_NAMES)))
+    full[:, cols] = x
+    trees = _trees_of_lightgbm(ranker.booster_, cols)
+    assert trees.depth <= RANKER_SETTINGS["max_depth"]
+    np.testing.assert_allclose(trees.score(full), ranker.predict(x), rtol=1e-9, atol=1e-9)
+
+
 def test_position_baseline_takes_the_next_section_before_the_previous(demo_model: Model) -> None:
     rows = demo_model.documents.filter_rows(STATUTES)
     seeds = [s for s in make_seeds(demo_model, load_queries(QUESTIONS), rows) if s.doc == "DMietG § 14"]
@@ -100,6 +118,7 @@ def test_fit_writes_a_verified_fusion_and_table(fused_model: Model) -> None:
     manifest = verify_model(fused_model.path)
     assert {FUSION_FILE, "related_rows.npy", "corelevance_indptr.npy"} <= set(manifest["files"])
     assert fused_model.fusion is not None and fused_model.fusion.trees is not None
+    assert fused_model.fusion.info["kind"] == "ranker"
     assert "feedback" in fused_model.fusion.signals
     assert fused_model.related is not None and fused_model.corelevance is not None
 
@@ -195,3 +214,48 @@ def test_fusion_round_trips(fused_model: Model, tmp_path: Path) -> None:
     x = np.random.default_rng(0).random((20, len(FEATURE_NAMES)))
     np.testing.assert_allclose(again.score(x), fusion.score(x))
 
+
+
+def test_reciprocal_rank_is_the_place_in_the_signals_own_list() -> None:
+    from legalsearch.relatedness import _reciprocal_rank
+
+    top = np.array([0.9, 0.7, 0.7, 0.5])
+    got = _reciprocal_rank(np.array([0.9, 0.7, 0.5, 0.8, 0.4, 1.0]), top)
+    np.testing.assert_allclose(got, [1.0, 1 / 2, 1 / 4, 1 / 2, 0.0, 1.0])
+    assert _reciprocal_rank(np.array([0.3]), np.zeros(0)).tolist() == [0.0]
+
+
+def test_keyword_cosine_of_the_stored_keywords(demo_model: Model) -> None:
+    from legalsearch.relatedness import keyword_cosine
+
+    seed = demo_model.row_of("DMietG § 14")
+    rows = np.array([seed, demo_model.row_of("DMietG § 15"), demo_model.row_of("DArbG § 8")])
+    got = keyword_cosine(demo_model, [seed], rows)
+
+    def vector(row: int) -> dict[int, float]:
+        lo, hi = int(demo_model.doc_keywords.indptr[row]), int(demo_model.doc_keywords.indptr[row + 1])
+        return dict(zip(demo_model.doc_keywords.terms[lo:hi].tolist(),
+                        demo_model.doc_keywords.weights[lo:hi].tolist(), strict=True))
+
+    a = vector(seed)
+    for row, value in zip(rows.tolist(), got.tolist(), strict=True):
+        b = vector(row)
+        dot = sum(w * b.get(t, 0.0) for t, w in a.items())
+        norm = np.sqrt(sum(w * w for w in a.values())) * np.sqrt(sum(w * w for w in b.values()))
+        assert value == pytest.approx(dot / norm, rel=1e-6)
+    assert got[0] == pytest.approx(1.0)
+
+
+def test_a_page_has_the_features_its_ranking_gave_it(demo_model: Model) -> None:
+    from legalsearch.relatedness import mlt_scores, page_evidence
+
+    seed = demo_model.row_of("DMietG § 14")
+    found = candidates(demo_model, [seed])
+    page = found.rows[:12]
+    evidence = page_evidence(demo_model, [seed], page.tolist(), SIGNALS)
+    mlt_scores(demo_model, evidence, [seed])
+    from legalsearch.relatedness import features_of
+
+    np.testing.assert_allclose(features_of(demo_model, [seed], page, evidence), found.features[:12], atol=1e-6)
+    for name in ("w2v_rr", "mlt_rr", "kw_cosine"):
+        assert found.features[:, FEATURE_NAMES.index(name)].max() > 0, name
