@@ -81,14 +81,25 @@ class Trees:
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """The trees' summed leaf values per row of ``x`` (all trees walked together, one step per level)."""
-        if x.shape[0] == 0:
+        n = x.shape[0]
+        if n == 0:
             return np.zeros(0)
-        node = np.repeat(self.roots[:, None], x.shape[0], axis=1)
-        cols = np.arange(x.shape[0])[None, :]
+        feature, threshold, left, right = self._walk
+        # feature-major: a node's value for every row is one flat gather
+        flat = np.ascontiguousarray(x.T, dtype=np.float64).ravel()
+        node = np.repeat(self.roots[:, None], n, axis=1)
+        cols = np.arange(n)[None, :]
         for _ in range(self.depth):
-            go_left = x[cols, self.feature[node]] <= self.threshold[node]
-            node = np.where(self.leaf[node], node, np.where(go_left, self.left[node], self.right[node]))
+            go_left = flat[feature[node] * n + cols] <= threshold[node]
+            node = np.where(go_left, left[node], right[node])
         return np.asarray(self.value[node].sum(axis=0), dtype=np.float64)
+
+    @cached_property
+    def _walk(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Feature, threshold and children per node, a leaf being its own child either way (threshold +inf)."""
+        own = np.arange(self.feature.size, dtype=np.int64)
+        return (np.where(self.leaf, 0, self.feature), np.where(self.leaf, np.inf, self.threshold),
+                np.where(self.leaf, own, self.left), np.where(self.leaf, own, self.right))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (lists)."""
