@@ -170,6 +170,13 @@ _TITLE_WORD: Final = re.compile(r"(?P<w>[\wÄÖÜäöüß][\wÄÖÜäöüß\-]*)
 # Steuersätze ... nach § 11 Absatz 2 des Luftverkehrsteuergesetzes")
 _BARE_KIND: Final = frozenset({"Gesetzes", "Gesetz"})
 _ORDINANCE: Final = re.compile(r"(?:[A-ZÄÖÜ][a-zäöü]+e\s+)?(?:Verordnung|Anordnung)\b")
+# an ordinance whose title names its law without a section: "Verordnung zur Durchführung des Energiesteuergesetzes",
+# "Wahlordnung zum Bundespersonalvertretungsgesetz", "Umsatzsteuer-Durchführungsverordnung" (the law: "Umsatzsteuer"
+# + "gesetz"); not a statute named "…ordnung" (Zivilprozessordnung)
+_NAMED_ORDINANCE: Final = re.compile(r"(?:[A-ZÄÖÜ][a-zäöü]+e\s+)?[\wÄÖÜäöüß-]*"
+                                     r"(?:[Vv]erordnung|[Ww]ahlordnung|Anordnung)\b")
+_TITLE_LAW_WORD: Final = re.compile(r"[\wÄÖÜäöüß-]+?(?:gesetz(?:es|s|e)?|gesetzbuch(?:es|s)?)(?![\wäöüß])")
+_STEM_ORDINANCE: Final = re.compile(r"([A-ZÄÖÜ][a-zäöüß]{3,})-[\wÄÖÜäöüß]*verordnung\b")
 _ORDINALS: Final = {
     "Erst": 1, "Zweit": 2, "Dritt": 3, "Viert": 4, "Fünft": 5, "Sechst": 6, "Siebt": 7, "Siebent": 7, "Acht": 8,
     "Neunt": 9, "Zehnt": 10, "Elft": 11, "Zwölft": 12, "Vierzehnt": 14,
@@ -616,19 +623,36 @@ class LawDirectory:
 
     def enabling_law(self, law: str) -> str | None:
         """The one law of the corpus that the title of ``law`` cites ("... nach § 11 Absatz 2 des
-        Luftverkehrsteuergesetzes" -> LuftVStG), which its text calls "das Gesetz"; None when it cites none or
-        several."""
+        Luftverkehrsteuergesetzes" -> LuftVStG) or, citing no section, names ("Verordnung zur Durchführung des
+        Energiesteuergesetzes" -> EnergieStG, "Umsatzsteuer-Durchführungsverordnung" -> UStG 1980), which its text
+        calls "das Gesetz"; None when it cites or names none or several."""
         if law not in self._enabling:
-            named = set()
-            if not _ORDINANCE.match(self.titles.get(law, "")):
-                self._enabling[law] = None  # a statute's "des Gesetzes" is no law its title names
-                return None
-            for citation in Extractor(self).extract(self.titles.get(law, "")):
-                found = self.canonical(citation.law) if citation.law else None
-                if found is not None and found != law:
-                    named.add(found)
+            title = self.titles.get(law, "")
+            named: set[str | None] = set()
+            if _ORDINANCE.match(title):
+                for citation in Extractor(self).extract(title):
+                    found = self.canonical(citation.law) if citation.law else None
+                    if found is not None and found != law:
+                        named.add(found)
+            # a statute's "des Gesetzes" is no law its title names
+            if not named and _NAMED_ORDINANCE.match(title):
+                named = self._named_in_title(law, title)
             self._enabling[law] = next(iter(named)) if len(named) == 1 else None
         return self._enabling[law]
+
+    def _named_in_title(self, law: str, title: str) -> set[str | None]:
+        """The laws an ordinance's title names by their exact title or spelling (no short-title guess); None for a
+        law word that names no law of the corpus, so that a title naming two laws (or an unknown one) names none."""
+        words = [m.group(0) for m in _TITLE_LAW_WORD.finditer(title)]
+        if (stem := _STEM_ORDINANCE.match(title)) is not None:
+            words.append(stem.group(1) + "gesetz")
+        named: set[str | None] = set()
+        for word in dict.fromkeys(words):
+            found = self.title_law([word])
+            law_named = found[0] if found else self.canonical(word)
+            if law_named != law:
+                named.add(law_named)
+        return named
 
     def lookup(self, law: str, unit: str, number: str) -> str | None:
         """The document id of one section in its unit: "Artikel 7" of a law numbered in § is no § 7 (a bare
