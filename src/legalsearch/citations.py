@@ -153,8 +153,10 @@ _TREATY: Final = re.compile(r"(?i)vertrag|abkommen|übereinkommen|protokoll|konv
 _COMMENTARY: Final = re.compile(
     r"(?P<w>[A-ZÄÖÜ][A-Za-zÄÖÜäöüß]*[A-ZÄÖÜ][A-Za-zÄÖÜäöüß]*|\b[A-ZÄÖÜ][a-zäöüß]+(?:gesetz|gesetzbuch|ordnung))"
     r"(?:\s*/\s*[A-ZÄÖÜ][A-Za-zÄÖÜäöüß]*)?\s*,?\s*"
-    r"(?P<ed>\d{1,2}\.\s*Aufl\.?(?:\s+(?:19|20)\d{2})?\s*,?\s*)?(?:\[[^\]]{0,30}\]\s*,?\s*)?$"
+    r"(?P<ed>\d{1,2}\.\s*Aufl(?:\.|age)?(?:\s+(?:19|20)\d{2})?\s*,?\s*)?(?:\[[^\]]{0,30}\]\s*,?\s*)?$"
 )
+#: where a law's jurabk may start inside a commentary's name: after a small letter or a hyphen ("MüKo|StPO")
+_INNER_LAW: Final = re.compile(r"(?<=[a-zäöüß-])(?=[A-ZÄÖÜ])")
 _MARGINAL: Final = re.compile(r"\s*(?:Rn\.?|Rz\.?|RdNr\.?|Rdnr\.?|Randnr\.?|Randnummer|Anm\.)\s*\d")
 # a definition of a law's abbreviation: "Kreditwesengesetzes (KWG)", "( LFGB )", "des Baugesetzbuchs - BauGB -"
 # (two patterns that start with their bracket or dash: one starting with a space would try every word)
@@ -781,8 +783,16 @@ class Extractor:
         word = found.group("w")
         if word not in _NOT_LAWS and self.directory.is_law(word):
             return word
-        titled = self.directory.title_law([word]) if _LAW_NOUN.fullmatch(word) else None
-        return titled[0] if titled else None  # "Gräber / Herbert , Finanzgerichtsordnung , 8. Aufl. , § 91"
+        # a commentary named with its law inside ("MüKoBGB", "BeckOK-ZPO"): the jurabk after a small letter or hyphen
+        for inner in _INNER_LAW.finditer(word):
+            if (tail := word[inner.start():]) not in _NOT_LAWS and len(tail) >= 2 and self.directory.is_law(tail):
+                return tail
+        if not _LAW_NOUN.fullmatch(word):
+            return None
+        if (titled := self.directory.title_law([word])) is not None:
+            return titled[0]  # "Gräber / Herbert , Finanzgerichtsordnung , 8. Aufl. , § 91"
+        # a short title the corpus does not hold, as for a lead-in ("Ströbele / Hacker , Markengesetz , 11. Auflage")
+        return self.directory.short_title_law(word) if _specific(word) else None
 
     def _chain(self, text: str, match: re.Match[str]) -> list[_Group]:
         groups = [self._group(text, match)]

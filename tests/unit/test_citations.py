@@ -486,3 +486,14 @@ def test_the_gesetz_of_an_ordinance_whose_title_names_its_law_without_a_section(
     assert read("nach § 3 des Gesetzes", "ElektroGGebV") == [((), "unknown law")]
     assert read("nach § 3 des Gesetzes", "SGBV") == [((), "unknown law")]
     assert read("nach § 3 des Gesetzes", "ZPO") == [((), "unknown law")]
+
+
+@pytest.mark.parametrize(("text", "surface", "target"), [
+    ("( Meyer-Goßner , Strafprozeßordnung , 60. Auflage , § 337 Rn. 2 )", "§ 337", "StPO § 337"),
+    ("( MüKoStPO / Knauer , 1. Aufl. , § 257 Rn. 3 )", "§ 257", "StPO § 257"),
+    ("( MüKoVwGO / Schübel , 45. Aufl. , § 100 Rn. 4 )", "§ 100", "VwGO § 100"),
+    ("( Ströbele / Hacker , Markengesetz , 11. Auflage , § 8 , Rdnr. 86 )", "§ 8", "MarkenG § 8"),
+])
+def test_a_commentary_with_the_edition_written_out_a_short_title_or_the_law_inside_its_name(text: str, surface: str,
+                                                                                            target: str) -> None:
+    assert _more(text) == [(surface, (target,), None)]
