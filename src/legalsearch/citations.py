@@ -55,11 +55,16 @@ _MARKER: Final = re.compile(
 _ORDINAL_PART: Final = re.compile(
     r"\s*(?:(?:erst|zweit|dritt|viert|letzt)e[rns]?|\d+\.)\s+(?:Halbsatz|Halbs\.|Alternative|Alt\.|Variante|Var\.)"
     r"|\s*\(\s*[a-z0-9]{1,2}\s*\)"
+    # a bracketed part: "Abs. 6 ( Satz 4 ) PatG"
+    r"|\s*\(\s*(?:Satz|S\.|Abs\.|Absatz|Nr\.|Nummer)\s*\d{1,3}[a-z]?\s*\)"
 )
 _PART_VALUE: Final = re.compile(r"(?:\d+[a-z]?|[a-z]{1,2}(?![a-zäöüß])\)?|[IVX]+\b|[A-Z]\b)(?!\.\d)")
 _LIST_SEP: Final = re.compile(
     r"\s*(?P<s>,|und\b|oder\b|sowie\b|bzw\.|bis\b|u\.(?=\s)|-|–|i\.\s?V\.\s?m\.?|iVm\.?|in\s+Verbindung\s+mit)\s*"
 )
+_DECIMAL_PART: Final = re.compile(r"\d{1,2}\.\d{1,2}(?![\d.])")
+# "§ 98 Satz 1 Nummer 4, auch in Verbindung mit Satz 2": an insertion naming more parts of the section
+_ALSO_WITH: Final = re.compile(r"\s*,\s*(?:jeweils\s+)?auch\s+in\s+Verbindung\s+mit(?=\s)")
 _FOLLOWING: Final = re.compile(r"\s*(?:ff\.|f\.|ff\b|f\b)")
 # an Absatz after a number: only a section has one ("§§ 37 Abs. 1, 8 Abs. 2 MarkenG": 8 is a section, not an Absatz)
 _OWN_ABSATZ: Final = re.compile(r"\s*(?:Abs\.|Absatz|Abs)\s*\d")
@@ -143,6 +148,9 @@ _STATE_NAME: Final = re.compile(
     r"Nordrhein-Westfalen|Rheinland-Pfalz|Saarland|Sachsen-Anhalt|Sachsen|Schleswig-Holstein|Thüringen)(?![\w-])"
 )
 _EMPTY: Final = re.compile("")
+# the year of a treaty's or act's version after its own name: "des Haftungsübereinkommens von 1992"
+_VERSION_YEAR: Final = re.compile(r"\s+von\s+(?:19|20)\d{2}(?=[\s,.;)]|$)")
+_ABBREVIATION_GESETZ: Final = re.compile(r"([A-ZÄÖÜ][A-Za-zÄÖÜ]*[A-ZÄÖÜ])-Gesetz(?:es|s|e)?")
 # "zwischen" continues only a treaty's name ("zu dem Vertrag vom 7. Juni 1969 zwischen der Bundesrepublik ..."), not
 # an act's ("der Verordnung (EU) 2016/679 zwischen dem Diensteanbieter und dem Auftragnehmer besteht")
 _BETWEEN: Final = re.compile(r"\s+zwischen\s")
@@ -587,7 +595,10 @@ class LawDirectory:
         )
 
     def short_title_law(self, word: str) -> str | None:
-        """The law a short title the corpus lacks names ("Geldwäschegesetzes" -> "GwG 2017"), or None."""
+        """The law a short title the corpus lacks names ("Geldwäschegesetzes" -> "GwG 2017", "AZR-Gesetzes" ->
+        "AZRG": an abbreviation before "-Gesetz" names the jurabk that adds its G), or None."""
+        if (hyphened := _ABBREVIATION_GESETZ.fullmatch(word)) is not None:
+            return self.canonical(hyphened.group(1) + "G")
         return self.short_titles.law(word) if self.short_titles is not None else None
 
     @staticmethod
@@ -831,9 +842,14 @@ class Extractor:
                 continue
             if marker := _MARKER.match(text, pos):
                 part = _PART_VALUE.match(text, marker.end())
+                if part is None and "." in refs[-1].number:  # "§ 15.02 Nummer 1.2": decimal parts of such a section
+                    part = _DECIMAL_PART.match(text, marker.end())
                 if part is None:
                     return pos
                 pos, had_part = part.end(), True
+                continue
+            if had_part and (also := _ALSO_WITH.match(text, pos)) and _MARKER.match(text, also.end()):
+                pos = also.end()  # "§ 14 Absatz 1, auch in Verbindung mit Absatz 2": more parts of the same section
                 continue
             if following := _FOLLOWING.match(text, pos):
                 refs[-1] = SectionRef(refs[-1].number, refs[-1].until, True)
@@ -915,8 +931,9 @@ class Extractor:
                     group.law, group.law_source, group.end = short, "title", end
                     return True
                 if number is None and _specific(word):
-                    # "des Treibhausgas-Emissionshandelsgesetzes vom 8. Juli 2004": the name is complete
-                    tail = _EMPTY.match(text, end)
+                    # "des Treibhausgas-Emissionshandelsgesetzes vom 8. Juli 2004": the name is complete, but for
+                    # the year of its version ("des Haftungsübereinkommens von 1992")
+                    tail = _VERSION_YEAR.match(text, end) or _EMPTY.match(text, end)
                     assert tail is not None
                 stop = tail.end()
                 if (between := _BETWEEN.search(text, tail.start(), stop)) and \

@@ -497,3 +497,30 @@ def test_the_gesetz_of_an_ordinance_whose_title_names_its_law_without_a_section(
 def test_a_commentary_with_the_edition_written_out_a_short_title_or_the_law_inside_its_name(text: str, surface: str,
                                                                                             target: str) -> None:
     assert _more(text) == [(surface, (target,), None)]
+
+
+def test_more_parts_of_the_section_after_a_comma_decimal_parts_and_bracketed_parts() -> None:
+    assert [s for s, _ in _spans("entgegen § 22c Absatz 1 Satz 3, auch in Verbindung mit Absatz 2 Satz 3, "
+                                 "Lagerstättenwasser einbringt", context="BGB")] == [
+        "§ 22c Absatz 1 Satz 3, auch in Verbindung mit Absatz 2 Satz 3"]
+    # not when something other than a part of the section follows
+    assert [s for s, _ in _spans("nach § 5 Absatz 1, auch in Verbindung mit einer Rechtsverordnung nach § 6",
+                                 context="BGB")] == ["§ 5 Absatz 1", "§ 6"]
+    assert _more("die nach § 15.02 Nummer 1.2 zulässige Fahrzeugbreite", context="BinSchStrO 2012") == [
+        ("§ 15.02 Nummer 1.2", (), "missing section")]
+    assert _more("nach §§ 65 Abs. 1 , 81 Abs. 1 Satz 1 i. V. m. 24 Abs. 1 und Abs. 6 ( Satz 4 ) PatG")[0][0] == (
+        "§§ 65 Abs. 1 , 81 Abs. 1 Satz 1 i. V. m. 24 Abs. 1 und Abs. 6 ( Satz 4 ) PatG")
+
+
+def test_an_abbreviation_before_gesetz_and_the_year_of_a_treatys_version() -> None:
+    rows = [("AZRG § 34", "AZRG", "Gesetz über das Ausländerzentralregister", "§ 34"),
+            ("BSIG 2009 § 8", "BSIG 2009", "Gesetz über das Bundesamt für Sicherheit in der Informationstechnik",
+             "§ 8")]
+    directory = LawDirectory.from_sections(rows)
+    extractor = Extractor(directory)
+    found = [(c.surface, resolve(c, directory).targets) for c in
+             extractor.extract("nach § 34 Abs. 5 des AZR-Gesetzes und § 8 des BSI-Gesetzes sowie § 3 des XY-Gesetzes")]
+    assert found == [("§ 34 Abs. 5 des AZR-Gesetzes", ("AZRG § 34",)), ("§ 8 des BSI-Gesetzes", ("BSIG 2009 § 8",)),
+                     ("§ 3 des XY-Gesetzes", ())]
+    first = extractor.extract("nach Artikel V Absatz 2 des Haftungsübereinkommens von 1992 (§ 611)")[0]
+    assert first.surface == "Artikel V Absatz 2 des Haftungsübereinkommens von 1992"
