@@ -105,7 +105,8 @@ def test_the_third_heldout_sample_keeps_its_first_measured_level(directory: LawD
 def test_the_fourth_heldout_sample_keeps_its_first_measured_level(directory: LawDirectory) -> None:
     # labelled and committed before any extractor saw it (77188c1); first measured with the code of main at that
     # commit (3b310ff's code) at precision 0.947 (214/226), recall 0.951 (214/225), resolution 0.949 (203/214): the
-    # honest held-out figure. The floors sit a little below that first measurement, never above it
+    # honest held-out figure. The floors sit a little below that first measurement, never above it; the rules written
+    # after reading its misses (0.973 / 0.978 / 0.968, docs/citations.md) are not held here
     _assert_floors(directory, HELDOUT4, precision=0.93, recall=0.93, resolution=0.93, labelled=220)
 
 
