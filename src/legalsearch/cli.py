@@ -705,7 +705,10 @@ def fit_recommend(
     m = _load(model, models_dir)
     fusion, written = fit_model_fusion(m, load_queries(queries), parse_filters(filters or []), feedback, width,
                                        progress=not quiet)
-    typer.echo(f"fusion of {', '.join(fusion.signals)} fitted on {fusion.info.get('fitted_on')} tune seeds:")
+    typer.echo(f"fusion of {', '.join(fusion.signals)} fitted on {fusion.info.get('fitted_on')} tune seeds "
+               f"({fusion.info.get('kind')}):")
+    if fusion.trees is not None:
+        typer.echo(f"  {fusion.trees.roots.size} trees, {fusion.trees.feature.size} nodes, depth {fusion.trees.depth}")
     for name, w in fusion.weights.items():
         typer.echo(f"  {name:<16} {w:+.4f}")
     typer.echo(f"written: {', '.join(p.name for p in written)}")

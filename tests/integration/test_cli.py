@@ -265,6 +265,7 @@ def test_eval_recommend_and_fit_recommend(models_copy: tuple[Path, str, str], tm
     fitted = run("fit-recommend", "--queries", str(questions), "--filter", "type=statute", "--width", "8", "-q",
                  "--models-dir", str(models))
     assert fitted.returncode == 0, fitted.stderr
+    assert "(ranker)" in fitted.stdout and " trees, " in fitted.stdout
     manifest = json.loads((models / "current" / "manifest.json").read_text(encoding="utf-8"))
     assert {"recommend_fusion.json", "related_rows.npy", "related_scores.npy"} <= set(manifest["files"])
     again = run("fit-recommend", "--queries", str(questions), "--filter", "type=statute", "--width", "4", "-q",
