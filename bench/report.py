@@ -356,6 +356,7 @@ def _scale_large_markdown(sl: dict[str, Any] | None) -> list[str]:
         return []
     lines = [f"## Scale, streamed (IVF-PQ with a refine step, d={sl['dimensions']}, {sl['queries']} queries, "
              f"build at {sl['build_threads']} FAISS threads)", "", f"Data: {sl['data']}. Goal: {sl['goal']}.", "",
+             *([f"Note: {sl['note']}.", ""] if sl.get("note") else []),
              "| n | index | train s | add s | disk MB | RSS after build MB | peak RSS MB | chosen nprobe/k_factor | "
              "recall@10 | p50 ms | p99 ms | CPU p50 ms | CPU p99 ms | batch q/s |",
              "|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]

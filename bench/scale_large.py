@@ -298,7 +298,8 @@ def choose(searches: Sequence[SearchRow], recall: float = 0.95, budget_ms: float
 
 def default_spec(n: int, d: int) -> IndexSpec:
     """nlist: ``index.py``'s 4·√n rounded to a power of two, at most 4,096 (the 1M sweep: 4,096 lists beat 1,024
-    in recall and latency; more lists cost adding time linearly, 10M × 16,384 would take ~1 h on 2 cores);
+    in recall and latency; more lists cost adding time linearly: 16,384 lists at 10M would take ~4x the adding
+    and ~16x the training time, ~30 min on 2 cores);
     m = d/4 (4 dimensions per 8-bit sub-vector: 50 bytes at d = 200)."""
     nlist = min(4096, 2 ** max(4, round(math.log2(4 * math.sqrt(n)))))
     m = max(x for x in range(1, max(1, d // 4) + 1) if d % x == 0)
