@@ -30,7 +30,7 @@ from legalsearch.model import (
     verify_model,
 )
 from legalsearch.neighbours import RELATED_FILES, NeighbourTable
-from legalsearch.relatedness import CoRelevance, Fusion
+from legalsearch.relatedness import CoRelevance, Fusion, load_related_parts
 from legalsearch.snippets import SnippetIndex
 from legalsearch.suggest import SuggestionIndex, build_suggestions
 from legalsearch.text import Preprocessor
@@ -76,6 +76,8 @@ class Model:
     corelevance: CoRelevance | None = None
     #: each document's best related documents by the fusion, for unfiltered one-seed requests (None without it)
     related: NeighbourTable | None = None
+    #: each ``related`` slot's signal parts (documents x slots x the fusion's signals; None: computed per request)
+    related_parts: np.ndarray | None = None
     #: what /search learned from feedback at training (None for a model trained without feedback)
     feedback: FeedbackIndex | None = None
 
@@ -131,6 +133,7 @@ class Model:
             fusion=Fusion.load(folder),
             corelevance=CoRelevance.load(folder, int(docvectors.shape[0]), mmap=mmap),
             related=NeighbourTable.load(folder, int(docvectors.shape[0]), mmap=mmap, files=RELATED_FILES),
+            related_parts=load_related_parts(folder, int(docvectors.shape[0]), mmap=mmap),
             feedback=FeedbackIndex.load(folder, int(docvectors.shape[0]), vectors.vector_size, mmap=mmap),
         )
         model._check_counts()
@@ -150,6 +153,10 @@ class Model:
         # corrupt weight must stop the model here rather than reach an answer as NaN
         if not (np.isfinite(self.doc_keywords.weights).all() and np.isfinite(self.keyword_model.idf).all()):
             raise ArtifactError(f"model {self.path}: keyword weights or idf values are not all finite")
+        if self.related_parts is not None and (
+                self.related is None or self.fusion is None
+                or self.related_parts.shape[1:] != (self.related.width, len(self.fusion.signals))):
+            raise ArtifactError(f"model {self.path}: the related table's signal parts do not fit its table and fusion")
         wrong = {name: n for name, n in found.items() if n != expected}
         if wrong:
             detail = ", ".join(f"{name} has {n}" for name, n in wrong.items())

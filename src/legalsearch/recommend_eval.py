@@ -438,7 +438,7 @@ def fit_model_fusion(model: Model, queries: Sequence[Query], filters: Mapping[st
     from legalsearch.feedback import key_digest
     from legalsearch.model import add_files, remove_files
     from legalsearch.neighbours import RELATED_FILES
-    from legalsearch.relatedness import precompute_related
+    from legalsearch.relatedness import RELATED_PARTS_FILE, precompute_related, save_related_parts
 
     trained = model.feedback is not None and model.corelevance is not None
     if feedback and trained:
@@ -461,12 +461,14 @@ def fit_model_fusion(model: Model, queries: Sequence[Query], filters: Mapping[st
     fusion = fit_fusion(model, tune, found, signals, {"filters": dict(filters or {}), "queries": len(queries)})
     # an earlier fit's files go, listed or not (add_files left them read-only); none may outlive the new fusion;
     # the co-relevance of training stays
-    remove_files(model.path, [FUSION_FILE, *([] if trained else FEEDBACK_FILES.values()), *RELATED_FILES.values()])
+    remove_files(model.path, [FUSION_FILE, *([] if trained else FEEDBACK_FILES.values()), *RELATED_FILES.values(),
+                                RELATED_PARTS_FILE])
     written = [fusion.save(model.path)]
     if feedback and target.corelevance is not None:
         written += target.corelevance.save(model.path)
     if width > 0:
         served = dataclasses.replace(target, fusion=fusion)
-        written += precompute_related(served, fusion, width, progress).save(model.path, RELATED_FILES)
+        table, parts = precompute_related(served, fusion, width, progress)
+        written += [*table.save(model.path, RELATED_FILES), save_related_parts(model.path, parts)]
     add_files(model.path, written)
     return fusion, written

@@ -56,6 +56,8 @@ MLT_TERMS = 25
 CANDIDATES = 100
 #: citing documents (and references) of a seed looked at for co-citation / shared references
 MAX_LINKS = 2000
+#: the related table's signal parts per slot (``precompute_related``), beside ``neighbours.RELATED_FILES``
+RELATED_PARTS_FILE = "related_parts.npy"
 #: filters letting through at most this many rows rank word2vec candidates by an exact product
 EXACT_LIMIT = 20_000
 #: positions in the law at which position_log reaches 0
@@ -528,17 +530,26 @@ def _gather(model: Model, seeds: Sequence[int], negative: Sequence[int], allowed
     return found, parts
 
 
-def contributions(fusion: Fusion, features: np.ndarray) -> list[dict[str, float]]:
-    """Per row, each signal's part of the fused score: how much the score falls with that signal's features
-    set to 0 (for a weighted sum exactly its features times their weights)."""
+def contribution_matrix(fusion: Fusion, features: np.ndarray) -> np.ndarray:
+    """Per row, each signal's part of the fused score (columns ``fusion.signals``): how much the score falls
+    with that signal's features set to 0 (for a weighted sum exactly its features times their weights)."""
     full = fusion.score(features)
-    out: list[dict[str, float]] = [{} for _ in range(features.shape[0])]
-    for signal in fusion.signals:
+    out = np.zeros((features.shape[0], len(fusion.signals)), dtype=np.float64)
+    for j, signal in enumerate(fusion.signals):
         without = features.copy()
         without[:, [FEATURE_NAMES.index(f) for f in FEATURES[signal]]] = 0.0
-        for i, v in enumerate((full - fusion.score(without)).tolist()):
-            out[i][signal] = round(v, 6)
+        out[:, j] = full - fusion.score(without)
     return out
+
+
+def contributions(fusion: Fusion, features: np.ndarray) -> list[dict[str, float]]:
+    """``contribution_matrix`` as one ``{signal: part}`` per row, as answers carry them."""
+    return parts_of(fusion, contribution_matrix(fusion, features))
+
+
+def parts_of(fusion: Fusion, matrix: np.ndarray) -> list[dict[str, float]]:
+    """Rows of a contribution matrix as ``{signal: part}`` (rounded as answers carry them)."""
+    return [{s: round(v, 6) for s, v in zip(fusion.signals, row, strict=True)} for row in matrix.tolist()]
 
 
 def features_of(model: Model, seeds: Sequence[int], rows: np.ndarray, found: Evidence) -> np.ndarray:
@@ -706,17 +717,41 @@ def _shared_level(st: _Structure, seeds: Sequence[int], row: int) -> str | None:
 _PROGRESS_STEP = 1000
 
 
-def precompute_related(model: Model, fusion: Fusion, width: int, progress: bool = False) -> NeighbourTable:
-    """Every document's ``width`` best related rows by ``fusion`` (unfiltered, one seed), -1 padded: what
-    ``/recommend`` by one id without filters reads instead of ranking its candidates."""
+def precompute_related(model: Model, fusion: Fusion, width: int, progress: bool = False) -> (
+    tuple[NeighbourTable, np.ndarray]
+):
+    """Every document's ``width`` best related rows by ``fusion`` (unfiltered, one seed), -1 padded, and each
+    slot's signal parts (``contribution_matrix``, float32, 0 in padding): what ``/recommend`` by one id without
+    filters reads instead of ranking its candidates and scoring the page's trees once per signal."""
     from tqdm import tqdm
 
     n = len(model.documents)
     rows = np.full((n, width), -1, dtype=np.int32)
     scores = np.full((n, width), -np.inf, dtype=np.float32)
+    parts = np.zeros((n, width, len(fusion.signals)), dtype=np.float32)
     for row in tqdm(range(n), desc="related", unit="doc", disable=not progress, miniters=_PROGRESS_STEP):
         related, _ = rank_related(model, fusion, [row])
         top = min(width, related.rows.size)
         rows[row, :top] = related.rows[:top]
         scores[row, :top] = related.scores[:top]
-    return NeighbourTable(rows, scores)
+        if top:
+            parts[row, :top] = contribution_matrix(fusion, related.features[:top])
+    return NeighbourTable(rows, scores), parts
+
+
+def save_related_parts(folder: Path, parts: np.ndarray) -> Path:
+    """Write the related table's signal parts beside it."""
+    path = folder / RELATED_PARTS_FILE
+    np.save(path, parts)
+    return path
+
+
+def load_related_parts(folder: Path, n_docs: int, mmap: bool = True) -> np.ndarray | None:
+    """The related table's signal parts (documents x slots x signals), or None for a model fitted without."""
+    path = folder / RELATED_PARTS_FILE
+    if not path.exists():
+        return None
+    parts = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    if parts.ndim != 3 or parts.shape[0] != n_docs:
+        raise ArtifactError(f"{path}: shape {parts.shape} does not hold {n_docs} documents' slots and signals")
+    return parts

@@ -116,11 +116,25 @@ def test_harness_reports_baselines_fusion_and_ablations(demo_model: Model, tmp_p
 
 def test_fit_writes_a_verified_fusion_and_table(fused_model: Model) -> None:
     manifest = verify_model(fused_model.path)
-    assert {FUSION_FILE, "related_rows.npy", "corelevance_indptr.npy"} <= set(manifest["files"])
+    assert {FUSION_FILE, "related_rows.npy", "related_parts.npy", "corelevance_indptr.npy"} <= set(manifest["files"])
     assert fused_model.fusion is not None and fused_model.fusion.trees is not None
     assert fused_model.fusion.info["kind"] == "ranker"
     assert "feedback" in fused_model.fusion.signals
     assert fused_model.related is not None and fused_model.corelevance is not None
+    assert fused_model.related_parts is not None
+    assert fused_model.related_parts.shape == (len(fused_model.documents), 16, len(fused_model.fusion.signals))
+
+
+def test_signal_parts_that_do_not_fit_the_table_fail_the_load(fused_model: Model, tmp_path: Path) -> None:
+    from legalsearch.relatedness import RELATED_PARTS_FILE
+
+    folder = tmp_path / "m"
+    shutil.copytree(fused_model.path, folder)
+    assert fused_model.related_parts is not None
+    (folder / RELATED_PARTS_FILE).chmod(0o644)
+    np.save(folder / RELATED_PARTS_FILE, np.asarray(fused_model.related_parts)[:, :8])
+    with pytest.raises(ArtifactError):
+        Model.load(folder, verify=False)
 
 
 def test_a_changed_fusion_file_fails_verification(fused_model: Model, tmp_path: Path) -> None:
@@ -154,7 +168,8 @@ def test_the_table_answers_what_ranking_now_answers(fused_model: Model) -> None:
     import dataclasses
 
     live = dataclasses.replace(fused_model, related=None)
-    for doc in ("DMietG § 14", "DArbG § 8", "DVertrG § 9"):
+    # every seed: the table's signal parts are those the ranking computes for the page now
+    for doc in fused_model.index.ids:
         from_table = recommend(fused_model, positive=[doc], k=3)
         ranked_now = recommend(live, positive=[doc], k=3)
         assert [r.doc_id for r in from_table.results] == [r.doc_id for r in ranked_now.results]

@@ -210,6 +210,7 @@ def _recommend_fused(model: Model, req: _Request, offset: int, k: int, allowed: 
                   if r >= 0 and r not in req.exclude]
         rows = [r for r, _ in ranked]
         scores = dict(ranked)
+        slots = {r: i for i, r in enumerate(hits.rows[0].tolist())}
         found = None
         related = None
     else:
@@ -224,7 +225,13 @@ def _recommend_fused(model: Model, req: _Request, offset: int, k: int, allowed: 
     page = rows[offset:want]
     if found is None:  # the evidence of the page's rows alone: what its explanations need
         found = relatedness.page_evidence(model, req.positive, page, fusion.signals)
-    features, parts = _fused_parts(model, fusion, req.positive, page, found, related)
+    if related is None and model.related_parts is not None:
+        # the table's own parts: no More-Like-This pass and no tree scoring per signal for the page; the
+        # features serve the reasons only, which read no lexical column
+        features = relatedness.features_of(model, req.positive, np.asarray(page, dtype=np.int64), found)
+        parts = relatedness.parts_of(fusion, model.related_parts[req.positive[0], [slots[r] for r in page]])
+    else:
+        features, parts = _fused_parts(model, fusion, req.positive, page, found, related)
     budget.check("before the snippets")
     records = [model.documents.record(row) for row in page]
     snippets = _snippets(model, page, [r["text"] for r in records], req.marked, model.config.search.snippet_chars)
