@@ -50,6 +50,7 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "feedback": ("co_relevant",),
 }
 FEATURE_NAMES: tuple[str, ...] = tuple(f for s in SIGNALS for f in FEATURES[s])
+_COLUMNS: dict[str, int] = {f: i for i, f in enumerate(FEATURE_NAMES)}
 #: the seed's best keywords asked of BM25 (More-Like-This)
 MLT_TERMS = 25
 #: best rows each signal adds to the candidates
@@ -554,10 +555,10 @@ def parts_of(fusion: Fusion, matrix: np.ndarray) -> list[dict[str, float]]:
 
 def features_of(model: Model, seeds: Sequence[int], rows: np.ndarray, found: Evidence) -> np.ndarray:
     """The feature matrix of the candidate rows (columns ``FEATURE_NAMES``)."""
-    x = np.zeros((rows.size, len(FEATURE_NAMES)), dtype=np.float64)
-    col = {f: i for i, f in enumerate(FEATURE_NAMES)}
+    x = reason_features(model, seeds, rows, found)
     if rows.size == 0:
         return x
+    col = _COLUMNS
     cos = np.asarray(model.docvectors[rows], dtype=np.float32) @ found.query
     x[:, col["w2v_cosine"]] = cos
     x[:, col["w2v_cosine_sq"]] = np.maximum(cos, 0) ** 2
@@ -570,7 +571,32 @@ def features_of(model: Model, seeds: Sequence[int], rows: np.ndarray, found: Evi
             x[:, col["mlt_bm25_sqrt"]] = np.sqrt(mlt / top)
             x[:, col["mlt_rr"]] = _reciprocal_rank(found.mlt[rows], found.mlt_top)
     x[:, col["kw_cosine"]] = keyword_cosine(model, seeds, rows)
-    st = structure_of(model)
+    return x
+
+
+def reason_features(model: Model, seeds: Sequence[int], rows: np.ndarray, found: Evidence) -> np.ndarray:
+    """The structure, citation and feedback columns of ``features_of`` (the others 0): all that ``reasons``
+    reads, for pages whose scores and signal parts come from the related table."""
+    x = np.zeros((rows.size, len(FEATURE_NAMES)), dtype=np.float64)
+    if rows.size == 0:
+        return x
+    col = _COLUMNS
+    _structure_columns(x, structure_of(model), seeds, rows)
+    rl = rows.tolist()
+    x[:, col["cites_seed"]] = [r in found.citing for r in rl]
+    x[:, col["cited_by_seed"]] = [r in found.cited for r in rl]
+    x[:, col["co_cited"]] = np.log1p([found.co.get(r, 0.0) for r in rl])
+    x[:, col["shared_refs"]] = np.log1p([found.shared.get(r, 0.0) for r in rl])
+    if model.citations is not None:
+        indptr = model.citations.cited_by.indptr
+        x[:, col["cited_count"]] = np.log1p(indptr[rows + 1] - indptr[rows])
+    x[:, col["co_relevant"]] = np.log1p([found.feedback.get(r, 0.0) for r in rl])
+    return x
+
+
+def _structure_columns(x: np.ndarray, st: _Structure, seeds: Sequence[int], rows: np.ndarray) -> None:
+    """Same law, shared heading path, closeness and order in the law, into ``x``."""
+    col = _COLUMNS
     same = np.zeros(rows.size, dtype=bool)
     shared = np.zeros(rows.size)
     equal = np.zeros(rows.size)
@@ -597,16 +623,6 @@ def features_of(model: Model, seeds: Sequence[int], rows: np.ndarray, found: Evi
     with np.errstate(divide="ignore"):
         x[:, col["position_log"]] = np.where(
             near > 0, np.maximum(0.0, 1.0 - np.log(1.0 / np.maximum(near, 1e-9)) / math.log(POSITION_HORIZON)), 0.0)
-    rl = rows.tolist()
-    x[:, col["cites_seed"]] = [r in found.citing for r in rl]
-    x[:, col["cited_by_seed"]] = [r in found.cited for r in rl]
-    x[:, col["co_cited"]] = np.log1p([found.co.get(r, 0.0) for r in rl])
-    x[:, col["shared_refs"]] = np.log1p([found.shared.get(r, 0.0) for r in rl])
-    if model.citations is not None:
-        indptr = model.citations.cited_by.indptr
-        x[:, col["cited_count"]] = np.log1p(indptr[rows + 1] - indptr[rows])
-    x[:, col["co_relevant"]] = np.log1p([found.feedback.get(r, 0.0) for r in rl])
-    return x
 
 
 def keyword_cosine(model: Model, seeds: Sequence[int], rows: np.ndarray) -> np.ndarray:
@@ -671,7 +687,7 @@ def rank_related(model: Model, fusion: Fusion, seeds: Sequence[int], negative: S
 
 def reasons(model: Model, seeds: Sequence[int], row: int, features: np.ndarray, found: Evidence) -> list[str]:
     """Why ``row`` is related to the seeds, per signal that holds for it, in words."""
-    col = {f: i for i, f in enumerate(FEATURE_NAMES)}
+    col = _COLUMNS
     out: list[str] = []
     if row in found.citing:
         out.append("cites the seed")

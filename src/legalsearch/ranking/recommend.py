@@ -120,7 +120,7 @@ def _recommend_by_vector(model: Model, req: _Request, query: np.ndarray, offset:
     snippets = _snippets(model, page, [r["text"] for r in records], req.marked, chars)
     # the reasons the other signals give, though they did not rank: the evidence of the page's rows alone
     found = relatedness.page_evidence(model, req.positive, page, ("structure", "citations", "feedback"))
-    features = relatedness.features_of(model, req.positive, np.asarray(page, dtype=np.int64), found)
+    features = relatedness.reason_features(model, req.positive, np.asarray(page, dtype=np.int64), found)
     results = [
         Recommendation(
             doc_id=r["id"], score=round(scores[row], 6), title=r["title"], type=r["type"],
@@ -227,8 +227,8 @@ def _recommend_fused(model: Model, req: _Request, offset: int, k: int, allowed: 
         found = relatedness.page_evidence(model, req.positive, page, fusion.signals)
     if related is None and model.related_parts is not None:
         # the table's own parts: no More-Like-This pass and no tree scoring per signal for the page; the
-        # features serve the reasons only, which read no lexical column
-        features = relatedness.features_of(model, req.positive, np.asarray(page, dtype=np.int64), found)
+        # features serve the reasons only
+        features = relatedness.reason_features(model, req.positive, np.asarray(page, dtype=np.int64), found)
         parts = relatedness.parts_of(fusion, model.related_parts[req.positive[0], [slots[r] for r in page]])
     else:
         features, parts = _fused_parts(model, fusion, req.positive, page, found, related)

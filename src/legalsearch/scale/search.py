@@ -524,7 +524,7 @@ def _seed_results(front: Model, shards: Sequence[Shard], pos_rows: list[int], pa
     """A page of recommendations for seed documents, with the single node's reasons (structure, citations)."""
     parts = _hit_parts(front, shards, page, None, keyword_ids)
     evidence = relatedness.page_evidence(front, pos_rows, page, ("structure", "citations", "feedback"))
-    features = relatedness.features_of(front, pos_rows, np.asarray(page, dtype=np.int64), evidence)
+    features = relatedness.reason_features(front, pos_rows, np.asarray(page, dtype=np.int64), evidence)
     return tuple(
         Recommendation(
             doc_id=hp.doc_id, score=round(scores[row], 6), title=hp.title, type=hp.type, metadata=hp.metadata,
