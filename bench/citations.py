@@ -38,10 +38,12 @@ HELDOUT2 = REPO_ROOT / "tests" / "fixtures" / "citations" / "heldout2.jsonl"
 HELDOUT3 = REPO_ROOT / "tests" / "fixtures" / "citations" / "heldout3.jsonl"
 #: a fifth sample, labelled and committed before any extractor saw its passages (tests/fixtures/citations/README.md)
 HELDOUT4 = REPO_ROOT / "tests" / "fixtures" / "citations" / "heldout4.jsonl"
+#: a sixth sample, labelled and committed before any extractor saw its passages (tests/fixtures/citations/README.md)
+HELDOUT5 = REPO_ROOT / "tests" / "fixtures" / "citations" / "heldout5.jsonl"
 #: the samples in the results: (key, title, path)
 SAMPLES = (("sample", "tuning sample", LABELS), ("heldout", "held-out sample", HELDOUT),
            ("heldout2", "second held-out sample", HELDOUT2), ("heldout3", "third held-out sample", HELDOUT3),
-           ("heldout4", "fourth held-out sample", HELDOUT4))
+           ("heldout4", "fourth held-out sample", HELDOUT4), ("heldout5", "fifth held-out sample", HELDOUT5))
 ARCHIVE = Path("corpora") / "gesetze-markdown.tar.gz"
 #: misses listed per extractor in the results (all are counted)
 MAX_MISSES = 60

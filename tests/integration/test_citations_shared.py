@@ -19,6 +19,7 @@ from bench.citations import (
     HELDOUT2,
     HELDOUT3,
     HELDOUT4,
+    HELDOUT5,
     LABELS,
     SAMPLES,
     load_labels,
@@ -38,8 +39,8 @@ def directory(shared_dir: Path) -> LawDirectory:
     return directory_of(documents, withheld)
 
 
-@pytest.mark.parametrize("path", [LABELS, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4],
-                         ids=["tuning", "heldout", "heldout2", "heldout3", "heldout4"])
+@pytest.mark.parametrize("path", [LABELS, HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5],
+                         ids=["tuning", "heldout", "heldout2", "heldout3", "heldout4", "heldout5"])
 def test_the_samples_are_there_and_large_enough(path: Path) -> None:
     labels = load_labels(path)
     assert sum(len(p["citations"]) for p in labels) >= 200
@@ -108,6 +109,13 @@ def test_the_fourth_heldout_sample_keeps_its_first_measured_level(directory: Law
     # honest held-out figure. The floors sit a little below that first measurement, never above it; the rules written
     # after reading its misses (0.973 / 0.978 / 0.968, docs/citations.md) are not held here
     _assert_floors(directory, HELDOUT4, precision=0.93, recall=0.93, resolution=0.93, labelled=220)
+
+
+def test_the_fifth_heldout_sample_keeps_its_first_measured_level(directory: LawDirectory) -> None:
+    # labelled and committed before any extractor saw it (f5dab4e); first measured with the code of main at 8a24e9f
+    # (the rules written after the fourth sample included) at precision 0.985 (255/259), recall 0.988 (255/258),
+    # resolution 0.969 (247/255): the honest held-out figure. The floors sit a little below that first measurement
+    _assert_floors(directory, HELDOUT5, precision=0.97, recall=0.97, resolution=0.95, labelled=250)
 
 
 def test_the_project_extractor_finds_more_than_refex_on_every_sample(directory: LawDirectory) -> None:
