@@ -119,6 +119,24 @@ def replay(client: Any, version: str | None) -> list[Any]:
     return [(call, send(client, call, version)) for call, _ in recorded]
 
 
+def replay_both(single: Path, sharded_dir: Path) -> tuple[list[Any], list[Any]]:
+    """The dump replayed through the single-node app of ``single`` and the sharded app of ``sharded_dir``."""
+    from fastapi.testclient import TestClient
+
+    from bench.dump import in_process_client, served_version
+    from legalsearch.config import ServiceSettings
+    from legalsearch.scale import search as sharded
+    from legalsearch.scale.app import create_sharded_app
+
+    with in_process_client(single) as client:
+        one = replay(client, served_version(client))
+    loaded = sharded.load_shards(sharded_dir)
+    app = create_sharded_app(loaded.front, loaded.shards, ServiceSettings(models_dir=sharded_dir))
+    with TestClient(app) as client:
+        many = replay(client, loaded.front.version)
+    return one, many
+
+
 def different(one: list[Any], many: list[Any]) -> list[str]:
     """The requests whose answers differ (status, or JSON beyond score rounding)."""
     from bench.dump import answer_bytes
@@ -139,19 +157,7 @@ def different(one: list[Any], many: list[Any]) -> list[str]:
 def test_the_dumped_requests_are_answered_as_one_node(sharded_models: Path, demo_models_dir: Path) -> None:
     """/search, /recommend, /suggest and the failing requests of the dump, through the single-node app and the
     sharded app over K = 2 in-process shards (exact index): the same answers."""
-    from fastapi.testclient import TestClient
-
-    from bench.dump import in_process_client, served_version
-    from legalsearch.config import ServiceSettings
-    from legalsearch.scale import search as sharded
-    from legalsearch.scale.app import create_sharded_app
-
-    with in_process_client(demo_models_dir) as client:
-        one = replay(client, served_version(client))
-    loaded = sharded.load_shards(sharded_models)
-    app = create_sharded_app(loaded.front, loaded.shards, ServiceSettings(models_dir=sharded_models))
-    with TestClient(app) as client:
-        many = replay(client, loaded.front.version)
+    one, many = replay_both(demo_models_dir, sharded_models)
     kinds = {call.kind for call, _ in one}
     assert {"search_plain", "search_filtered", "search_facets", "recommend_id", "recommend_text"} <= kinds
     wrong = different(one, many)

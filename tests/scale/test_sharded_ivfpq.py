@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_sharded import DEMO, DUMP, ROOT, different, replay
+from test_sharded import DEMO, DUMP, ROOT, different, replay_both
 
 from legalsearch.config import TrainConfig, load_config
 from legalsearch.index import TRAINED_IVFPQ_FILE, faiss, load_index, read_trained_ivfpq
@@ -72,20 +72,10 @@ def test_every_shard_holds_the_global_codebooks(built: tuple[Path, Path]) -> Non
 def test_the_dumped_requests_are_answered_as_one_ivfpq_node(built: tuple[Path, Path]) -> None:
     """/search, /recommend (by id, text, keywords, filtered, with facets) and the rest of the dump through the
     single-node IVF-PQ model and the K = 2 IVF-PQ shards: the same answers, so the same top-10 ids."""
-    from fastapi.testclient import TestClient
-
-    from bench.dump import in_process_client, read_dump, served_version
-    from legalsearch.config import ServiceSettings
-    from legalsearch.scale import search as sharded
-    from legalsearch.scale.app import create_sharded_app
+    from bench.dump import read_dump
 
     one_dir, many_dir = built
-    with in_process_client(one_dir) as client:
-        one = replay(client, served_version(client))
-    loaded = sharded.load_shards(many_dir)
-    app = create_sharded_app(loaded.front, loaded.shards, ServiceSettings(models_dir=many_dir))
-    with TestClient(app) as client:
-        many = replay(client, loaded.front.version)
+    one, many = replay_both(one_dir, many_dir)
     wrong = different(one, many)
     assert not wrong, f"{len(wrong)} of {len(one)} answers differ:\n" + "\n".join(wrong[:15])
     answered = {kind: 0 for kind in ("search", "recommend")}
