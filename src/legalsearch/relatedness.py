@@ -415,10 +415,12 @@ def evidence(model: Model, seeds: Sequence[int], signals: Sequence[str], negativ
     return found
 
 
-def page_evidence(model: Model, seeds: Sequence[int], rows: Sequence[int], signals: Sequence[str]) -> Evidence:
+def page_evidence(model: Model, seeds: Sequence[int], rows: Sequence[int], signals: Sequence[str],
+                  query: np.ndarray | None = None) -> Evidence:
     """``evidence`` for a few rows only (a page read from the related table): co-citation and shared references
-    by intersecting the rows' citation lists with the seeds', instead of walking every document citing a seed."""
-    found = _direct_evidence(model, seeds, signals)
+    by intersecting the rows' citation lists with the seeds', instead of walking every document citing a seed.
+    ``query``: the seeds' ``seed_query`` where the caller has it."""
+    found = _direct_evidence(model, seeds, signals, query)
     if "word2vec" in signals and found.query.any():
         listed, cos = _word2vec_rows(model, seeds, (), None, found.query)
         found.w2v_top = _best_first(cos, listed, seeds)
@@ -442,8 +444,9 @@ def page_evidence(model: Model, seeds: Sequence[int], rows: Sequence[int], signa
     return found
 
 
-def _direct_evidence(model: Model, seeds: Sequence[int], signals: Sequence[str]) -> Evidence:
-    found = Evidence(seed_query(model.docvectors, list(seeds)))
+def _direct_evidence(model: Model, seeds: Sequence[int], signals: Sequence[str],
+                     query: np.ndarray | None = None) -> Evidence:
+    found = Evidence(seed_query(model.docvectors, list(seeds)) if query is None else query)
     if "citations" in signals:
         found.citing, found.cited = _direct(model, seeds)
     if "feedback" in signals and model.corelevance is not None:
@@ -555,7 +558,7 @@ def parts_of(fusion: Fusion, matrix: np.ndarray) -> list[dict[str, float]]:
 
 def features_of(model: Model, seeds: Sequence[int], rows: np.ndarray, found: Evidence) -> np.ndarray:
     """The feature matrix of the candidate rows (columns ``FEATURE_NAMES``)."""
-    x = reason_features(model, seeds, rows, found)
+    x = _link_columns(model, seeds, rows, found)
     if rows.size == 0:
         return x
     col = _COLUMNS
@@ -574,9 +577,8 @@ def features_of(model: Model, seeds: Sequence[int], rows: np.ndarray, found: Evi
     return x
 
 
-def reason_features(model: Model, seeds: Sequence[int], rows: np.ndarray, found: Evidence) -> np.ndarray:
-    """The structure, citation and feedback columns of ``features_of`` (the others 0): all that ``reasons``
-    reads, for pages whose scores and signal parts come from the related table."""
+def _link_columns(model: Model, seeds: Sequence[int], rows: np.ndarray, found: Evidence) -> np.ndarray:
+    """The structure, citation and feedback columns of ``features_of`` (the others 0)."""
     x = np.zeros((rows.size, len(FEATURE_NAMES)), dtype=np.float64)
     if rows.size == 0:
         return x
@@ -685,9 +687,11 @@ def rank_related(model: Model, fusion: Fusion, seeds: Sequence[int], negative: S
     return Related(found.rows[order], found.features[order], scores[order]), found.found
 
 
-def reasons(model: Model, seeds: Sequence[int], row: int, features: np.ndarray, found: Evidence) -> list[str]:
-    """Why ``row`` is related to the seeds, per signal that holds for it, in words."""
-    col = _COLUMNS
+def reasons(model: Model, seeds: Sequence[int], row: int, found: Evidence) -> list[str]:
+    """Why ``row`` is related to the seeds, per signal that holds for it, in words.
+
+    Read off the evidence and the structure columns for the one row: the conditions are those of the features'
+    structure and citation columns (``features_of``) being non-zero, without building them for a page."""
     out: list[str] = []
     if row in found.citing:
         out.append("cites the seed")
@@ -696,17 +700,22 @@ def reasons(model: Model, seeds: Sequence[int], row: int, features: np.ndarray, 
     co = round(found.co.get(row, 0.0))
     if co:
         out.append(f"cited together with the seed by {co} document{'s' if co != 1 else ''}")
-    if features[col["shared_refs"]] > 0:
+    if found.shared.get(row, 0.0) > 0:
         out.append("cites what the seed cites")
     st = structure_of(model)
-    if features[col["heading_shared"]] > 0:
+    law = int(st.law[row])
+    # as in _structure_columns: only seeds within a law count for the law and its headings
+    within = [s for s in seeds if int(st.law[s]) >= 0]
+    same = [s for s in within if int(st.law[s]) == law]
+    # a shared heading path begins with the same first heading
+    if any(st.depth[s] > 0 and st.prefixes[row, 0] == st.prefixes[s, 0] for s in within):
         level = _shared_level(st, seeds, row)
         if level:
             out.append(level)
-    elif features[col["same_law"]] > 0:
+    elif same:
         out.append(f"same law: {model.documents.field_value('law', row)}")
-    if features[col["position_near"]] > 0:
-        distance = min(abs(row - s) for s in seeds if st.law[s] == st.law[row])
+    if same:
+        distance = min(abs(row - s) for s in same)
         out.append("next section in the law" if distance == 1 else f"{distance} sections away in the law")
     together = int(found.feedback.get(row, 0))
     if together:

@@ -205,7 +205,7 @@ def test_unfused_models_keep_ranking_by_word2vec(demo_model: Model) -> None:
     for r in recommend(demo_model, positive=["DMietG § 14"], k=10).results:
         found = candidates(demo_model, [seed], signals=SIGNALS)
         at = found.rows.tolist().index(demo_model.row_of(r.doc_id))
-        assert list(r.reasons) == reasons(demo_model, [seed], int(found.rows[at]), found.features[at], found.found)
+        assert list(r.reasons) == reasons(demo_model, [seed], int(found.rows[at]), found.found)
     assert any(r.reasons for r in recommend(demo_model, positive=["DMietG § 14"], k=10).results)
 
 
@@ -217,7 +217,28 @@ def test_candidates_carry_their_sources(demo_model: Model) -> None:
     assert found.sources[neighbour] & (1 << SIGNALS.index("structure"))
     x = found.features[neighbour]
     assert x[FEATURE_NAMES.index("same_law")] == 1 and x[FEATURE_NAMES.index("position_near")] == 1
-    assert "next section in the law" in reasons(demo_model, [seed], int(found.rows[neighbour]), x, found.found)
+    assert "next section in the law" in reasons(demo_model, [seed], int(found.rows[neighbour]), found.found)
+
+
+@pytest.mark.parametrize("seed_ids", [["DMietG § 14"], ["DMietG § 3", "DMietG § 14"]])
+def test_reasons_say_what_the_features_hold(demo_model: Model, seed_ids: list[str]) -> None:
+    """Reasons are read off the evidence and the structure without the feature matrix: each holds exactly when
+    its feature column is non-zero."""
+    seeds = [demo_model.row_of(i) for i in seed_ids]
+    found = candidates(demo_model, seeds, signals=SIGNALS)
+    assert found.rows.size > 20
+    col = {name: FEATURE_NAMES.index(name) for name in FEATURE_NAMES}
+    kinds = set()
+    for row, x in zip(found.rows.tolist(), found.features, strict=True):
+        said = reasons(demo_model, seeds, row, found.found)
+        heading = any(r.startswith("same ") and not r.startswith("same law") for r in said)
+        assert heading == (x[col["heading_shared"]] > 0)
+        assert any(r.startswith("same law") for r in said) == (x[col["same_law"]] > 0 and not heading)
+        assert any("the law" in r for r in said) == (x[col["position_near"]] > 0)
+        assert ("cites what the seed cites" in said) == (x[col["shared_refs"]] > 0)
+        assert ("cites the seed" in said) == (x[col["cites_seed"]] > 0)
+        kinds.update(r.split(":")[0] for r in said)
+    assert len(kinds) >= 3, kinds
 
 
 def test_fusion_round_trips(fused_model: Model, tmp_path: Path) -> None:

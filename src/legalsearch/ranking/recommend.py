@@ -119,17 +119,16 @@ def _recommend_by_vector(model: Model, req: _Request, query: np.ndarray, offset:
     records = [model.documents.record(row) for row in page]
     snippets = _snippets(model, page, [r["text"] for r in records], req.marked, chars)
     # the reasons the other signals give, though they did not rank: the evidence of the page's rows alone
-    found = relatedness.page_evidence(model, req.positive, page, ("structure", "citations", "feedback"))
-    features = relatedness.reason_features(model, req.positive, np.asarray(page, dtype=np.int64), found)
+    found = relatedness.page_evidence(model, req.positive, page, ("structure", "citations", "feedback"), query)
     results = [
         Recommendation(
             doc_id=r["id"], score=round(scores[row], 6), title=r["title"], type=r["type"],
             metadata=r["metadata"], snippet=snip.html, keywords=explained,
-            reasons=tuple(relatedness.reasons(model, req.positive, row, x, found)),
+            reasons=tuple(relatedness.reasons(model, req.positive, row, found)),
             signals={"word2vec": round(scores[row], 6)},
         )
-        for row, r, snip, explained, x in zip(page, records, snippets, _explain(model, page, req.keyword_ids),
-                                               features, strict=True)
+        for row, r, snip, explained in zip(page, records, snippets, _explain(model, page, req.keyword_ids),
+                                           strict=True)
     ]
     return RecommendResult(tuple(results), req.ignored, model.version, _request_keywords(req.keywords), counted)
 
@@ -226,12 +225,10 @@ def _recommend_fused(model: Model, req: _Request, offset: int, k: int, allowed: 
     if found is None:  # the evidence of the page's rows alone: what its explanations need
         found = relatedness.page_evidence(model, req.positive, page, fusion.signals)
     if related is None and model.related_parts is not None:
-        # the table's own parts: no More-Like-This pass and no tree scoring per signal for the page; the
-        # features serve the reasons only
-        features = relatedness.reason_features(model, req.positive, np.asarray(page, dtype=np.int64), found)
+        # the table's own parts: no More-Like-This pass and no tree scoring per signal for the page
         parts = relatedness.parts_of(fusion, model.related_parts[req.positive[0], [slots[r] for r in page]])
     else:
-        features, parts = _fused_parts(model, fusion, req.positive, page, found, related)
+        parts = _fused_parts(model, fusion, req.positive, page, found, related)
     budget.check("before the snippets")
     records = [model.documents.record(row) for row in page]
     snippets = _snippets(model, page, [r["text"] for r in records], req.marked, model.config.search.snippet_chars)
@@ -239,28 +236,26 @@ def _recommend_fused(model: Model, req: _Request, offset: int, k: int, allowed: 
         Recommendation(
             doc_id=r["id"], score=round(scores[row], 6), title=r["title"], type=r["type"],
             metadata=r["metadata"], snippet=snip.html, keywords=explained,
-            reasons=tuple(relatedness.reasons(model, req.positive, row, x, found)), signals=signal_parts,
+            reasons=tuple(relatedness.reasons(model, req.positive, row, found)), signals=signal_parts,
         )
-        for row, r, snip, explained, x, signal_parts in zip(
-            page, records, snippets, _explain(model, page, req.keyword_ids), features, parts, strict=True)
+        for row, r, snip, explained, signal_parts in zip(
+            page, records, snippets, _explain(model, page, req.keyword_ids), parts, strict=True)
     ]
     return RecommendResult(tuple(results), req.ignored, model.version, _request_keywords(req.keywords), counted)
 
 
 def _fused_parts(model: Model, fusion: relatedness.Fusion, seeds: Sequence[int], page: Sequence[int],
-                 found: relatedness.Evidence, related: relatedness.Related | None) -> (
-    tuple[np.ndarray, list[dict[str, float]]]
-):
-    """The page's features and each signal's part of its scores; from the precomputed table (``related`` None)
-    the features of the page alone are computed."""
+                 found: relatedness.Evidence, related: relatedness.Related | None) -> list[dict[str, float]]:
+    """Each signal's part of the page's scores; from the precomputed table (``related`` None) the features of
+    the page alone are computed."""
     if related is not None:
         at = {r: i for i, r in enumerate(related.rows.tolist())}
         features = related.features[[at[r] for r in page]] if page else related.features[:0]
-        return features, relatedness.contributions(fusion, features)
+        return relatedness.contributions(fusion, features)
     if "lexical" in fusion.signals:
         relatedness.mlt_scores(model, found, seeds)
     features = relatedness.features_of(model, seeds, np.asarray(page, dtype=np.int64), found)
-    return features, relatedness.contributions(fusion, features)
+    return relatedness.contributions(fusion, features)
 
 
 def _collapse(model: Model, rows: Sequence[int]) -> list[int]:

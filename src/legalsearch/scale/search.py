@@ -524,15 +524,14 @@ def _seed_results(front: Model, shards: Sequence[Shard], pos_rows: list[int], pa
     """A page of recommendations for seed documents, with the single node's reasons (structure, citations)."""
     parts = _hit_parts(front, shards, page, None, keyword_ids)
     evidence = relatedness.page_evidence(front, pos_rows, page, ("structure", "citations", "feedback"))
-    features = relatedness.reason_features(front, pos_rows, np.asarray(page, dtype=np.int64), evidence)
     return tuple(
         Recommendation(
             doc_id=hp.doc_id, score=round(scores[row], 6), title=hp.title, type=hp.type, metadata=hp.metadata,
             snippet=hp.snippet, keywords=hp.keywords,
-            reasons=tuple(relatedness.reasons(front, pos_rows, row, x, evidence)),
+            reasons=tuple(relatedness.reasons(front, pos_rows, row, evidence)),
             signals={"word2vec": round(scores[row], 6)},
         )
-        for row, x in zip(page, features, strict=True) for hp in [parts[row]]
+        for row in page for hp in [parts[row]]
     )
 
 
