@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
 
 import numpy as np
 
@@ -256,7 +255,7 @@ class CoRelevance:
 
 
 @dataclass(frozen=True)
-class _Structure:
+class Structure:
     """Per row the law code and the heading path as prefix ids (one column per depth, -1 below the path)."""
 
     law: np.ndarray
@@ -267,14 +266,16 @@ class _Structure:
     heading: np.ndarray
 
 
-_STRUCTURE: WeakKeyDictionary[Model, _Structure] = WeakKeyDictionary()
+def structure_of(model: Model) -> Structure:
+    """The model's statute structure columns, built once per model from the document store's codes (held by
+    the model's ranking caches)."""
+    caches = model.ranking_caches
+    if caches.structure is None:
+        caches.structure = _build_structure(model)
+    return caches.structure
 
 
-def structure_of(model: Model) -> _Structure:
-    """The model's statute structure columns, built once per model from the document store's codes."""
-    found = _STRUCTURE.get(model)
-    if found is not None:
-        return found
+def _build_structure(model: Model) -> Structure:
     n = len(model.documents)
     law, _ = model.documents.column("law")
     heading, values = model.documents.column("heading_path")
@@ -291,9 +292,7 @@ def structure_of(model: Model) -> _Structure:
     # code -1 (no heading) reads the last line of the table: all -1
     prefixes = table[codes]
     depth = np.array([len(c) for c in components] + [0], dtype=np.int32)[codes]
-    found = _Structure(np.asarray(law), prefixes, depth, components, np.asarray(codes))
-    _STRUCTURE[model] = found
-    return found
+    return Structure(np.asarray(law), prefixes, depth, components, np.asarray(codes))
 
 
 @dataclass(frozen=True)
@@ -337,7 +336,7 @@ def _masked(values: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def _position_rows(st: _Structure, seeds: Sequence[int], n: int) -> np.ndarray:
+def _position_rows(st: Structure, seeds: Sequence[int], n: int) -> np.ndarray:
     half = CANDIDATES // 2
     parts = []
     for s in seeds:
@@ -596,7 +595,7 @@ def _link_columns(model: Model, seeds: Sequence[int], rows: np.ndarray, found: E
     return x
 
 
-def _structure_columns(x: np.ndarray, st: _Structure, seeds: Sequence[int], rows: np.ndarray) -> None:
+def _structure_columns(x: np.ndarray, st: Structure, seeds: Sequence[int], rows: np.ndarray) -> None:
     """Same law, shared heading path, closeness and order in the law, into ``x``."""
     col = _COLUMNS
     same = np.zeros(rows.size, dtype=bool)
@@ -723,12 +722,17 @@ def reasons(model: Model, seeds: Sequence[int], row: int, found: Evidence) -> li
     return out
 
 
-def _shared_level(st: _Structure, seeds: Sequence[int], row: int) -> str | None:
+def _shared_level(st: Structure, seeds: Sequence[int], row: int) -> str | None:
     """"same Titel: Mietvertrag, Pachtvertrag": the deepest heading the row shares with a seed."""
     best: tuple[int, str] | None = None
     for s in seeds:
         d = int(st.depth[s])
-        match = int(np.cumprod(st.prefixes[row, :d] == st.prefixes[s, :d]).sum()) if d else 0
+        # the leading headings in common; a loop over the few levels costs less than numpy's calls
+        match = 0
+        for a, b in zip(st.prefixes[row, :d].tolist(), st.prefixes[s, :d].tolist(), strict=True):
+            if a != b:
+                break
+            match += 1
         if match and (best is None or match > best[0]):
             best = (match, st.components[int(st.heading[s])][match - 1])
     if best is None:

@@ -243,6 +243,21 @@ def make_snippets(
     """
     if not rows:
         return []
+    passages, bounds, matched = _passages(index, rows, texts, wanted, chars)
+    return [Snippet(passage, frozenset(matched[bounds[r]:bounds[r + 1]])) for r, passage in enumerate(passages)]
+
+
+def snippet_passages(
+    index: SnippetIndex, rows: Sequence[int], texts: Sequence[str], wanted: np.ndarray, chars: int
+) -> list[str]:
+    """``make_snippets``' passages alone, for answers that do not list the matched terms."""
+    return _passages(index, rows, texts, wanted, chars)[0] if rows else []
+
+
+def _passages(
+    index: SnippetIndex, rows: Sequence[int], texts: Sequence[str], wanted: np.ndarray, chars: int
+) -> tuple[list[str], list[int], list[int]]:
+    """Each text's passage; per row the bounds of its matched term ids in the list returned last."""
     at = csr_rows(index.indptr, rows)
     positions = at.positions
     terms = index.terms[positions]
@@ -278,20 +293,17 @@ def make_snippets(
     kept_starts = starts.tolist()
     kept_ends = index.ends[at_pos[kept]].tolist()
     matched_terms = terms[picked].tolist()
-    out: list[Snippet] = []
+    out: list[str] = []
     for r, text in enumerate(texts):
-        a, b = bounds[r], bounds[r + 1]
-        if a == b:
-            out.append(Snippet(html.escape(text[:chars] + ("…" if len(text) > chars else "")), frozenset()))
+        if bounds[r] == bounds[r + 1]:
+            out.append(html.escape(text[:chars] + ("…" if len(text) > chars else "")))
             continue
         ka, kb = kept_bounds[r], kept_bounds[r + 1]
         counts = covered[ka:kb]
         # the first start whose window covers most matches
         best_start = kept_starts[ka + counts.index(max(counts))]
-        out.append(Snippet(
-            _window(text, kept_starts, kept_ends, ka, kb, best_start, chars), frozenset(matched_terms[a:b])
-        ))
-    return out
+        out.append(_window(text, kept_starts, kept_ends, ka, kb, best_start, chars))
+    return out, bounds, matched_terms
 
 
 def _window(text: str, starts: list[int], ends: list[int], lo: int, hi: int, best_start: int, chars: int) -> str:

@@ -14,6 +14,7 @@ from legalsearch.relatedness import structure_of
 if TYPE_CHECKING:
     from legalsearch.engine import Model
     from legalsearch.ranking.query import _Candidate
+    from legalsearch.relatedness import Structure
 
 #: the word and expansion memos start over past this many entries (the keyword parts hold at most the vocabulary)
 _WORD_MEMO_LIMIT = 200_000
@@ -28,12 +29,13 @@ class RankingCaches:
     keyword's string (seed documents' marked snippet terms); ``word_tokens``: a word of a result text -> its
     normalised tokens (``explain._word_hits``, models without a snippet index); ``expansions``: a query term ->
     its expansion candidates (``query._expand``: table lookups, similarity threshold and document frequency checks
-    were ~15% of a search).
+    were ~15% of a search); ``structure``: the statute structure columns (``relatedness.structure_of``).
     """
 
     keyword_parts: dict[int, tuple[tuple[int, str], ...]] = field(default_factory=dict)
     word_tokens: dict[str, frozenset[str]] = field(default_factory=dict)
     expansions: dict[str, tuple[_Candidate, ...]] = field(default_factory=dict)
+    structure: Structure | None = None
 
     def word_memo(self) -> dict[str, frozenset[str]]:
         """``word_tokens``, started over when it has grown past its limit."""

@@ -12,7 +12,7 @@ import numpy as np
 from legalsearch.engine import Model
 from legalsearch.keywords import PHRASE_JOINER, csr_rows
 from legalsearch.ranking.results import Ranking
-from legalsearch.snippets import make_snippets, wanted_ids
+from legalsearch.snippets import make_snippets, snippet_passages, wanted_ids
 from legalsearch.types import Keyword
 
 
@@ -125,6 +125,15 @@ def _snippets(model: Model, rows: Sequence[int], texts: Sequence[str], marked: _
         _Snippet(found.html, tuple(sorted(marked.ids[i] for i in found.matched)))
         for found in make_snippets(model.snippets, rows, texts, marked.wanted, chars)
     ]
+
+
+def _snippet_html(model: Model, rows: Sequence[int], texts: Sequence[str], marked: _Marked, chars: int) -> (
+    list[str]
+):
+    """``_snippets``' passages alone, for results that do not list the matched terms (recommendations)."""
+    if model.snippets is None or marked.wanted is None:
+        return [snippet(model, text, marked.terms, chars)[0] for text in texts]
+    return snippet_passages(model.snippets, rows, texts, marked.wanted, chars)
 
 
 _WORD = re.compile(r"\w[\w-]*")

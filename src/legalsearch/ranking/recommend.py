@@ -22,7 +22,7 @@ from legalsearch.ranking.explain import (
     _ranking_marked,
     _request_ids,
     _request_keywords,
-    _snippets,
+    _snippet_html,
 )
 from legalsearch.ranking.results import RecommendResult
 from legalsearch.ranking.search import _facets, rank
@@ -117,13 +117,13 @@ def _recommend_by_vector(model: Model, req: _Request, query: np.ndarray, offset:
     # records, not Documents: a frozen dataclass per result is a cost for nothing here
     budget.check("before the snippets")
     records = [model.documents.record(row) for row in page]
-    snippets = _snippets(model, page, [r["text"] for r in records], req.marked, chars)
+    snippets = _snippet_html(model, page, [r["text"] for r in records], req.marked, chars)
     # the reasons the other signals give, though they did not rank: the evidence of the page's rows alone
     found = relatedness.page_evidence(model, req.positive, page, ("structure", "citations", "feedback"), query)
     results = [
         Recommendation(
             doc_id=r["id"], score=round(scores[row], 6), title=r["title"], type=r["type"],
-            metadata=r["metadata"], snippet=snip.html, keywords=explained,
+            metadata=r["metadata"], snippet=snip, keywords=explained,
             reasons=tuple(relatedness.reasons(model, req.positive, row, found)),
             signals={"word2vec": round(scores[row], 6)},
         )
@@ -163,12 +163,12 @@ def _recommend_by_query(model: Model, query: str, k: int, offset: int, filters: 
     request = {kw.term: kw.weight for kw in ranked.analysis.keywords}
     budget.check("before the snippets")
     records = [model.documents.record(row) for row in page]
-    snippets = _snippets(model, page, [r["text"] for r in records], _ranking_marked(model, ranked),
+    snippets = _snippet_html(model, page, [r["text"] for r in records], _ranking_marked(model, ranked),
                          model.config.search.snippet_chars)
     results = [
         Recommendation(
             doc_id=r["id"], score=round(float(ranked.scores[at[row]]), 6), title=r["title"], type=r["type"],
-            metadata=r["metadata"], snippet=snip.html, keywords=explained,
+            metadata=r["metadata"], snippet=snip, keywords=explained,
             reasons=(f"named in the request: {ranked.named[row]}",) if row in ranked.named else (),
             signals={name: round(float(part[at[row]]), 6) for name, part in ranked.parts.items()},
         )
@@ -231,11 +231,11 @@ def _recommend_fused(model: Model, req: _Request, offset: int, k: int, allowed: 
         parts = _fused_parts(model, fusion, req.positive, page, found, related)
     budget.check("before the snippets")
     records = [model.documents.record(row) for row in page]
-    snippets = _snippets(model, page, [r["text"] for r in records], req.marked, model.config.search.snippet_chars)
+    snippets = _snippet_html(model, page, [r["text"] for r in records], req.marked, model.config.search.snippet_chars)
     results = [
         Recommendation(
             doc_id=r["id"], score=round(scores[row], 6), title=r["title"], type=r["type"],
-            metadata=r["metadata"], snippet=snip.html, keywords=explained,
+            metadata=r["metadata"], snippet=snip, keywords=explained,
             reasons=tuple(relatedness.reasons(model, req.positive, row, found)), signals=signal_parts,
         )
         for row, r, snip, explained, signal_parts in zip(
