@@ -11,6 +11,7 @@ from legalsearch.snippets import (
     head_chars,
     index_snippets,
     make_snippets,
+    snippet_passages,
     wanted_ids,
 )
 from legalsearch.text import Preprocessor
@@ -116,7 +117,10 @@ def test_batched_snippets_equal_one_at_a_time(built: tuple[SnippetIndex, dict[st
         batch = make_snippets(index, rows, [TEXTS[r] for r in rows], wanted_ids(ids), chars)
         single = [make_snippet(index, r, TEXTS[r], wanted_terms(len(vocab), ids), chars) for r in rows]
         assert batch == single
+        passages = snippet_passages(index, rows, [TEXTS[r] for r in rows], wanted_ids(ids), chars)
+        assert passages == [s.html for s in single]
     assert make_snippets(index, [], [], wanted_ids(ids), 80) == []
+    assert snippet_passages(index, [], [], wanted_ids(ids), 80) == []
     assert all(s.matched == frozenset() for s in make_snippets(index, [0, 1], TEXTS[:2], wanted_ids(()), 80))
 
 
