@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -738,8 +739,21 @@ def _shared_level(st: Structure, seeds: Sequence[int], row: int) -> str | None:
     if best is None:
         return None
     level, sep, title = best[1].partition(" - ")
-    name = level.split()[0] if level.split() else level
-    return f"same {name}: {title}" if sep else f"same heading: {best[1]}"
+    name = heading_level(level)
+    if not sep:
+        return f"same heading: {best[1]}"
+    return f"same {name or 'heading'}: {title}"
+
+
+def heading_level(label: str) -> str | None:
+    """The level a heading's label names: "Abschnitt" for "Abschnitt 8", "Erster Abschnitt", "1. Abschnitt" and
+    "Abschnitt XVI" (the label's last word of two or more letters that is no roman numeral), None for a label
+    without one ("§ 5", "II.")."""
+    words = [w for w in label.split() if len(w) > 1 and w.isalpha() and not _ROMAN.fullmatch(w)]
+    return words[-1] if words else None
+
+
+_ROMAN = re.compile("[IVXLCDM]+")
 
 
 #: rows per progress step while precomputing the related table

@@ -23,7 +23,15 @@ from legalsearch.recommend_eval import (
     position_run,
     rrf,
 )
-from legalsearch.relatedness import FEATURE_NAMES, FUSION_FILE, SIGNALS, Fusion, candidates, reasons
+from legalsearch.relatedness import (
+    FEATURE_NAMES,
+    FUSION_FILE,
+    SIGNALS,
+    Fusion,
+    candidates,
+    heading_level,
+    reasons,
+)
 
 QUESTIONS = Path(__file__).resolve().parents[1] / "fixtures" / "recommend" / "questions.jsonl"
 STATUTES = {"type": "statute"}
@@ -239,6 +247,15 @@ def test_reasons_say_what_the_features_hold(demo_model: Model, seed_ids: list[st
         assert ("cites the seed" in said) == (x[col["cites_seed"]] > 0)
         kinds.update(r.split(":")[0] for r in said)
     assert len(kinds) >= 3, kinds
+
+
+@pytest.mark.parametrize(("label", "level"), [
+    ("Untertitel 2", "Untertitel"), ("Erster Abschnitt", "Abschnitt"), ("Abschnitt 1a", "Abschnitt"),
+    ("1. Kapitel", "Kapitel"), ("Zweites Buch", "Buch"), ("Abschnitt XVI", "Abschnitt"), ("Teil A", "Teil"),
+    ("II.", None), ("§ 5", None), ("", None),
+])
+def test_heading_level_is_the_word_naming_the_level(label: str, level: str | None) -> None:
+    assert heading_level(label) == level
 
 
 def test_fusion_round_trips(fused_model: Model, tmp_path: Path) -> None:
