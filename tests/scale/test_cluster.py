@@ -33,13 +33,33 @@ def test_tasks_run_on_both_nodes(loopback_cluster: Any) -> None:
     assert len(nodes) == 2
     assert {n["NodeManagerAddress"] for n in nodes} == {"127.0.0.1"}
 
-    @ray.remote(num_cpus=1)
-    def where(_i: int) -> str:
-        time.sleep(0.2)
-        return str(ray.get_runtime_context().get_node_id())
+    @ray.remote(num_cpus=0)
+    class Arrivals:
+        def __init__(self) -> None:
+            self.count = 0
 
-    # two tasks of one CPU each at once on a cluster of 2 x 1 CPU: one per node
-    assert len(set(ray.get([where.remote(i) for i in range(2)]))) == 2
+        def arrive(self) -> int:
+            self.count += 1
+            return self.count
+
+        def seen(self) -> int:
+            return self.count
+
+    arrivals = Arrivals.remote()
+
+    @ray.remote(num_cpus=1)
+    def where(_i: int) -> tuple[str, bool]:
+        # each task holds its CPU until the other has started: both running at once on a cluster of 2 x 1 CPU is
+        # one per node (a sleep instead let a busy machine run them one after the other on the same node)
+        ray.get(arrivals.arrive.remote())
+        deadline = time.monotonic() + 60
+        while ray.get(arrivals.seen.remote()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return str(ray.get_runtime_context().get_node_id()), ray.get(arrivals.seen.remote()) >= 2
+
+    placed = ray.get([where.remote(i) for i in range(2)])
+    assert all(together for _node, together in placed), "the two tasks did not run at the same time"
+    assert len({node for node, _together in placed}) == 2
 
 
 def test_every_socket_is_loopback(loopback_cluster: Any) -> None:
