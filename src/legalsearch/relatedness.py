@@ -415,12 +415,10 @@ def evidence(model: Model, seeds: Sequence[int], signals: Sequence[str], negativ
     return found
 
 
-def page_evidence(model: Model, seeds: Sequence[int], rows: Sequence[int], signals: Sequence[str],
-                  query: np.ndarray | None = None) -> Evidence:
+def page_evidence(model: Model, seeds: Sequence[int], rows: Sequence[int], signals: Sequence[str]) -> Evidence:
     """``evidence`` for a few rows only (a page read from the related table): co-citation and shared references
-    by intersecting the rows' citation lists with the seeds', instead of walking every document citing a seed.
-    ``query``: the seeds' ``seed_query`` where the caller has it."""
-    found = _direct_evidence(model, seeds, signals, query)
+    by intersecting the rows' citation lists with the seeds', instead of walking every document citing a seed."""
+    found = _direct_evidence(model, seeds, signals)
     if "word2vec" in signals and found.query.any():
         listed, cos = _word2vec_rows(model, seeds, (), None, found.query)
         found.w2v_top = _best_first(cos, listed, seeds)
@@ -444,9 +442,8 @@ def page_evidence(model: Model, seeds: Sequence[int], rows: Sequence[int], signa
     return found
 
 
-def _direct_evidence(model: Model, seeds: Sequence[int], signals: Sequence[str],
-                     query: np.ndarray | None = None) -> Evidence:
-    found = Evidence(seed_query(model.docvectors, list(seeds)) if query is None else query)
+def _direct_evidence(model: Model, seeds: Sequence[int], signals: Sequence[str]) -> Evidence:
+    found = Evidence(seed_query(model.docvectors, list(seeds)))
     if "citations" in signals:
         found.citing, found.cited = _direct(model, seeds)
     if "feedback" in signals and model.corelevance is not None:
@@ -707,11 +704,9 @@ def reasons(model: Model, seeds: Sequence[int], row: int, found: Evidence) -> li
     # as in _structure_columns: only seeds within a law count for the law and its headings
     within = [s for s in seeds if int(st.law[s]) >= 0]
     same = [s for s in within if int(st.law[s]) == law]
-    # a shared heading path begins with the same first heading
-    if any(st.depth[s] > 0 and st.prefixes[row, 0] == st.prefixes[s, 0] for s in within):
-        level = _shared_level(st, seeds, row)
-        if level:
-            out.append(level)
+    level = _shared_level(st, within, row)
+    if level:
+        out.append(level)
     elif same:
         out.append(f"same law: {model.documents.field_value('law', row)}")
     if same:

@@ -119,7 +119,7 @@ def _recommend_by_vector(model: Model, req: _Request, query: np.ndarray, offset:
     records = [model.documents.record(row) for row in page]
     snippets = _snippet_html(model, page, [r["text"] for r in records], req.marked, chars)
     # the reasons the other signals give, though they did not rank: the evidence of the page's rows alone
-    found = relatedness.page_evidence(model, req.positive, page, ("structure", "citations", "feedback"), query)
+    found = relatedness.page_evidence(model, req.positive, page, ("structure", "citations", "feedback"))
     results = [
         Recommendation(
             doc_id=r["id"], score=round(scores[row], 6), title=r["title"], type=r["type"],
